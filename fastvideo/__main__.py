@@ -1,0 +1,5 @@
+import sys
+
+from fastvideo.entrypoints.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""Pipeline configs: how a model folder is run (precision, offload, shift, text length).
+
+A ``PipelineConfig`` is plain data with a JSON round trip, so the studio can
+store and send it.  Family presets subclass it (``configs/pipelines/<family>.py``);
+``VideoGenerator.from_pretrained(path, **overrides)`` applies overrides by field name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class PipelineConfig:
+    # Per-component precision: "fp32", "bf16" or "fp16".
+    dit_precision: str = "bf16"
+    vae_precision: str = "fp32"
+    text_encoder_precision: str = "bf16"
+    image_encoder_precision: str = "fp32"
+    # Default flow shift of the schedule (SamplingParam.flow_shift overrides it per request).
+    flow_shift: float = 3.0
+    # Text tokens the encoder sees (prompts are padded/truncated to this).
+    text_len: int = 512
+    # Memory: VAE spatial tiling, and keeping components on the CPU while idle.
+    vae_tiling: bool = False
+    vae_cpu_offload: bool = False
+    text_encoder_cpu_offload: bool = False
+    image_encoder_cpu_offload: bool = False
+    dit_cpu_offload: bool = False
+    # Batch the conditional and unconditional passes into one forward when CFG is on.
+    batch_cfg: bool = True
+    # Attention backend for self-attention (None: FASTVIDEO_ATTENTION_BACKEND or TORCH_SDPA).
+    attention_backend: str | None = None
+    # Parallelism (filled by the executor): sequence-parallel and CFG-parallel sizes.
+    sp_size: int = 1
+    cfg_parallel: bool | None = None  # None: choose by GPU count
+    # Check each stage's inputs and outputs.
+    stage_verification: bool = True
+    # Latent -> RGB preview factors (16 x 3 matrix and 3 biases) for live previews.
+    preview_factors: list[list[float]] | None = None
+    preview_bias: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("dit_precision", "vae_precision", "text_encoder_precision", "image_encoder_precision"):
+            value = getattr(self, name)
+            if value not in PRECISIONS:
+                raise ValueError(f"{name} must be one of {PRECISIONS}, got {value!r}")
+        if self.flow_shift <= 0:
+            raise ValueError(f"flow_shift must be positive, got {self.flow_shift}")
+
+    def update(self, **overrides: Any) -> "PipelineConfig":
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise TypeError(f"unknown pipeline option(s) {unknown}; options: {', '.join(sorted(names))}")
+        values = {**dataclasses.asdict(self), **overrides}
+        return type(self)(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps({"_class_name": type(self).__name__, **self.to_dict()}, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PipelineConfig":
+        data = json.loads(text)
+        data.pop("_class_name", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown keys {unknown}")
+        return cls(**data)
+
+
+def torch_dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

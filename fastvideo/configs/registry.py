@@ -1,0 +1,248 @@
+"""The registry: from a model folder or repo id to pipeline, configs and model classes.
+
+A Diffusers-style folder is described by ``model_index.json``: its ``_class_name``
+names the pipeline, and each component entry ``[library, class]`` names the class
+that made the component's weights.  This module maps those names onto our code.
+
+Adding a model family means adding entries here (pipeline classes, component
+classes, known repo ids) -- nothing else in the generic code changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastvideo.configs.pipelines.base import PipelineConfig
+from fastvideo.configs.pipelines.wan import (
+    WanI2V480PConfig,
+    WanI2V720PConfig,
+    WanT2V480PConfig,
+    WanT2V720PConfig,
+)
+from fastvideo.configs.sample.base import SamplingParam
+from fastvideo.configs.sample.wan import (
+    WanI2V480PSamplingParam,
+    WanI2V720PSamplingParam,
+    WanT2V480PSamplingParam,
+    WanT2V720PSamplingParam,
+)
+from fastvideo.errors import ModelNotFoundError
+
+
+@dataclass(frozen=True)
+class ComponentClass:
+    """Our implementation of a checkpoint class: ``module:Class`` strings (imported lazily)."""
+
+    model: str
+    arch_config: str | None = None
+    kind: str = "module"  # module | tokenizer | image_processor | scheduler
+
+
+# Checkpoint class name (model_index.json / config.json) -> our implementation.
+COMPONENT_CLASSES: dict[str, ComponentClass] = {
+    "WanTransformer3DModel": ComponentClass(
+        "fastvideo.models.dits.wan:WanTransformer3DModel", "fastvideo.configs.models.dits.wan:WanVideoConfig"
+    ),
+    "AutoencoderKLWan": ComponentClass(
+        "fastvideo.models.vaes.wan:AutoencoderKLWan", "fastvideo.configs.models.vaes.wan:WanVAEConfig"
+    ),
+    "UMT5EncoderModel": ComponentClass(
+        "fastvideo.models.encoders.t5:UMT5TextEncoder", "fastvideo.configs.models.encoders.t5:T5EncoderArchConfig"
+    ),
+    "CLIPVisionModelWithProjection": ComponentClass(
+        "fastvideo.models.encoders.clip:CLIPVisionEncoder", "fastvideo.configs.models.encoders.clip:CLIPVisionArchConfig"
+    ),
+    "T5TokenizerFast": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
+    "T5Tokenizer": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
+    "AutoTokenizer": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
+    "CLIPImageProcessor": ComponentClass("transformers:CLIPImageProcessor", kind="image_processor"),
+    "UniPCMultistepScheduler": ComponentClass("fastvideo.models.schedulers:SCHEDULERS", kind="scheduler"),
+    "FlowMatchEulerDiscreteScheduler": ComponentClass("fastvideo.models.schedulers:SCHEDULERS", kind="scheduler"),
+}
+
+
+@dataclass(frozen=True)
+class PipelineEntry:
+    family: str
+    tasks: tuple[str, ...]  # the first is the folder's own task
+    pipeline_config_cls: type[PipelineConfig]
+    sampling_param_cls: type[SamplingParam]
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+PIPELINES: dict[str, PipelineEntry] = {
+    "WanPipeline": PipelineEntry(
+        "wan", ("t2v", "v2v"), WanT2V480PConfig, WanT2V480PSamplingParam,
+        ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"),
+    ),
+    "WanVideoToVideoPipeline": PipelineEntry(
+        "wan", ("v2v", "t2v"), WanT2V480PConfig, WanT2V480PSamplingParam,
+        ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"),
+    ),
+    "WanImageToVideoPipeline": PipelineEntry(
+        "wan", ("i2v",), WanI2V480PConfig, WanI2V480PSamplingParam,
+        ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"),
+        ("image_encoder", "image_processor"),
+    ),
+}
+
+# Presets of known hub repos where the folder alone does not tell (resolution, shift).
+KNOWN_REPOS: dict[str, tuple[type[PipelineConfig], type[SamplingParam]]] = {
+    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": (WanT2V480PConfig, WanT2V480PSamplingParam),
+    "Wan-AI/Wan2.1-T2V-14B-Diffusers": (WanT2V720PConfig, WanT2V720PSamplingParam),
+    "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": (WanI2V480PConfig, WanI2V480PSamplingParam),
+    "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": (WanI2V720PConfig, WanI2V720PSamplingParam),
+}
+
+
+@dataclass
+class ModelInfo:
+    """What the registry knows about one resolved model folder."""
+
+    path: Path
+    pipeline_name: str
+    family: str
+    tasks: tuple[str, ...]
+    components: dict[str, tuple[str, str]]  # name -> (library, class)
+    pipeline_config_cls: type[PipelineConfig]
+    sampling_param_cls: type[SamplingParam]
+    repo_id: str | None = None
+    model_index: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.tasks[0]
+
+    def component_class(self, name: str) -> ComponentClass:
+        if name not in self.components:
+            raise ModelNotFoundError(
+                f"{self.path}: model_index.json has no component {name!r}; it has {sorted(self.components)}"
+            )
+        _, cls_name = self.components[name]
+        if cls_name not in COMPONENT_CLASSES:
+            raise ModelNotFoundError(
+                f"{self.path}: component {name!r} has class {cls_name!r}, which fastvideo does not implement; "
+                f"known classes: {', '.join(sorted(COMPONENT_CLASSES))}"
+            )
+        return COMPONENT_CLASSES[cls_name]
+
+
+def import_string(spec: str) -> Any:
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def models_dir() -> Path:
+    """Where downloaded and converted models live (``FASTVIDEO_MODELS_DIR`` or the user data dir)."""
+    env = os.environ.get("FASTVIDEO_MODELS_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("fastvideo", appauthor=False)) / "models"
+
+
+def local_candidates(name: str) -> list[Path]:
+    """Paths tried for a name: as given, then under the models folder's layouts."""
+    root = models_dir()
+    short = name.split("/")[-1]
+    return [Path(name).expanduser(), root / "converted_weights" / short, root / "official_weights" / short,
+            root / name.replace("/", "--")]
+
+
+def resolve_model(path_or_id: str | os.PathLike, *, download: bool = False) -> ModelInfo:
+    """Resolve a local folder or a repo id to a :class:`ModelInfo`.
+
+    Repo ids are looked up in the models folder and the Hugging Face cache; with
+    ``download=True`` a missing repo is downloaded first.
+    """
+    name = str(path_or_id)
+    repo_id = None
+    folder = next((p for p in local_candidates(name) if (p / "model_index.json").is_file()), None)
+    if folder is None:
+        given = Path(name).expanduser()
+        if given.is_dir():
+            if (given / "config.json").is_file() and not (given / "model_index.json").exists():
+                raise ModelNotFoundError(
+                    f"{given}: this looks like an official (non-Diffusers) checkpoint; convert it first: "
+                    f"fastvideo convert {given} OUTPUT"
+                )
+            raise ModelNotFoundError(f"{given}: no model_index.json in this folder (is it a Diffusers-layout model?)")
+        if _looks_like_repo_id(name):
+            repo_id = name
+            folder = _from_hub_cache(name, download=download)
+        if folder is None:
+            known = ", ".join(sorted(KNOWN_REPOS))
+            if repo_id and repo_id in KNOWN_REPOS:
+                raise ModelNotFoundError(
+                    f"{name} is not downloaded; run: fastvideo download --repo-id {name} --local-dir DIR"
+                )
+            raise ModelNotFoundError(f"{name}: no such folder, and not a downloaded model. Known repos: {known}")
+    return describe_folder(folder, repo_id=repo_id)
+
+
+def describe_folder(folder: Path, repo_id: str | None = None) -> ModelInfo:
+    index_path = folder / "model_index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelNotFoundError(f"{index_path}: not valid JSON ({exc})") from None
+    pipeline_name = index.get("_class_name")
+    if pipeline_name not in PIPELINES:
+        raise ModelNotFoundError(
+            f"{index_path}: unknown pipeline _class_name {pipeline_name!r}; fastvideo knows "
+            f"{', '.join(sorted(PIPELINES))}"
+        )
+    entry = PIPELINES[pipeline_name]
+    components = {
+        k: (v[0], v[1]) for k, v in index.items()
+        if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[1] is not None
+    }
+    for comp in entry.required:
+        if comp not in components:
+            raise ModelNotFoundError(f"{index_path}: required component {comp!r} is not listed")
+    for comp in components:
+        sub = folder / comp
+        if not sub.is_dir():
+            raise ModelNotFoundError(f"{index_path}: lists component {comp!r} but folder {sub} is missing")
+    cfg_cls, sp_cls = entry.pipeline_config_cls, entry.sampling_param_cls
+    key = repo_id or _repo_id_from_name(folder)
+    if key in KNOWN_REPOS:
+        cfg_cls, sp_cls = KNOWN_REPOS[key]
+    return ModelInfo(folder, pipeline_name, entry.family, entry.tasks, components, cfg_cls, sp_cls, repo_id, index)
+
+
+def _repo_id_from_name(folder: Path) -> str | None:
+    name = folder.name
+    for rid in KNOWN_REPOS:
+        if rid.split("/")[-1] == name:
+            return rid
+    return None
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def _from_hub_cache(repo_id: str, download: bool) -> Path | None:
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        pass
+    if not download:
+        return None
+    from fastvideo.entrypoints.download import download_model
+
+    return Path(download_model(repo_id))

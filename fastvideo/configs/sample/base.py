@@ -1,0 +1,57 @@
+"""Sampling parameters: what one generation request asks for.
+
+``SamplingParam.from_pretrained(path_or_id)`` returns the defaults of the model's
+family (resolved through the registry); callers then change fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SamplingParam:
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    num_frames: int = 81
+    height: int = 480
+    width: int = 832
+    fps: int = 16
+    num_inference_steps: int = 50
+    guidance_scale: float = 5.0
+    seed: int = 1024
+    flow_shift: float | None = None  # None: the pipeline config's default
+    image_path: str | None = None  # I2V: the first frame
+    video_path: str | None = None  # V2V: the input video
+    strength: float = 0.8  # V2V: how much of the input video is re-noised, in (0, 1]
+    output_path: str = "outputs"
+    save_video: bool = True
+    return_frames: bool = False
+    # Not part of FastVideo's public field list but needed by a desktop tool.
+    preview: bool = True
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_pretrained(cls, model_path: str) -> "SamplingParam":
+        from fastvideo.configs.registry import resolve_model
+
+        return resolve_model(model_path).sampling_param_cls()
+
+    def update(self, **overrides: Any) -> "SamplingParam":
+        """Set fields by name; an unknown name is an error naming the valid ones."""
+        names = {f.name for f in dataclasses.fields(self)}
+        for key, value in overrides.items():
+            if key not in names:
+                raise TypeError(f"SamplingParam has no field {key!r}; fields: {', '.join(sorted(names))}")
+            setattr(self, key, value)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SamplingParam":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
