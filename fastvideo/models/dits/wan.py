@@ -1,0 +1,438 @@
+"""Wan2.1 video diffusion transformer (DiT).
+
+Notation: ``d`` = hidden size (heads x head_dim), ``S`` = number of video tokens
+(frames x rows x columns after patchify), ``L`` = text tokens.
+
+Forward pass (Wan2.1, T2V and I2V)::
+
+    x      = Conv3d patchify(latents)                       [B, S, d]
+    temb   = MLP(sinusoid(t))                               [B, d]
+    mod    = Linear(SiLU(temb)) -> 6 vectors per block      [B, 6, d]
+    ctx    = MLP(text)  (+ image tokens via their own K/V)  [B, L, d]
+    for each block:
+        x += gate   * SelfAttn(LN(x) * (1 + scale)   + shift)      (3D RoPE on q, k)
+        x +=          CrossAttn(LN_affine(x), ctx)
+        x += c_gate * FFN(LN(x) * (1 + c_scale) + c_shift)
+    out    = unpatchify(Linear(LN(x) * (1 + scale) + shift))   (head uses temb)
+
+Precision follows the reference: LayerNorms and the modulation arithmetic run
+in fp32, RoPE angles in float64, every matmul in the parameter dtype.
+
+The forward is split into small steps (:meth:`patchify`, :meth:`rope`,
+:meth:`run_blocks`, :meth:`final_layer`, :meth:`unpatchify`) so sequence
+parallelism can later shard the token sequence (and the RoPE table) right after
+patchify and gather it before the head.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastvideo.attention import DistributedAttention, LocalAttention
+from fastvideo.configs.models.dits.wan import WanVideoConfig
+
+ROPE_THETA = 10000.0
+IMAGE_EMBED_LN_EPS = 1e-5  # the image embedder's LayerNorms use torch's default eps
+
+
+# ----------------------------------------------------------------------------- norms
+
+
+class FP32LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32 and returned in the input dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.float() if self.weight is not None else None
+        bias = self.bias.float() if self.bias is not None else None
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight over the last dim (used across all heads at once for q/k)."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+def modulate(norm: nn.Module, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """adaLN: norm(x) * (1 + scale) + shift in fp32, cast back to x's dtype."""
+    return (norm(x.float()) * (1 + scale) + shift).type_as(x)
+
+
+# ----------------------------------------------------------------------------- embeddings
+
+
+def timestep_sinusoid(timestep: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """[cos(t * f_i), sin(t * f_i)] with f_i = max_period^(-i / (dim/2)), in fp32."""
+    half = dim // 2
+    exponent = -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timestep.device) / half
+    angles = timestep.float()[:, None] * torch.exp(exponent)[None, :]
+    emb = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+    return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+class MLP(nn.Module):
+    """fc_in -> activation -> fc_out."""
+
+    def __init__(self, dim_in: int, dim_hidden: int, dim_out: int, activation: nn.Module):
+        super().__init__()
+        self.fc_in = nn.Linear(dim_in, dim_hidden)
+        self.act = activation
+        self.fc_out = nn.Linear(dim_hidden, dim_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(self.act(self.fc_in(x)))
+
+
+class ImageEmbedder(nn.Module):
+    """CLIP image tokens -> context: LN -> Linear -> GELU -> Linear -> LN (I2V only).
+
+    With ``pos_embed_seq_len`` (first-last-frame models) the two images' tokens
+    are joined into one sequence and a learned position embedding is added.
+    """
+
+    def __init__(self, image_dim: int, dim: int, pos_embed_seq_len: int | None):
+        super().__init__()
+        self.norm_in = FP32LayerNorm(image_dim, eps=IMAGE_EMBED_LN_EPS)
+        self.fc_in = nn.Linear(image_dim, image_dim)
+        self.act = nn.GELU()
+        self.fc_out = nn.Linear(image_dim, dim)
+        self.norm_out = FP32LayerNorm(dim, eps=IMAGE_EMBED_LN_EPS)
+        self.pos_embed = (
+            nn.Parameter(torch.zeros(1, pos_embed_seq_len, image_dim)) if pos_embed_seq_len is not None else None
+        )
+
+    def forward(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        if self.pos_embed is not None:
+            _, n, c = image_tokens.shape
+            image_tokens = image_tokens.reshape(-1, 2 * n, c) + self.pos_embed
+        x = self.norm_in(image_tokens)
+        x = self.fc_out(self.act(self.fc_in(x)))
+        return self.norm_out(x)
+
+
+class ConditionEmbedder(nn.Module):
+    """Timestep, text and (I2V) image conditioning."""
+
+    def __init__(self, cfg: WanVideoConfig):
+        super().__init__()
+        d = cfg.hidden_size
+        self.freq_dim = cfg.freq_dim
+        self.time_embedder = MLP(cfg.freq_dim, d, d, nn.SiLU())
+        self.time_modulation = nn.Linear(d, 6 * d)
+        self.text_embedder = MLP(cfg.text_dim, d, d, nn.GELU(approximate="tanh"))
+        self.image_embedder = (
+            ImageEmbedder(cfg.image_dim, d, cfg.pos_embed_seq_len) if cfg.image_dim is not None else None
+        )
+
+    def embed_time(self, timestep: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """timestep [B] -> (temb [B, d], per-block modulation [B, 6, d]).
+
+        The time MLP runs in its own parameter dtype (kept fp32); temb is then
+        cast to the model dtype as in the reference.
+        """
+        freq = timestep_sinusoid(timestep, self.freq_dim).to(self.time_embedder.fc_in.weight.dtype)
+        temb = self.time_embedder(freq).to(dtype)
+        timestep_proj = self.time_modulation(F.silu(temb))
+        return temb, timestep_proj.unflatten(1, (6, -1))
+
+    def embed_context(
+        self, text: torch.Tensor, image: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context = self.text_embedder(text)
+        context_image = self.image_embedder(image) if image is not None else None
+        return context, context_image
+
+
+# ----------------------------------------------------------------------------- 3D RoPE
+
+
+def rope_dims(head_dim: int) -> tuple[int, int, int]:
+    """How a head's channels split over (time, height, width): d - 4*(d//6), 2*(d//6), 2*(d//6)."""
+    hw = 2 * (head_dim // 6)
+    return head_dim - 2 * hw, hw, hw
+
+
+def rope_cos_sin(
+    grid: tuple[int, int, int], head_dim: int, device: torch.device | str, theta: float = ROPE_THETA
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin of the 3D RoPE angles, each [S, head_dim/2] float32, tokens in (f, h, w) order.
+
+    Channel pair ``j`` of a head rotates by ``pos_axis * theta^(-2j/dim_axis)``
+    where the axis (time, height or width) owning the pair is given by
+    :func:`rope_dims`.  Angles are computed in float64 (as the reference).
+    """
+    angles = []
+    for n, dim in zip(grid, rope_dims(head_dim)):
+        inv_freq = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)
+        angles.append(torch.outer(torch.arange(n, dtype=torch.float64, device=device), inv_freq))
+    f, h, w = grid
+    table = torch.cat(
+        [
+            angles[0][:, None, None, :].expand(f, h, w, -1),
+            angles[1][None, :, None, :].expand(f, h, w, -1),
+            angles[2][None, None, :, :].expand(f, h, w, -1),
+        ],
+        dim=-1,
+    ).reshape(f * h * w, head_dim // 2)
+    return table.cos().float(), table.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate interleaved channel pairs (x[2j], x[2j+1]) as complex numbers by e^{i*angle}.
+
+    ``x`` [B, S, H, D]; ``cos``/``sin`` [S, D/2] (fp32, so the product is fp32).
+    """
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+# ----------------------------------------------------------------------------- attention
+
+
+class SelfAttention(nn.Module):
+    """Self-attention over video tokens with fused q/k/v, q/k RMSNorm across heads, 3D RoPE."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.norm_q = RMSNorm(dim, eps)
+        self.norm_k = RMSNorm(dim, eps)
+        self.to_out = nn.Linear(dim, dim)
+        self.attn = DistributedAttention(num_heads, dim // num_heads)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+        q = apply_rope(self.norm_q(q).unflatten(2, (self.num_heads, -1)), *rope)
+        k = apply_rope(self.norm_k(k).unflatten(2, (self.num_heads, -1)), *rope)
+        v = v.unflatten(2, (self.num_heads, -1))
+        out = self.attn(q, k, v).flatten(2).type_as(q)
+        return self.to_out(out)
+
+
+class CrossAttention(nn.Module):
+    """Video tokens attend to text; I2V models also attend to image tokens (own K/V), summed."""
+
+    def __init__(self, dim: int, num_heads: int, eps: float, image_kv_dim: int | None = None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+        self.norm_q = RMSNorm(dim, eps)
+        self.norm_k = RMSNorm(dim, eps)
+        self.to_out = nn.Linear(dim, dim)
+        self.has_image_kv = image_kv_dim is not None
+        if self.has_image_kv:
+            self.to_k_img = nn.Linear(image_kv_dim, dim)
+            self.to_v_img = nn.Linear(image_kv_dim, dim)
+            self.norm_k_img = RMSNorm(dim, eps)
+        self.attn = LocalAttention(num_heads, dim // num_heads)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unflatten(2, (self.num_heads, -1))
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, context_image: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        q = self._heads(self.norm_q(self.to_q(x)))
+        k = self._heads(self.norm_k(self.to_k(context)))
+        v = self._heads(self.to_v(context))
+        out = self.attn(q, k, v).flatten(2).type_as(q)
+        if context_image is not None:
+            if not self.has_image_kv:
+                raise ValueError("image context given to a cross-attention without image projections")
+            k_img = self._heads(self.norm_k_img(self.to_k_img(context_image)))
+            v_img = self._heads(self.to_v_img(context_image))
+            out = out + self.attn(q, k_img, v_img).flatten(2).type_as(q)
+        return self.to_out(out)
+
+
+# ----------------------------------------------------------------------------- block and model
+
+
+class WanTransformerBlock(nn.Module):
+    def __init__(self, cfg: WanVideoConfig):
+        super().__init__()
+        d, eps = cfg.hidden_size, cfg.eps
+        self.modulation = nn.Parameter(torch.randn(1, 6, d) / d**0.5)
+        self.self_attn_norm = FP32LayerNorm(d, eps, elementwise_affine=False)
+        self.self_attn = SelfAttention(d, cfg.num_attention_heads, eps)
+        self.cross_attn_norm = FP32LayerNorm(d, eps, elementwise_affine=True) if cfg.cross_attn_norm else nn.Identity()
+        self.cross_attn = CrossAttention(d, cfg.num_attention_heads, eps, cfg.added_kv_proj_dim)
+        self.ffn_norm = FP32LayerNorm(d, eps, elementwise_affine=False)
+        self.ffn = MLP(d, cfg.ffn_dim, d, nn.GELU(approximate="tanh"))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        context_image: torch.Tensor | None,
+        timestep_proj: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        shift, scale, gate, c_shift, c_scale, c_gate = (self.modulation + timestep_proj.float()).chunk(6, dim=1)
+        attn = self.self_attn(modulate(self.self_attn_norm, x, shift, scale), rope)
+        x = (x.float() + attn * gate).type_as(x)
+        x = x + self.cross_attn(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
+        ff = self.ffn(modulate(self.ffn_norm, x, c_shift, c_scale))
+        return (x.float() + ff.float() * c_gate).type_as(x)
+
+
+class OutputHead(nn.Module):
+    """adaLN (shift, scale from temb) then a Linear to patch pixels."""
+
+    def __init__(self, dim: int, out_features: int, eps: float):
+        super().__init__()
+        self.modulation = nn.Parameter(torch.randn(1, 2, dim) / dim**0.5)
+        self.norm = FP32LayerNorm(dim, eps, elementwise_affine=False)
+        self.proj = nn.Linear(dim, out_features)
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        shift, scale = (self.modulation + temb[:, None, :]).chunk(2, dim=1)
+        return self.proj(modulate(self.norm, x, shift, scale))
+
+
+class WanTransformer3DModel(nn.Module):
+    """The Wan2.1 DiT; see the module docstring for the math."""
+
+    _ROPE_CACHE_SIZE = 8
+
+    def __init__(self, config: WanVideoConfig):
+        super().__init__()
+        if config.qk_norm != "rms_norm_across_heads":
+            raise ValueError(f"qk_norm {config.qk_norm!r} is not supported (only 'rms_norm_across_heads')")
+        self.config = config
+        d = config.hidden_size
+        self.patch_size = tuple(config.patch_size)
+        self.patch_embedding = nn.Conv3d(config.in_channels, d, kernel_size=self.patch_size, stride=self.patch_size)
+        self.condition_embedder = ConditionEmbedder(config)
+        self.blocks = nn.ModuleList(WanTransformerBlock(config) for _ in range(config.num_layers))
+        self.head = OutputHead(d, config.out_channels * math.prod(self.patch_size), config.eps)
+        self._rope_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Compute dtype: that of the bulk of the weights (the patch embedding)."""
+        return self.patch_embedding.weight.dtype
+
+    # -- steps of the forward pass -------------------------------------------------------
+
+    def patchify(self, latents: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """[B, C, F, H, W] -> tokens [B, S, d] (frame-major, then row, column) and the token grid."""
+        x = self.patch_embedding(latents)
+        grid = tuple(x.shape[2:])
+        return x.flatten(2).transpose(1, 2).contiguous(), grid  # type: ignore[return-value]
+
+    def rope(self, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE cos/sin table [S, head_dim/2] for a token grid (cached per grid and device)."""
+        key = (grid, str(device))
+        if key not in self._rope_cache:
+            if len(self._rope_cache) >= self._ROPE_CACHE_SIZE:
+                self._rope_cache.pop(next(iter(self._rope_cache)))
+            self._rope_cache[key] = rope_cos_sin(grid, self.config.attention_head_dim, device)
+        return self._rope_cache[key]
+
+    def run_blocks(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        context_image: torch.Tensor | None,
+        timestep_proj: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """All transformer blocks.  Token-wise except self-attention, so ``x`` and ``rope``
+        may be matching sequence shards under sequence parallelism."""
+        for block in self.blocks:
+            x = block(x, context, context_image, timestep_proj, rope)
+        return x
+
+    def final_layer(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        return self.head(x, temb)
+
+    def unpatchify(self, x: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """[B, S, pt*ph*pw*C] -> [B, C, F, H, W]."""
+        (f, h, w), (pt, ph, pw) = grid, self.patch_size
+        x = x.reshape(x.shape[0], f, h, w, pt, ph, pw, -1)
+        x = x.permute(0, 7, 1, 4, 2, 5, 3, 6)  # B, C, f, pt, h, ph, w, pw
+        return x.reshape(x.shape[0], x.shape[1], f * pt, h * ph, w * pw)
+
+    def check_inputs(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states_image: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Validate shapes (clear errors instead of a failing reshape); returns timestep as [B]."""
+        cfg = self.config
+        if hidden_states.ndim != 5:
+            raise ValueError(f"hidden_states must be [B, C, F, H, W], got shape {list(hidden_states.shape)}")
+        b, c, f, h, w = hidden_states.shape
+        if c != cfg.in_channels:
+            raise ValueError(f"hidden_states has {c} channels, the model expects in_channels={cfg.in_channels}")
+        for axis, size, p in zip(("frames", "height", "width"), (f, h, w), self.patch_size):
+            if size % p:
+                raise ValueError(
+                    f"latent {axis} {size} is not divisible by the patch size {p} (patch_size {self.patch_size})"
+                )
+        timestep = torch.as_tensor(timestep, device=hidden_states.device)
+        if timestep.ndim == 0:
+            timestep = timestep.expand(b)
+        if timestep.shape != (b,):
+            raise ValueError(f"timestep must be a scalar or shape [{b}], got {list(timestep.shape)}")
+        text = encoder_hidden_states
+        if text.ndim != 3 or text.shape[0] != b or text.shape[2] != cfg.text_dim:
+            raise ValueError(
+                f"encoder_hidden_states must be [{b}, L, {cfg.text_dim}], got {list(encoder_hidden_states.shape)}"
+            )
+        if cfg.image_dim is None and encoder_hidden_states_image is not None:
+            raise ValueError(
+                "encoder_hidden_states_image given, but this model has no image conditioning (image_dim is None)"
+            )
+        image = encoder_hidden_states_image
+        if cfg.image_dim is not None:
+            if image is None:
+                raise ValueError("this image-to-video model needs encoder_hidden_states_image [B, 257, image_dim]")
+            # (Batch not checked: first-last-frame models pass 2 images per sample.)
+            if image.ndim != 3 or image.shape[-1] != cfg.image_dim:
+                raise ValueError(
+                    f"encoder_hidden_states_image must be [B, N, {cfg.image_dim}], got {list(image.shape)}"
+                )
+        return timestep
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        timestep: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states_image: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predict the flow (noise - x0) for latents ``hidden_states`` [B, C, F, H, W].
+
+        ``timestep`` [B] is sigma * 1000 (float); ``encoder_hidden_states`` [B, L, text_dim];
+        ``encoder_hidden_states_image`` [B, 257, image_dim] for I2V models.
+        Returns [B, out_channels, F, H, W] in the model dtype.
+        """
+        timestep = self.check_inputs(hidden_states, timestep, encoder_hidden_states, encoder_hidden_states_image)
+        dtype = self.dtype
+        x, grid = self.patchify(hidden_states.to(dtype))
+        rope = self.rope(grid, x.device)
+        temb, timestep_proj = self.condition_embedder.embed_time(timestep, dtype)
+        image = encoder_hidden_states_image.to(dtype) if encoder_hidden_states_image is not None else None
+        context, context_image = self.condition_embedder.embed_context(encoder_hidden_states.to(dtype), image)
+        x = self.run_blocks(x, context, context_image, timestep_proj, rope)
+        x = self.final_layer(x, temb)
+        return self.unpatchify(x, grid)

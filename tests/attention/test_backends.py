@@ -1,0 +1,108 @@
+"""Attention backends: selection rules, numerics, and the sequence-parallel hook."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from fastvideo.attention import DistributedAttention, LocalAttention, available_backends, get_attn_backend
+from fastvideo.attention.backends import BACKENDS, ENV_VAR, FlashAttnBackend, TorchSDPABackend
+from fastvideo.distributed import parallel_state
+
+
+def _naive_attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v in [B, S, H, D] layout."""
+    scores = torch.einsum("bshd,bthd->bhst", q, k) / q.shape[-1] ** 0.5
+    return torch.einsum("bhst,bthd->bshd", scores.softmax(-1), v)
+
+
+def test_default_is_torch_sdpa(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert isinstance(get_attn_backend(), TorchSDPABackend)
+    assert "TORCH_SDPA" in available_backends()
+
+
+def test_selection_by_env_var_and_argument(monkeypatch):
+    monkeypatch.setenv(ENV_VAR, "torch_sdpa")
+    assert get_attn_backend().name == "TORCH_SDPA"
+    monkeypatch.setenv(ENV_VAR, "BOGUS")
+    with pytest.raises(ValueError, match=r"unknown attention backend 'BOGUS' \(from \$FASTVIDEO_ATTENTION_BACKEND\)"):
+        get_attn_backend()
+    assert get_attn_backend("TORCH_SDPA").name == "TORCH_SDPA"  # the argument wins over the env var
+
+
+def test_unknown_backend_names_the_available_ones():
+    with pytest.raises(ValueError, match=r"unknown attention backend 'SAGE'.*available here: \[.*TORCH_SDPA"):
+        get_attn_backend("SAGE")
+
+
+def test_flash_attn_unavailable_is_an_error_not_a_fallback(monkeypatch):
+    if importlib.util.find_spec("flash_attn") is not None:
+        monkeypatch.setattr(FlashAttnBackend, "is_available", classmethod(lambda cls: False))
+    with pytest.raises(ValueError, match=r"FLASH_ATTN .* unavailable: the flash_attn package.*TORCH_SDPA"):
+        get_attn_backend("FLASH_ATTN")
+    with pytest.raises(ValueError, match="FLASH_ATTN"):
+        LocalAttention(2, 8, backend="FLASH_ATTN")
+    assert set(BACKENDS) == {"TORCH_SDPA", "FLASH_ATTN"}
+
+
+def test_sdpa_matches_naive_attention_in_bshd_layout():
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 5, 3, 8, generator=g)
+    k, v = torch.randn(2, 7, 3, 8, generator=g), torch.randn(2, 7, 3, 8, generator=g)
+    out = get_attn_backend("TORCH_SDPA")(q, k, v)
+    assert out.shape == (2, 5, 3, 8)
+    torch.testing.assert_close(out, _naive_attention(q, k, v), atol=1e-5, rtol=1e-5)
+
+
+def test_distributed_attention_runs_no_collective_at_sp_1(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("no collective may run when the SP world size is 1")
+
+    monkeypatch.setattr(dist, "all_to_all_single", boom)
+    assert parallel_state.get_sp_world_size() == 1
+    q = torch.randn(1, 6, 2, 8)
+    torch.testing.assert_close(DistributedAttention(2, 8)(q, q, q), _naive_attention(q, q, q), atol=1e-5, rtol=1e-5)
+
+
+def _sp_worker(rank: int, world: int, port: int, q, k, v, expected, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        parallel_state.init_sequence_parallel()
+        shard = q.shape[1] // world
+        local = slice(rank * shard, (rank + 1) * shard)
+        out = DistributedAttention(q.shape[2], q.shape[3])(q[:, local], k[:, local], v[:, local])
+        results[rank] = (out - expected[:, local]).abs().max().item()
+    finally:
+        parallel_state.destroy_sequence_parallel()
+        dist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ulysses_all_to_all_matches_full_attention():
+    """Two gloo ranks, each holding half the sequence, reproduce full-sequence attention."""
+    world = 2
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 8, 4, 8, generator=g) for _ in range(3))
+    expected = _naive_attention(q, k, v)
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        results = manager.dict()
+        mp.start_processes(_sp_worker, args=(world, _free_port(), q, k, v, expected, results), nprocs=world,
+                           start_method="spawn")
+        errors = dict(results)
+    assert sorted(errors) == [0, 1]
+    assert max(errors.values()) < 1e-5
