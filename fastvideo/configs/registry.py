@@ -74,6 +74,8 @@ class PipelineEntry:
     sampling_param_cls: type[SamplingParam]
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    # ``module:DICT`` of task -> pipeline class (imported only when a pipeline is built).
+    pipelines: str = "fastvideo.pipelines.basic.wan:PIPELINES_BY_TASK"
 
 
 PIPELINES: dict[str, PipelineEntry] = {
@@ -118,6 +120,12 @@ class ModelInfo:
     @property
     def task(self) -> str:
         return self.tasks[0]
+
+    def pipeline_class(self, task: str):
+        if task not in self.tasks:
+            raise ModelNotFoundError(f"{self.path}: this {self.pipeline_name} model does {', '.join(self.tasks)}, "
+                                     f"not {task}")
+        return import_string(PIPELINES[self.pipeline_name].pipelines)[task]
 
     def component_class(self, name: str) -> ComponentClass:
         if name not in self.components:

@@ -10,6 +10,7 @@ from fastvideo.models.loader.weights import (
     map_state_dict,
     target_infos,
     unmap_state_dict,
+    export_state_dict,
 )
 
 RULES = {
@@ -91,3 +92,17 @@ def test_map_state_dict_reports_incomplete_fusion():
     del sd["v.weight"]
     with pytest.raises(WeightLoadError, match="qkv.weight is incomplete"):
         map_state_dict(sd.items(), RULES)
+
+
+def test_export_state_dict_inverts_rules_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    m = Tiny()
+    sd = export_state_dict(m, RULES)
+    assert set(sd) == {"q.weight", "k.weight", "v.weight", "q.bias", "k.bias", "v.bias", "embedding.weight",
+                       "norm.weight", "norm.bias"}
+    save_safetensors(tmp_path / "m.safetensors", sd)
+    with empty_init():
+        m2 = Tiny()
+    load_mapped_weights(m2, weight_files(tmp_path), RULES)
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(a, b), k

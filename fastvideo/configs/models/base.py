@@ -49,7 +49,8 @@ class ArchConfig:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     # config.json keys that are not hyper-parameters and are ignored when reading.
     _ignored_keys: ClassVar[frozenset[str]] = frozenset(
-        {"_class_name", "_diffusers_version", "_name_or_path", "architectures", "transformers_version"}
+        {"_class_name", "_diffusers_version", "_name_or_path", "_use_default_values", "architectures",
+         "transformers_version"}
     )
 
     @classmethod
@@ -67,7 +68,7 @@ class ArchConfig:
         kwargs: dict[str, Any] = {}
         unknown: list[str] = []
         for key, value in data.items():
-            if key in cls._ignored_keys:
+            if key in cls._ignored_keys or key.startswith("_"):
                 continue
             if key in known and not key.endswith("mapping") and key != "extra":
                 kwargs[key] = value

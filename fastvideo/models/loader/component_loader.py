@@ -54,9 +54,12 @@ def load_module(folder: Path, cc: ComponentClass, *, component: str, device="cpu
     arch_config = read_arch_config(folder, cc)
     module = build_empty(cc, arch_config)
     mapping = arch_config.param_names_mapping if rules is None else rules
+    keep_fp32 = arch_config.keep_fp32_modules
+    only_for = getattr(arch_config, "keep_fp32_for_dtypes", None)  # e.g. UMT5 keeps wo in fp32 only for fp16
+    if only_for is not None and (dtype is None or str(dtype).replace("torch.", "") not in only_for):
+        keep_fp32 = []
     report, reverse = load_mapped_weights(
-        module, weight_files(folder), mapping, component=f"{folder}", dtype=dtype,
-        keep_fp32=arch_config.keep_fp32_modules, device=device,
+        module, weight_files(folder), mapping, component=f"{folder}", dtype=dtype, keep_fp32=keep_fp32, device=device,
     )
     arch_config.reverse_param_names_mapping = reverse
     module.arch_config = arch_config

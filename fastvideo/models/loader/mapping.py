@@ -309,3 +309,90 @@ def rules_from_python(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("expected a dict literal of {pattern: replacement}")
     return {str(k): (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in value.items()}
+
+
+# --- Inverting rules --------------------------------------------------------------
+# Rules in arch configs are simple: literals, escaped characters and capture groups.
+# For those the inverse is computable, which gives "save under the checkpoint's own
+# names" for models that were never loaded from a checkpoint (tiny models, training).
+
+_TOKEN = re.compile(r"\\(.)|(\((?:[^()\\]|\\.)*\))|([\^$])|(.)", re.S)
+_META = set(".*+?[]{}|")
+
+
+def _pattern_template(pattern: str) -> list[str | int] | None:
+    """``^a\\.(\\d+)\\.b$`` -> ["a.", 1, ".b"]; None when the pattern is not that simple."""
+    out: list[str | int] = []
+    group = 0
+    for m in _TOKEN.finditer(pattern):
+        esc, grp, anchor, char = m.groups()
+        if esc is not None:
+            if esc.isalnum():
+                return None  # \d, \w ... outside a group
+            out.append(esc)
+        elif grp is not None:
+            if grp.startswith("(?"):
+                return None
+            group += 1
+            out.append(group)
+        elif anchor is not None:
+            continue
+        elif char in _META:
+            return None
+        else:
+            out.append(char)
+    return out
+
+
+def _replacement_regex(replacement: str) -> tuple[re.Pattern, list[int]] | None:
+    parts = re.split(r"\\(\d+)|\\g<(\d+)>", replacement)
+    regex, order = "", []
+    for i, part in enumerate(parts):
+        if part is None:
+            continue
+        if i % 3 == 0:
+            regex += re.escape(part)
+        else:
+            regex += "(.+?)"
+            order.append(int(part))
+    return re.compile(regex), order
+
+
+def invert_name(target: str, rules: list[Rule]) -> list[tuple[str, int, int]]:
+    """Checkpoint name(s) that the rules map onto ``target``.
+
+    Returns ``[(source, merge_index, merge_count)]`` -- one entry for a rename (or
+    pass-through), ``count`` entries for a fused target.  Each candidate is checked
+    by mapping it forward again; raises ValueError when no rule inverts cleanly.
+    """
+    found: dict[int, str] = {}
+    count = 1
+    for rule in rules:
+        template = _pattern_template(rule.pattern)
+        inv = _replacement_regex(rule.replacement)
+        if template is None or inv is None:
+            continue
+        regex, order = inv
+        m = regex.fullmatch(target) or regex.match(target)  # a rule keeps the unmatched tail
+        if m is None:
+            continue
+        values = dict(zip(order, m.groups()))
+        if any(isinstance(t, int) and t not in values for t in template):
+            continue
+        source = "".join(values[t] if isinstance(t, int) else t for t in template) + target[m.end():]
+        mapped, fired = map_name(source, rules)
+        if mapped != target or fired is not rule:
+            continue
+        if rule.is_merge:
+            found.setdefault(rule.merge_index, source)  # type: ignore[arg-type]
+            count = rule.merge_count  # type: ignore[assignment]
+        else:
+            return [(source, 0, 1)]
+    if found:
+        if len(found) != count:
+            raise ValueError(f"{target}: rules give only parts {sorted(found)} of {count}")
+        return [(found[i], i, count) for i in range(count)]
+    mapped, fired = map_name(target, rules)
+    if fired is None:
+        return [(target, 0, 1)]
+    raise ValueError(f"{target}: no rule maps a checkpoint name onto it (rule #{fired.index} renames it)")

@@ -231,3 +231,23 @@ def load_mapped_weights(
     state_dict, reverse = map_state_dict(iter_tensors(files, wanted), rules)
     materialize(module, state_dict, dtype=dtype, keep_fp32=keep_fp32, device=device)
     return report, reverse
+
+
+def export_state_dict(module: nn.Module, mapping: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The module's weights under checkpoint names, by inverting the rules.
+
+    Works for a module that was never loaded from a checkpoint (tiny models,
+    training): fused targets are split back into their parts.
+    """
+    from fastvideo.models.loader.mapping import invert_name
+
+    rules = compile_rules(mapping)
+    out: dict[str, torch.Tensor] = {}
+    state = module.state_dict()
+    for name in target_infos(module):
+        tensor = state[name]
+        sources = invert_name(name, rules)
+        chunks = torch.chunk(tensor, len(sources), dim=0) if len(sources) > 1 else (tensor,)
+        for (source, _, _), chunk in zip(sources, chunks):
+            out[source] = chunk.contiguous().clone()
+    return out

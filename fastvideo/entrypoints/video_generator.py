@@ -1,0 +1,105 @@
+"""VideoGenerator: the public entry point (FastVideo's shape).
+
+    generator = VideoGenerator.from_pretrained(model_path, num_gpus=1)
+    result = generator.generate_video("a prompt", sampling_param=SamplingParam.from_pretrained(model_path))
+
+The model stays loaded between calls.  With ``num_gpus=1`` the pipeline runs in
+this process; with more, an executor starts one worker process per GPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from typing import Any, Callable
+
+from fastvideo.configs.pipelines.base import PipelineConfig
+from fastvideo.configs.registry import ModelInfo, resolve_model
+from fastvideo.configs.sample.base import SamplingParam
+from fastvideo.errors import InvalidRequest
+from fastvideo.pipelines.validation import check_sampling
+
+logger = logging.getLogger("fastvideo")
+
+
+class VideoGenerator:
+    def __init__(self, info: ModelInfo, config: PipelineConfig, num_gpus: int, executor):
+        self.info = info
+        self.config = config
+        self.num_gpus = num_gpus
+        self.executor = executor
+
+    @classmethod
+    def from_pretrained(cls, model_path: str, num_gpus: int = 1, **pipeline_overrides: Any) -> "VideoGenerator":
+        """Load a model folder (or a repo id: downloaded if needed).
+
+        ``pipeline_overrides`` are :class:`PipelineConfig` fields (``vae_tiling=True``,
+        ``text_encoder_cpu_offload=True``, ``dit_precision="fp32"``, ...).
+        """
+        import torch
+
+        from fastvideo.worker.runner import cpu_precision_defaults, scheduler_shift
+
+        if not isinstance(num_gpus, int) or num_gpus < 1:
+            raise ValueError(f"num_gpus must be a whole number >= 1, got {num_gpus!r}")
+        info = resolve_model(model_path, download=True)
+        config = info.pipeline_config_cls()
+        shift = scheduler_shift(info)
+        if shift is not None:
+            config = config.update(flow_shift=shift)
+        config = config.update(**pipeline_overrides)
+        if not torch.cuda.is_available():
+            config = cpu_precision_defaults(config, set(pipeline_overrides))
+        if num_gpus == 1:
+            from fastvideo.worker.local import LocalExecutor
+
+            executor = LocalExecutor(info, config)
+        else:
+            from fastvideo.worker.executor import MultiprocExecutor
+
+            executor = MultiprocExecutor(info, config, num_gpus)
+        return cls(info, config, num_gpus, executor)
+
+    def default_sampling_param(self) -> SamplingParam:
+        return self.info.sampling_param_cls()
+
+    def generate_video(
+        self,
+        prompt: str | None = None,
+        sampling_param: SamplingParam | None = None,
+        *,
+        callback: Callable[[dict[str, Any]], None] | None = None,
+        cancel_event: threading.Event | None = None,
+        **overrides: Any,
+    ) -> dict[str, Any]:
+        """Generate one video.
+
+        ``overrides`` set :class:`SamplingParam` fields for this call
+        (``output_path=``, ``save_video=``, ``num_frames=``...).  ``callback(event)``
+        receives ``stage``, ``progress`` and ``preview`` events; setting
+        ``cancel_event`` stops at the next step with :class:`GenerationCancelled`.
+        Invalid requests raise :class:`InvalidRequest` before any model work.
+        """
+        sp = copy.deepcopy(sampling_param) if sampling_param is not None else self.default_sampling_param()
+        if prompt is not None:
+            sp.prompt = prompt
+        sp.update(**overrides)
+        from fastvideo.worker.runner import pick_task  # noqa: PLC0415 (torch import deferred to here)
+
+        check_sampling(sp, pick_task(self.info, sp))
+        return self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
+
+    def shutdown(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown()
+            self.executor = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+
+__all__ = ["InvalidRequest", "VideoGenerator"]

@@ -1,0 +1,68 @@
+"""ImageLatentPreparationStage (I2V): condition = first-frame mask + VAE latents of
+the first frame followed by black frames, concatenated on channels.
+
+Shapes for F frames at HxW: the mask has 4 channels (one per frame packed into a
+latent frame; only frame 0 is known), the image latents ``z_dim`` channels; the
+DiT then sees ``z_dim + 4 + z_dim`` input channels (36 for Wan2.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from fastvideo.pipelines.forward_batch import ForwardBatch
+from fastvideo.pipelines.stages.base import PipelineStage, check, check_tensor
+
+
+def image_to_tensor(image, height: int, width: int) -> torch.Tensor:
+    """PIL image -> float32 ``[1, 3, H, W]`` in [-1, 1], resized (Lanczos) when needed."""
+    from PIL import Image
+
+    if image.size != (width, height):
+        image = image.resize((width, height), resample=Image.LANCZOS)
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1)[None] * 2.0 - 1.0
+
+
+def first_frame_mask(num_frames: int, h: int, w: int, t_stride: int = 4) -> torch.Tensor:
+    """``[1, 4, T', h, w]``: 1 where a pixel frame is given (frame 0), else 0."""
+    mask = torch.zeros(1, 1, num_frames, h, w)
+    mask[:, :, 0] = 1
+    # Frame 0 stands alone in the first latent frame: repeat it to fill the 4 slots.
+    mask = torch.cat([mask[:, :, :1].repeat_interleave(t_stride, dim=2), mask[:, :, 1:]], dim=2)
+    mask = mask.view(1, -1, t_stride, h, w)  # [1, T', 4, h, w]
+    return mask.transpose(1, 2)
+
+
+class ImageLatentPreparationStage(PipelineStage):
+    name = "image_latent_preparation"
+
+    def __init__(self, vae, device, offload=None):
+        self.vae = vae
+        self.device = device
+        self.offload = offload
+
+    def verify_input(self, batch: ForwardBatch) -> None:
+        check(batch.image is not None, self.name, "no input image loaded")
+        check_tensor(batch.latents, self.name, "latents", ndim=5)
+
+    def forward(self, batch: ForwardBatch) -> ForwardBatch:
+        sp = batch.sampling
+        image = image_to_tensor(batch.image, sp.height, sp.width)
+        video = torch.cat([image[:, :, None], image.new_zeros(1, 3, sp.num_frames - 1, sp.height, sp.width)], dim=2)
+        ctx = self.offload.use(self.vae) if self.offload else contextlib.nullcontext()
+        with ctx:
+            param = next(self.vae.parameters())
+            latents = self.vae.encode(video.to(device=param.device, dtype=param.dtype)).mode()
+            latents = self.vae.normalize_latents(latents.float())
+        _, _, t, h, w = batch.latents.shape
+        mask = first_frame_mask(sp.num_frames, h, w).to(latents.device)
+        batch.condition = torch.cat([mask, latents], dim=1).to(self.device)
+        return batch
+
+    def verify_output(self, batch: ForwardBatch) -> None:
+        _, c, t, h, w = batch.latents.shape
+        check_tensor(batch.condition, self.name, "condition", shape=(1, 4 + c, t, h, w))

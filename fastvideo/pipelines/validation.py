@@ -1,0 +1,110 @@
+"""Request validation, torch-free so the studio can show the same messages inline.
+
+Every check names the field and says what to do.  ``validate_sampling`` returns
+all problems at once; ``check_sampling`` raises the first as ``InvalidRequest``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from fastvideo.configs.sample.base import SamplingParam
+from fastvideo.errors import InvalidRequest
+
+SPATIAL_MULTIPLE = 16
+TEMPORAL_STRIDE = 4
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def nearest_valid_frames(n: int) -> tuple[int, int]:
+    """The 4k+1 frame counts just below and above ``n``."""
+    below = max(1, ((n - 1) // TEMPORAL_STRIDE) * TEMPORAL_STRIDE + 1)
+    above = below + TEMPORAL_STRIDE if below < n else below
+    return below, above
+
+
+def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool = True) -> list[InvalidRequest]:
+    errors: list[InvalidRequest] = []
+
+    def bad(field: str, message: str) -> None:
+        errors.append(InvalidRequest(message, field))
+
+    if not isinstance(sp.prompt, str) or not sp.prompt.strip():
+        bad("prompt", "the prompt is empty: describe the video you want")
+    if not isinstance(sp.num_frames, int) or sp.num_frames < 1:
+        bad("num_frames", f"num_frames must be a positive whole number, got {sp.num_frames!r}")
+    elif (sp.num_frames - 1) % TEMPORAL_STRIDE:
+        lo, hi = nearest_valid_frames(sp.num_frames)
+        bad("num_frames", f"num_frames must be 4n+1 (the VAE packs 4 frames per latent); "
+                          f"{sp.num_frames} is not: use {lo} or {hi}")
+    for name in ("height", "width"):
+        value = getattr(sp, name)
+        if not isinstance(value, int) or value <= 0:
+            bad(name, f"{name} must be a positive whole number, got {value!r}")
+        elif value % SPATIAL_MULTIPLE:
+            lo = max(SPATIAL_MULTIPLE, value // SPATIAL_MULTIPLE * SPATIAL_MULTIPLE)
+            bad(name, f"{name} must be a multiple of {SPATIAL_MULTIPLE}; {value} is not: use {lo} or "
+                      f"{lo + SPATIAL_MULTIPLE if lo < value else lo}")
+    if not isinstance(sp.num_inference_steps, int) or sp.num_inference_steps < 1:
+        bad("num_inference_steps", f"num_inference_steps must be at least 1, got {sp.num_inference_steps!r}")
+    if not isinstance(sp.guidance_scale, (int, float)) or sp.guidance_scale < 0:
+        bad("guidance_scale", f"guidance_scale must be >= 0 (1 or less turns guidance off), got {sp.guidance_scale!r}")
+    if sp.flow_shift is not None and (not isinstance(sp.flow_shift, (int, float)) or sp.flow_shift <= 0):
+        bad("flow_shift", f"flow_shift must be positive, got {sp.flow_shift!r}")
+    if not isinstance(sp.seed, int) or not 0 <= sp.seed < 2**63:
+        bad("seed", f"seed must be a whole number in [0, 2^63), got {sp.seed!r}")
+    if not isinstance(sp.fps, int) or sp.fps < 1:
+        bad("fps", f"fps must be a positive whole number, got {sp.fps!r}")
+
+    if task == "i2v":
+        if not sp.image_path:
+            bad("image_path", "image-to-video needs an input image: choose an image file")
+        elif not Path(sp.image_path).is_file():
+            bad("image_path", f"image file not found: {sp.image_path}")
+        elif not str(sp.image_path).lower().endswith(IMAGE_SUFFIXES):
+            bad("image_path", f"{sp.image_path}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
+    if task == "v2v":
+        if not sp.video_path:
+            bad("video_path", "video-to-video needs an input video: choose a video file")
+        elif not Path(sp.video_path).is_file():
+            bad("video_path", f"video file not found: {sp.video_path}")
+        if not isinstance(sp.strength, (int, float)) or not 0 < sp.strength <= 1:
+            bad("strength", f"strength must be in (0, 1] (1 = ignore the input video), got {sp.strength!r}")
+
+    if check_output and sp.save_video:
+        problem = output_folder_problem(sp.output_path)
+        if problem:
+            bad("output_path", problem)
+    return errors
+
+
+def output_folder_problem(folder: str | os.PathLike | None) -> str | None:
+    """Why videos cannot be written to ``folder`` (None when they can)."""
+    if not folder:
+        return "no output folder given"
+    path = Path(folder).expanduser()
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return f"output path {path} is not a folder ({existing} is a file)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        return f"cannot write to output folder {path}: {exc.strerror or exc}; choose another folder"
+    return None
+
+
+def check_sampling(sp: SamplingParam, task: str = "t2v") -> None:
+    errors = validate_sampling(sp, task)
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]
+        first = errors[0]
+        raise InvalidRequest("; ".join(str(e) for e in errors), first.field)

@@ -1,0 +1,123 @@
+"""PipelineRunner: loads a model folder once and serves generation requests.
+
+Runs in the caller's process for one GPU and inside every worker process for
+several (only rank 0 saves files and reports).  It turns a ``SamplingParam``
+into a ``ForwardBatch``, picks the task's pipeline, and packs the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fastvideo import __version__
+from fastvideo.configs.pipelines.base import PipelineConfig
+from fastvideo.configs.registry import ModelInfo
+from fastvideo.configs.sample.base import SamplingParam
+from fastvideo.errors import InvalidRequest
+from fastvideo.pipelines.composed import ComposedPipeline, LoadedModules, load_modules
+from fastvideo.pipelines.forward_batch import ForwardBatch
+from fastvideo.utils.media import unique_path, write_video
+
+
+def pick_task(info: ModelInfo, sp: SamplingParam) -> str:
+    if sp.video_path:
+        if "v2v" not in info.tasks:
+            raise InvalidRequest(f"this model ({info.pipeline_name}) cannot do video-to-video; "
+                                 "clear the input video", "video_path")
+        return "v2v"
+    if info.task == "i2v":
+        return "i2v"
+    if sp.image_path:
+        raise InvalidRequest(f"this model ({info.pipeline_name}) is text-to-video; it takes no input image",
+                             "image_path")
+    return "t2v"
+
+
+def default_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+class PipelineRunner:
+    def __init__(self, info: ModelInfo, config: PipelineConfig, device: torch.device | None = None,
+                 rank: int = 0, log=None):
+        self.info = info
+        self.config = config
+        self.device = device or default_device()
+        self.rank = rank
+        self.log = log
+        self.loaded: LoadedModules = load_modules(info, config, self.device, log=log)
+        self._pipelines: dict[str, ComposedPipeline] = {}
+
+    def pipeline(self, task: str) -> ComposedPipeline:
+        if task not in self._pipelines:
+            self._pipelines[task] = self.info.pipeline_class(task)(self.loaded)
+        return self._pipelines[task]
+
+    def generate(self, sp: SamplingParam, callback=None, cancel_event=None) -> dict[str, Any]:
+        task = pick_task(self.info, sp)
+        pipe = self.pipeline(task)
+        batch = ForwardBatch(sampling=sp, task=task, callback=callback if self.rank == 0 else None,
+                             cancel_event=cancel_event)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        start = time.perf_counter()
+        batch = pipe.forward(batch)
+        generation_time = time.perf_counter() - start
+        settings = self.settings(sp, task)
+        result: dict[str, Any] = {
+            "video_path": None, "frames": batch.frames if sp.return_frames else None, "seed": sp.seed,
+            "size": [sp.width, sp.height], "num_frames": int(batch.frames.shape[0]), "fps": sp.fps, "task": task,
+            "generation_time": generation_time, "timings": dict(batch.timings),
+            "preview_time": batch.extra.get("preview_time", 0.0), **peak_memory(self.device), "settings": settings,
+        }
+        if sp.save_video and self.rank == 0:
+            out = Path(sp.output_path).expanduser()
+            path = unique_path(out.parent, out.stem) if out.suffix.lower() == ".mp4" else unique_path(out, sp.prompt)
+            result["video_path"] = str(write_video(batch.frames, path, fps=sp.fps, metadata=settings))
+        return result
+
+    def settings(self, sp: SamplingParam, task: str) -> dict[str, Any]:
+        data = {k: v for k, v in dataclasses.asdict(sp).items() if k not in ("extra", "return_frames", "save_video")}
+        data.update(model=str(self.info.path), model_id=self.info.repo_id, task=task,
+                    flow_shift=sp.flow_shift if sp.flow_shift is not None else self.config.flow_shift,
+                    pipeline_config={k: v for k, v in self.config.to_dict().items()
+                                     if k not in ("preview_factors", "preview_bias", "extra")},
+                    fastvideo_version=__version__, torch_version=torch.__version__)
+        return data
+
+
+def peak_memory(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {"peak_memory": int(torch.cuda.max_memory_allocated(device)), "peak_memory_kind": "cuda_allocated"}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"peak_memory": int(rss if sys.platform == "darwin" else rss * 1024), "peak_memory_kind": "cpu_peak_rss"}
+
+
+def cpu_precision_defaults(config: PipelineConfig, explicit: set[str]) -> PipelineConfig:
+    """On a CPU, half precision is slow and lossy: use fp32 unless asked otherwise."""
+    fields = ("dit_precision", "vae_precision", "text_encoder_precision", "image_encoder_precision")
+    return config.update(**{f: "fp32" for f in fields if f not in explicit})
+
+
+def scheduler_shift(info: ModelInfo) -> float | None:
+    """The flow shift written in the folder's scheduler config, if any."""
+    from fastvideo.models.loader.component_loader import read_json
+
+    path = info.path / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        return None
+    cfg = read_json(path)
+    for key in ("flow_shift", "shift"):
+        if isinstance(cfg.get(key), (int, float)):
+            return float(cfg[key])
+    return None
+
