@@ -55,10 +55,12 @@ def write_video(
     fps: int = 16,
     metadata: dict[str, Any] | None = None,
     sidecar: bool = True,
+    lossless: bool = False,
 ) -> Path:
     """Write uint8 frames ``[T, H, W, 3]`` as H.264 MP4 (yuv420p), atomically.
 
-    Odd sizes are padded by one pixel (H.264 4:2:0 needs even sizes).  The file
+    Odd sizes are padded by one pixel (H.264 4:2:0 needs even sizes).  ``lossless``
+    writes 4:4:4 at CRF 0 (exact up to colour conversion; for references and tests).  The file
     is written to ``path.tmp.mp4`` then renamed, so no half-written video is left.
     """
     import imageio_ffmpeg
@@ -77,9 +79,9 @@ def write_video(
     if metadata is not None:
         out_params += ["-metadata", "comment=" + METADATA_PREFIX + json.dumps(metadata, ensure_ascii=False)]
     writer = imageio_ffmpeg.write_frames(
-        str(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv420p", quality=None,
+        str(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv444p" if lossless else "yuv420p", quality=None,
         bitrate=None, macro_block_size=1, ffmpeg_log_level="error",
-        output_params=["-crf", "18", "-preset", "medium", *out_params],
+        output_params=["-crf", "0" if lossless else "18", "-preset", "medium", *out_params],
     )
     try:
         writer.send(None)

@@ -12,7 +12,11 @@ import importlib
 import sys
 
 SUBCOMMANDS = [
+    "generate",
     "inspect_mapping",
+    "convert",
+    "make_tiny",
+    "parity",
 ]
 
 

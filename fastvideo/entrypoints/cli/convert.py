@@ -1,0 +1,47 @@
+"""``fastvideo convert``: an official Wan2.1 checkpoint folder -> a Diffusers-layout folder."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+def register(sub) -> None:
+    p = sub.add_parser("convert", help="convert an official Wan2.1 folder into a Diffusers-layout folder")
+    p.add_argument("source", metavar="SOURCE", help="official folder (config.json of WanModel, DiT safetensors, "
+                                                    "Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/)")
+    p.add_argument("output", metavar="OUTPUT", help="Diffusers-layout folder to create")
+    p.add_argument("--model-type", choices=("t2v", "i2v"), help="expected model type (checked against config.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty OUTPUT")
+    p.add_argument("--image-encoder-from", metavar="DIR",
+                   help="i2v: Diffusers Wan I2V folder to copy image_encoder/ and image_processor/ from")
+    p.add_argument("--flow-shift", type=float, default=3.0,
+                   help="scheduler flow_shift (3.0: 480p and 1.3B; 5.0 is usual for 720p 14B)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from fastvideo.conversion.wan import convert_official_to_diffusers
+
+    start = time.monotonic()
+    total_bytes = 0
+
+    def progress(event: dict) -> None:
+        nonlocal total_bytes
+        total_bytes += event["bytes"]
+        print(f"[{event['done']}/{event['total']}] {event['file']} ({_size(event['bytes'])})", flush=True)
+
+    out = convert_official_to_diffusers(
+        args.source, args.output, model_type=args.model_type, overwrite=args.overwrite, progress=progress,
+        image_encoder_from=args.image_encoder_from, flow_shift=args.flow_shift,
+    )
+    print(f"wrote {out} ({_size(total_bytes)} in {time.monotonic() - start:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"

@@ -1,0 +1,91 @@
+"""``fastvideo generate``: one video from the command line, with a progress bar."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("generate", help="generate a video (T2V, or I2V with --image, V2V with --video)")
+    p.add_argument("--model", default=None, help="model folder or repo id (default: the built-in model)")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument("--num-frames", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--width", type=int)
+    p.add_argument("--steps", type=int, dest="num_inference_steps")
+    p.add_argument("--guidance-scale", type=float)
+    p.add_argument("--flow-shift", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--fps", type=int)
+    p.add_argument("--image", dest="image_path", help="input image (image-to-video models)")
+    p.add_argument("--video", dest="video_path", help="input video (video-to-video)")
+    p.add_argument("--strength", type=float, help="V2V: how much of the input video is re-noised, (0, 1]")
+    p.add_argument("--num-gpus", type=int, default=1)
+    p.add_argument("--output", dest="output_path", default="outputs", help="output folder or .mp4 file path")
+    p.add_argument("--vae-tiling", action="store_true")
+    p.add_argument("--cpu-offload", action="store_true", help="keep text encoder, VAE and DiT on the CPU when idle")
+    p.add_argument("--attention-backend", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from fastvideo import InvalidRequest, SamplingParam, VideoGenerator
+    from fastvideo.builtin import resolve_model_arg
+
+    model = resolve_model_arg(args.model)
+    overrides = {}
+    if args.vae_tiling:
+        overrides["vae_tiling"] = True
+    if args.cpu_offload:
+        overrides.update(text_encoder_cpu_offload=True, vae_cpu_offload=True, dit_cpu_offload=True)
+    if args.attention_backend:
+        overrides["attention_backend"] = args.attention_backend
+    fields = {k: getattr(args, k) for k in (
+        "negative_prompt", "num_frames", "height", "width", "num_inference_steps", "guidance_scale", "flow_shift",
+        "seed", "fps", "image_path", "video_path", "strength", "output_path") if getattr(args, k) is not None}
+    sp = SamplingParam.from_pretrained(model).update(prompt=args.prompt, **fields)
+    bar = ProgressBar(enabled=not args.quiet)
+    generator = VideoGenerator.from_pretrained(model, num_gpus=args.num_gpus, **overrides)
+    try:
+        result = generator.generate_video(sampling_param=sp, callback=bar)
+    except InvalidRequest as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+        generator.shutdown()
+    print(f"{result['video_path']}  ({result['num_frames']} frames {result['size'][0]}x{result['size'][1]}, "
+          f"seed {result['seed']}, {result['generation_time']:.1f} s)")
+    return 0
+
+
+class ProgressBar:
+    """Draws denoising progress on stderr from the generator's events."""
+
+    def __init__(self, enabled: bool = True, width: int = 30):
+        self.enabled = enabled
+        self.width = width
+        self.drawn = False
+
+    def __call__(self, event: dict) -> None:
+        if not self.enabled:
+            return
+        if event["type"] == "stage" and event["name"] != "denoising":
+            self._line(f"{event['name'].replace('_', ' ')} ...")
+        elif event["type"] == "progress":
+            done = event["step"] / event["total"]
+            bar = "#" * round(done * self.width)
+            self._line(f"[{bar:<{self.width}}] step {event['step']}/{event['total']}  "
+                       f"{event['elapsed']:.1f}s elapsed, {event['remaining']:.1f}s left")
+
+    def _line(self, text: str) -> None:
+        sys.stderr.write("\r\x1b[2K" + text)
+        sys.stderr.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            self.drawn = False
