@@ -8,8 +8,9 @@ import time
 
 def register(sub) -> None:
     p = sub.add_parser("convert", help="convert an official Wan2.1 folder into a Diffusers-layout folder")
-    p.add_argument("source", metavar="SOURCE", help="official folder (config.json of WanModel, DiT safetensors, "
-                                                    "Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/)")
+    p.add_argument("source", metavar="SOURCE",
+                   help="official folder (config.json of WanModel, DiT safetensors, Wan2.1_VAE.pth, "
+                        "models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/)")
     p.add_argument("output", metavar="OUTPUT", help="Diffusers-layout folder to create")
     p.add_argument("--model-type", choices=("t2v", "i2v"), help="expected model type (checked against config.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty OUTPUT")

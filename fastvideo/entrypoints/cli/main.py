@@ -12,11 +12,13 @@ import importlib
 import sys
 
 SUBCOMMANDS = [
+    "bench",
     "generate",
     "inspect_mapping",
     "convert",
     "make_tiny",
     "parity",
+    "train",
 ]
 
 

@@ -324,8 +324,13 @@ def _pattern_template(pattern: str) -> list[str | int] | None:
     """``^a\\.(\\d+)\\.b$`` -> ["a.", 1, ".b"]; None when the pattern is not that simple."""
     out: list[str | int] = []
     group = 0
-    for m in _TOKEN.finditer(pattern):
+    tokens = list(_TOKEN.finditer(pattern))
+    for i, m in enumerate(tokens):
         esc, grp, anchor, char = m.groups()
+        if grp is not None and grp.startswith("(?:") and i + 1 < len(tokens) and tokens[i + 1].group(4) == "?":
+            continue  # optional non-capturing part, e.g. a ComfyUI prefix: the inverse omits it
+        if char == "?" and i and tokens[i - 1].group(2) is not None and tokens[i - 1].group(2).startswith("(?:"):
+            continue
         if esc is not None:
             if esc.isalnum():
                 return None  # \d, \w ... outside a group
@@ -368,6 +373,8 @@ def invert_name(target: str, rules: list[Rule]) -> list[tuple[str, int, int]]:
     found: dict[int, str] = {}
     count = 1
     for rule in rules:
+        if not rule.replacement:
+            continue  # a prefix-stripping rule: the plain name (pass-through) is the inverse to prefer
         template = _pattern_template(rule.pattern)
         inv = _replacement_regex(rule.replacement)
         if template is None or inv is None:
