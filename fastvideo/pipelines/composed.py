@@ -68,6 +68,10 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
         loaded.modules[name] = module
     if config.vae_tiling and "vae" in loaded.modules:
         loaded.modules["vae"].enable_tiling()
+    if config.compile_dit:
+        from fastvideo.perf.compile import compile_dit_blocks
+
+        compile_dit_blocks(loaded.modules["transformer"])
     return loaded
 
 

@@ -39,6 +39,8 @@ class PipelineConfig:
     # Parallelism (filled by the executor): sequence-parallel and CFG-parallel sizes.
     sp_size: int = 1
     cfg_parallel: bool | None = None  # None: choose by GPU count
+    # Compile the DiT's blocks with torch.compile (first generation pays the compile time).
+    compile_dit: bool = False
     # Check each stage's inputs and outputs.
     stage_verification: bool = True
     # Latent -> RGB preview factors (16 x 3 matrix and 3 biases) for live previews.

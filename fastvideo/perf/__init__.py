@@ -1,0 +1,1 @@
+"""Performance tools: FLOP counts, measured ceilings, the benchmark behind ``fastvideo bench``."""

@@ -1,0 +1,58 @@
+"""Timing on the GPU: CUDA events around each call, warm-up first, medians reported."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def time_cuda(fn: Callable[[], object], warmup: int = 2, iters: int = 5) -> dict[str, float]:
+    """Median / min / max seconds of ``fn`` measured with CUDA events (host clock on CPU)."""
+    for _ in range(warmup):
+        fn()
+    cuda = torch.cuda.is_available()
+    times = []
+    for _ in range(iters):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1000)
+        else:
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": iters}
+
+
+def matmul_ceiling(n: int = 8192, dtype=torch.bfloat16, iters: int = 10) -> float:
+    """FLOP/s of an n x n x n matrix product on random data."""
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
+    t = time_cuda(lambda: a @ b, warmup=3, iters=iters)["median"]
+    return 2 * n**3 / t
+
+
+def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16, backend: str | None = "cudnn",
+                      iters: int = 10) -> float:
+    """FLOP/s of SDPA (1 x heads x seq x head_dim) with the chosen kernel (None: PyTorch's choice)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    q, k, v = (torch.randn(1, heads, seq, head_dim, device=dev, dtype=dtype) for _ in range(3))
+    kernels = {"cudnn": [SDPBackend.CUDNN_ATTENTION], "flash": [SDPBackend.FLASH_ATTENTION],
+               "efficient": [SDPBackend.EFFICIENT_ATTENTION],
+               None: [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                      SDPBackend.MATH]}[backend]
+
+    def run():
+        with sdpa_kernel(kernels):
+            torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    t = time_cuda(run, warmup=3, iters=iters)["median"]
+    return 4 * heads * seq * seq * head_dim / t
