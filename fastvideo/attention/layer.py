@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from fastvideo.attention.backends import AttentionBackend, get_attn_backend
-from fastvideo.distributed.parallel_state import get_sp_group, get_sp_world_size
+from fastvideo.distributed.parallel_state import get_sp_group, get_sp_valid_len, get_sp_world_size
 
 
 class LocalAttention(nn.Module):
@@ -47,19 +47,52 @@ class DistributedAttention(LocalAttention):
     backend over the *full* sequence for its heads, and swaps back.  With P == 1
     (the default, and whenever torch.distributed is not initialised) no
     collective runs and this is exactly :class:`LocalAttention`.
+
+    Padding: when the token count does not divide by P the model pads the
+    sequence to a multiple of P (pad tokens at the *end*).  ``valid_len`` (or
+    :func:`fastvideo.distributed.parallel_state.sp_valid_len`) gives the real
+    token count; after the all-to-all every rank holds the full padded sequence
+    for its heads, so the backend simply runs on the first ``valid_len`` tokens
+    -- pad keys never enter a softmax (exact, and no mask needed by any
+    backend) -- and pad query rows get zeros.
     """
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
+                valid_len: int | None = None) -> torch.Tensor:
         sp_size = get_sp_world_size()
         if sp_size == 1:
             return self.backend(query, key, value)
         # --- sequence-parallel hook: all-to-all (seq shard -> head shard) ---
         if self.num_heads % sp_size:
-            raise ValueError(f"{self.num_heads} attention heads cannot be split over {sp_size} SP ranks")
+            raise ValueError(f"{self.num_heads} attention heads cannot be split over {sp_size} SP ranks "
+                             f"(sequence parallelism needs num_heads divisible by the SP size)")
         group = get_sp_group()
         q, k, v = (_seq_to_head_shard(t, sp_size, group) for t in (query, key, value))
-        out = self.backend(q, k, v)
+        n = valid_len if valid_len is not None else get_sp_valid_len()
+        full = q.shape[1]
+        if n is not None and n < full:
+            out = self.backend(q[:, :n], k[:, :n], v[:, :n])
+            out = torch.cat([out, out.new_zeros(out.shape[0], full - n, *out.shape[2:])], dim=1)
+        else:
+            out = self.backend(q, k, v)
         return _head_to_seq_shard(out, sp_size, group)
+
+
+def set_attention_backend(module: nn.Module, name: str | None) -> int:
+    """Switch every attention layer inside ``module`` to backend ``name`` (None: leave as built).
+
+    Returns how many layers were changed.  Used to apply ``PipelineConfig.attention_backend``
+    to a loaded DiT (the layers resolve their backend at construction).
+    """
+    if not name:
+        return 0
+    backend = get_attn_backend(name)
+    count = 0
+    for m in module.modules():
+        if isinstance(m, LocalAttention):
+            m.backend = backend
+            count += 1
+    return count
 
 
 def _seq_to_head_shard(x: torch.Tensor, world: int, group) -> torch.Tensor:

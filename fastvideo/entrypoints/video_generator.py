@@ -48,17 +48,21 @@ class VideoGenerator:
         shift = scheduler_shift(info)
         if shift is not None:
             config = config.update(flow_shift=shift)
+        config = config.update(**_latent_rgb_overrides(info))
         config = config.update(**pipeline_overrides)
         if not torch.cuda.is_available():
             config = cpu_precision_defaults(config, set(pipeline_overrides))
         if num_gpus == 1:
+            from fastvideo.worker.executor import resolve_layout
             from fastvideo.worker.local import LocalExecutor
 
+            resolve_layout(1, config.sp_size, config.cfg_parallel)  # rejects sp_size=2 etc. on one GPU
             executor = LocalExecutor(info, config)
         else:
             from fastvideo.worker.executor import MultiprocExecutor
 
             executor = MultiprocExecutor(info, config, num_gpus)
+            config = executor.config  # the layout actually used
         return cls(info, config, num_gpus, executor)
 
     def default_sampling_param(self) -> SamplingParam:
@@ -100,6 +104,24 @@ class VideoGenerator:
 
     def __exit__(self, *exc):
         self.shutdown()
+
+
+def _latent_rgb_overrides(info: ModelInfo) -> dict[str, Any]:
+    """Preview factors shipped with the model (``vae/latent_rgb.json``: ``factors`` C x 3, ``bias`` 3), if any."""
+    import json
+
+    path = info.path / "vae" / "latent_rgb.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        factors, bias = data["factors"], data["bias"]
+        if len(bias) != 3 or any(len(row) != 3 for row in factors):
+            raise ValueError("factors must be C x 3 and bias 3 values")
+    except (ValueError, KeyError, TypeError) as exc:
+        logger.warning("%s: ignoring preview factors (%s)", path, exc)
+        return {}
+    return {"preview_factors": [[float(v) for v in row] for row in factors], "preview_bias": [float(v) for v in bias]}
 
 
 __all__ = ["InvalidRequest", "VideoGenerator"]

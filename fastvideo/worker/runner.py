@@ -55,6 +55,10 @@ class PipelineRunner:
         self.rank = rank
         self.log = log
         self.loaded: LoadedModules = load_modules(info, config, self.device, log=log)
+        if self.loaded.get("transformer") is not None:
+            from fastvideo.attention.layer import set_attention_backend
+
+            set_attention_backend(self.loaded["transformer"], config.attention_backend)
         self._pipelines: dict[str, ComposedPipeline] = {}
 
     def pipeline(self, task: str) -> ComposedPipeline:

@@ -34,6 +34,8 @@ from torch import nn
 
 from fastvideo.attention import DistributedAttention, LocalAttention
 from fastvideo.configs.models.dits.wan import WanVideoConfig
+from fastvideo.distributed import parallel_state as ps
+from fastvideo.distributed.communication import all_gather_cat, pad_to_multiple
 
 ROPE_THETA = 10000.0
 IMAGE_EMBED_LN_EPS = 1e-5  # the image embedder's LayerNorms use torch's default eps
@@ -90,7 +92,16 @@ class MLP(nn.Module):
         self.fc_out = nn.Linear(dim_hidden, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.is_cuda and _is_tanh_gelu(self.act) and x.dtype == self.fc_in.weight.dtype:
+            # cuBLASLt applies GELU(tanh) in the matmul's epilogue: no extra pass over the hidden tensor.
+            flat = x.reshape(-1, x.shape[-1])
+            hidden = torch._addmm_activation(self.fc_in.bias, flat, self.fc_in.weight.t(), use_gelu=True)
+            return self.fc_out(hidden.view(*x.shape[:-1], -1))
         return self.fc_out(self.act(self.fc_in(x)))
+
+
+def _is_tanh_gelu(act: nn.Module) -> bool:
+    return isinstance(act, nn.GELU) and act.approximate == "tanh"
 
 
 class ImageEmbedder(nn.Module):
@@ -433,6 +444,40 @@ class WanTransformer3DModel(nn.Module):
         temb, timestep_proj = self.condition_embedder.embed_time(timestep, dtype)
         image = encoder_hidden_states_image.to(dtype) if encoder_hidden_states_image is not None else None
         context, context_image = self.condition_embedder.embed_context(encoder_hidden_states.to(dtype), image)
-        x = self.run_blocks(x, context, context_image, timestep_proj, rope)
+        sp_size = ps.get_sp_world_size()
+        if sp_size == 1:
+            x = self.run_blocks(x, context, context_image, timestep_proj, rope)
+            x = self.final_layer(x, temb)
+            return self.unpatchify(x, grid)
+        # Sequence parallel: this rank keeps one contiguous shard of the (padded) token
+        # sequence and the matching RoPE rows; every layer but self-attention is token-wise.
+        num_tokens = x.shape[1]
+        x, rope = self.shard_sequence(x, rope, sp_size, ps.get_sp_rank())
+        with ps.sp_valid_len(num_tokens):
+            x = self.run_blocks(x, context, context_image, timestep_proj, rope)
+        # The head is token-wise too: gather its (narrower) output instead of the hidden states.
         x = self.final_layer(x, temb)
+        x = all_gather_cat(x, ps.get_sp_group(), dim=1)[:, :num_tokens]
         return self.unpatchify(x, grid)
+
+    def shard_sequence(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], sp_size: int, sp_rank: int
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Pad tokens [B, S, d] and RoPE [S, D/2] to a multiple of ``sp_size``; keep shard ``sp_rank``.
+
+        Pad tokens (zeros, identity rotation) sit at the end of the full sequence; the
+        attention layer leaves them out of every softmax (``sp_valid_len``) and they are
+        dropped after the gather, so they never change the result.
+        """
+        heads = self.config.num_attention_heads
+        if heads % sp_size:
+            raise ValueError(
+                f"sequence parallelism over {sp_size} ranks needs the attention heads ({heads}) to divide by "
+                f"{sp_size}; use an SP size that divides {heads}"
+            )
+        x = pad_to_multiple(x, sp_size, dim=1)
+        cos = pad_to_multiple(rope[0], sp_size, dim=0, value=1.0)
+        sin = pad_to_multiple(rope[1], sp_size, dim=0, value=0.0)
+        shard = x.shape[1] // sp_size
+        part = slice(sp_rank * shard, (sp_rank + 1) * shard)
+        return x[:, part].contiguous(), (cos[part], sin[part])

@@ -1,0 +1,344 @@
+"""MultiprocExecutor: one spawned worker process per GPU, driven over pipes.
+
+``VideoGenerator.from_pretrained(path, num_gpus=N)`` with N > 1 builds one.  The
+executor picks the parallel layout (how many ranks split the token sequence,
+whether the conditional and unconditional CFG branches run on different ranks),
+spawns N workers (``fastvideo.worker.worker.worker_main``; spawn, never fork),
+waits for all of them to load, and then serves ``generate`` calls:
+
+* the request goes to every rank; rank 0's progress / preview events are passed
+  to the caller's callback as they arrive, and rank 0's result is returned;
+* ``cancel_event`` is polled while waiting and forwarded to every rank; ranks
+  stop at the same step boundary and the call raises ``GenerationCancelled``
+  (the executor stays usable);
+* a worker that dies (its process sentinel fires) or raises an error that the
+  other ranks do not share tears the group down and raises ``WorkerError`` with
+  the exit reason or the traceback -- never a hang: the parent only ever waits
+  on pipes *and* process sentinels with a timeout.
+
+``shutdown()`` is idempotent and registered with ``atexit``; workers also exit
+on their own when the parent process disappears.
+
+Layouts (``world = cfg_degree x sp_size``), defaults and overrides:
+
+=========  ===========================  ========================================
+num_gpus   default                      overrides (PipelineConfig)
+=========  ===========================  ========================================
+2          CFG parallel (2 x 1); a      ``cfg_parallel=False`` -> SP 2;
+           request without guidance     ``sp_size=2`` -> SP 2
+           runs SP over both ranks
+4          2 CFG x 2 SP                 ``cfg_parallel=False`` / ``sp_size=4`` -> SP 4
+even N     2 CFG x N/2 SP               same
+odd N      SP N                         ``cfg_parallel=True`` is an error
+=========  ===========================  ========================================
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import signal
+import socket
+import threading
+import time
+import weakref
+from multiprocessing.connection import wait
+from typing import Any
+
+from fastvideo.errors import GenerationCancelled, InvalidRequest, WorkerError
+
+logger = logging.getLogger("fastvideo")
+
+ENV_READY_TIMEOUT = "FASTVIDEO_WORKER_READY_TIMEOUT"  # seconds to load the model in every worker
+ENV_REQUEST_TIMEOUT = "FASTVIDEO_REQUEST_TIMEOUT"  # seconds for one generate() (unset: none)
+POLL_S = 0.05
+ERROR_GRACE_S = 3.0  # after one rank raises, how long the others get to report the same error
+STOP_GRACE_S = 5.0
+
+
+def resolve_layout(num_gpus: int, sp_size: int = 1, cfg_parallel: bool | None = None,
+                   num_heads: int | None = None) -> tuple[int, int]:
+    """(sp_size, cfg_degree) for ``num_gpus`` ranks, from the config's ``sp_size`` / ``cfg_parallel``.
+
+    ``sp_size=1`` with ``cfg_parallel=None`` means "choose": 2 x N/2 for an even
+    count, SP over all ranks for an odd one.  Raises ``ValueError`` for
+    combinations that do not fill exactly ``num_gpus`` ranks or heads that the SP
+    size does not divide.
+    """
+    if not isinstance(num_gpus, int) or num_gpus < 1:
+        raise ValueError(f"num_gpus must be a whole number >= 1, got {num_gpus!r}")
+    if not isinstance(sp_size, int) or sp_size < 1:
+        raise ValueError(f"sp_size must be a whole number >= 1, got {sp_size!r}")
+    if cfg_parallel is None:
+        if sp_size > 1:
+            if sp_size == num_gpus:
+                cfg_parallel = False
+            elif 2 * sp_size == num_gpus:
+                cfg_parallel = True
+            else:
+                raise ValueError(f"sp_size={sp_size} does not fit num_gpus={num_gpus}: it must be num_gpus "
+                                 f"(SP only) or num_gpus/2 (with CFG parallel)")
+        else:
+            cfg_parallel = num_gpus % 2 == 0
+    cfg_degree = 2 if cfg_parallel else 1
+    if cfg_parallel and num_gpus % 2:
+        raise ValueError(f"cfg_parallel=True needs an even number of GPUs (one half per CFG branch), "
+                         f"got num_gpus={num_gpus}")
+    if sp_size == 1 or sp_size * cfg_degree != num_gpus:
+        if sp_size > 1:
+            raise ValueError(f"sp_size={sp_size} with cfg_parallel={cfg_parallel} uses {sp_size * cfg_degree} "
+                             f"GPUs, but num_gpus={num_gpus}")
+        sp_size = num_gpus // cfg_degree
+    if num_heads is not None and num_heads % sp_size:
+        raise ValueError(f"the DiT has {num_heads} attention heads, which sequence parallelism cannot split "
+                         f"over sp_size={sp_size} ranks; choose num_gpus / sp_size so that sp_size divides "
+                         f"{num_heads}")
+    return sp_size, cfg_degree
+
+
+def dit_num_heads(info) -> int | None:
+    """num_attention_heads from the model folder's transformer config (None if unknown)."""
+    import json
+
+    path = info.path / "transformer" / "config.json"
+    try:
+        return int(json.loads(path.read_text())["num_attention_heads"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _exit_reason(proc) -> str:
+    code = proc.exitcode
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+class MultiprocExecutor:
+    def __init__(self, info, config, num_gpus: int, *, ready_timeout: float | None = None,
+                 request_timeout: float | None = None):
+        import torch
+
+        self.info = info
+        self.num_gpus = num_gpus
+        heads = dit_num_heads(info)
+        sp_size, cfg_degree = resolve_layout(num_gpus, config.sp_size, config.cfg_parallel, heads)
+        self.sp_size, self.cfg_degree = sp_size, cfg_degree
+        self.config = config.update(sp_size=sp_size, cfg_parallel=cfg_degree == 2)
+        full_sp = cfg_degree > 1 and (heads is None or heads % num_gpus == 0)
+        self.use_cuda = torch.cuda.is_available()
+        if self.use_cuda and torch.cuda.device_count() < num_gpus:
+            raise ValueError(f"num_gpus={num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+        self.ready_timeout = ready_timeout or float(os.environ.get(ENV_READY_TIMEOUT, 1800))
+        env_req = os.environ.get(ENV_REQUEST_TIMEOUT)
+        self.request_timeout = request_timeout or (float(env_req) if env_req else None)
+        self._closed = False
+        self._broken: str | None = None
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.procs: list = []
+        self.conns: list = []
+        ctx = mp.get_context("spawn")
+        init_method = f"tcp://127.0.0.1:{_free_port()}"
+        from fastvideo.worker.worker import WorkerSpec, worker_main
+
+        logger.info("starting %d workers: %d CFG x %d SP (%s)", num_gpus, cfg_degree, sp_size,
+                    "nccl" if self.use_cuda else "gloo, CPU")
+        self._atexit = weakref.WeakMethod(self.shutdown)
+        atexit.register(_atexit_shutdown, self._atexit)
+        try:
+            for rank in range(num_gpus):
+                parent_conn, child_conn = ctx.Pipe(duplex=True)
+                spec = WorkerSpec(rank=rank, world_size=num_gpus, init_method=init_method, sp_size=sp_size,
+                                  cfg_degree=cfg_degree, full_sp_for_no_cfg=full_sp, parent_pid=os.getpid())
+                proc = ctx.Process(target=worker_main, args=(spec, info, self.config, child_conn),
+                                   name=f"fastvideo-worker-{rank}", daemon=True)
+                proc.start()
+                child_conn.close()
+                self.procs.append(proc)
+                self.conns.append(parent_conn)
+            self._wait_ready()
+        except BaseException:
+            self._stop_workers()
+            self._closed = True
+            raise
+
+    # -- public ---------------------------------------------------------------------------
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    def generate(self, sp, callback=None, cancel_event=None) -> dict[str, Any]:
+        with self._lock:
+            self._check_usable()
+            req_id = next(self._ids)
+            for rank, conn in enumerate(self.conns):
+                self._send(rank, ("generate", req_id, sp))
+            return self._collect(req_id, callback, cancel_event)
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for conn in self.conns:
+            try:
+                conn.send(("cancel", None))  # a request still running stops at its next step
+                conn.send(("shutdown",))
+            except (OSError, BrokenPipeError, ValueError):
+                pass
+        self._stop_workers(grace=STOP_GRACE_S)
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise WorkerError("this generator has been shut down" if not self._broken else
+                              f"the workers are gone ({self._broken}); create a new VideoGenerator")
+
+    def _send(self, rank: int, msg: tuple) -> None:
+        try:
+            self.conns[rank].send(msg)
+        except (OSError, BrokenPipeError) as exc:
+            self._fail(f"worker rank {rank} (pid {self.procs[rank].pid}) is unreachable ({exc}; "
+                       f"{_exit_reason(self.procs[rank])})")
+
+    def _fail(self, reason: str) -> None:
+        """Tear the group down and raise WorkerError(reason)."""
+        self._broken = reason
+        self._closed = True
+        self._stop_workers()
+        raise WorkerError(reason)
+
+    def _wait_any(self, timeout: float):
+        """Wait for messages; raise WorkerError at once when a worker process has exited."""
+        ready = wait(self.conns + [p.sentinel for p in self.procs], timeout)
+        messages = []
+        for obj in ready:
+            if obj in self.conns:
+                rank = self.conns.index(obj)
+                try:
+                    messages.append((rank, obj.recv()))
+                except (EOFError, OSError):
+                    pass  # the sentinel (checked below) says why
+        if not messages:
+            for rank, proc in enumerate(self.procs):
+                if proc.sentinel in ready or not proc.is_alive():
+                    proc.join(0.5)
+                    self._fail(f"worker rank {rank} (pid {proc.pid}) died: {_exit_reason(proc)}")
+        return messages
+
+    def _wait_ready(self) -> None:
+        pending = set(range(self.num_gpus))
+        deadline = time.monotonic() + self.ready_timeout
+        while pending:
+            if time.monotonic() > deadline:
+                self._fail(f"workers {sorted(pending)} did not finish loading within {self.ready_timeout:.0f} s")
+            for rank, msg in self._wait_any(0.5):
+                if msg[0] == "ready":
+                    pending.discard(rank)
+                elif msg[0] == "log":
+                    logger.info("[rank %d] %s", msg[1], msg[2])
+                elif msg[0] == "error":
+                    self._fail(f"worker rank {rank} failed to start: {msg[3]}: {msg[4]}\n{msg[5]}")
+
+    def _collect(self, req_id: int, callback, cancel_event) -> dict[str, Any]:
+        results: dict[int, Any] = {}
+        errors: dict[int, tuple] = {}
+        cancel_sent = False
+        callback_exc: BaseException | None = None
+        first_error_at: float | None = None
+        deadline = time.monotonic() + self.request_timeout if self.request_timeout else None
+        while len(results) + len(errors) < self.num_gpus:
+            now = time.monotonic()
+            if not cancel_sent and ((cancel_event is not None and cancel_event.is_set()) or callback_exc):
+                for rank in range(self.num_gpus):
+                    self._send(rank, ("cancel", req_id))
+                cancel_sent = True
+            if first_error_at is not None and now - first_error_at > ERROR_GRACE_S:
+                rank, err = next(iter(errors.items()))
+                self._fail(self._error_text(rank, err) + f"\n(ranks {sorted(set(range(self.num_gpus)) - set(errors))}"
+                           f" did not stop; the worker group was shut down)")
+            if deadline is not None and now > deadline:
+                self._fail(f"request {req_id} did not finish within {self.request_timeout:.0f} s "
+                           f"({ENV_REQUEST_TIMEOUT}); the worker group was shut down")
+            for rank, msg in self._wait_any(POLL_S):
+                kind = msg[0]
+                if len(msg) > 1 and kind != "log" and msg[1] != req_id:
+                    continue  # stale message of an earlier request
+                if kind == "event":
+                    if callback is not None and callback_exc is None:
+                        try:
+                            callback(msg[2])
+                        except BaseException as exc:  # noqa: BLE001 - re-raised after the ranks stop
+                            callback_exc = exc
+                elif kind == "result":
+                    results[rank] = msg[2]
+                elif kind == "error":
+                    errors[rank] = msg
+                    first_error_at = first_error_at or time.monotonic()
+                elif kind == "log":
+                    logger.info("[rank %d] %s", msg[1], msg[2])
+        if not errors:
+            if callback_exc is not None:
+                raise callback_exc
+            return results[0]
+        # Every rank reported.  The same error everywhere means the ranks stopped at the same
+        # point (cancellation, a bad input): the group is intact and stays usable.
+        kinds = {err[3] for err in errors.values()}
+        if len(errors) < self.num_gpus or len(kinds) > 1:
+            rank = min(r for r, e in errors.items() if e[3] != "GenerationCancelled") if kinds - {
+                "GenerationCancelled"} else min(errors)
+            self._fail(self._error_text(rank, errors[rank]) + "\n(the ranks disagreed; the worker group was shut down)")
+        rank0 = errors[min(errors)]
+        if callback_exc is not None:
+            raise callback_exc
+        if rank0[3] == "GenerationCancelled":
+            raise GenerationCancelled(rank0[4])
+        if rank0[3] == "InvalidRequest":
+            raise InvalidRequest(rank0[4], rank0[6])
+        raise WorkerError(self._error_text(min(errors), rank0))
+
+    def _error_text(self, rank: int, err: tuple) -> str:
+        return f"worker rank {rank} raised {err[3]}: {err[4]}\n--- worker traceback ---\n{err[5]}"
+
+    def _stop_workers(self, grace: float = 0.0) -> None:
+        deadline = time.monotonic() + grace
+        for proc in self.procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.procs:
+            proc.join(2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(2.0)
+        for conn in self.conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+def _atexit_shutdown(ref) -> None:
+    method = ref()
+    if method is not None:
+        try:
+            method()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
