@@ -68,6 +68,8 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
         loaded.modules[name] = module
     if config.vae_tiling and "vae" in loaded.modules:
         loaded.modules["vae"].enable_tiling()
+    if device.type == "cuda" and hasattr(loaded.modules.get("vae"), "use_channels_last"):
+        loaded.modules["vae"].use_channels_last()  # NDHWC: cuDNN's 3D convs skip two transposes each
     if config.compile_dit:
         from fastvideo.perf.compile import compile_dit_blocks
 

@@ -80,8 +80,8 @@ class CausalConv3d(nn.Conv3d):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding)
         pt, ph, pw = self.padding
         self.time_pad = 2 * pt
-        self.space_pad = (pw, pw, ph, ph)
-        self.padding = (0, 0, 0)  # we pad by hand
+        # Space is zero padded by the convolution itself (no extra copy); time by hand, on the left.
+        self.padding = (0, ph, pw)
 
     def forward(self, x: torch.Tensor, cache: FeatureCache | None = None) -> torch.Tensor:
         left = self.time_pad
@@ -91,7 +91,8 @@ class CausalConv3d(nn.Conv3d):
                 x = torch.cat([prev.to(x.device), x], dim=2)
                 left -= prev.shape[2]
             cache.set(self, x[:, :, -self.time_pad:].clone())
-        x = F.pad(x, (*self.space_pad, left, 0))
+        if left > 0:
+            x = F.pad(x, (0, 0, 0, 0, left, 0))
         return super().forward(x)
 
 
@@ -470,6 +471,7 @@ class AutoencoderKLWan(nn.Module):
     def _encode_frames(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder + quant_conv over time chunks of 1, 4, 4, ... frames."""
         cache = FeatureCache()
+        x = self._memory_format(x)
         chunks = [x[:, :, :1]]
         if x.shape[2] > 1:
             chunks += list(x[:, :, 1:].split(ENCODE_CHUNK, dim=2))
@@ -506,10 +508,27 @@ class AutoencoderKLWan(nn.Module):
         return WanLatentDistribution(mean, torch.clamp(logvar, -30.0, 20.0))
 
     # ----------------------------------------------------------------- decode
+    def use_channels_last(self, enabled: bool = True) -> None:
+        """Keep conv weights and activations in NDHWC (channels-last) memory order.
+
+        cuDNN's fast 3D conv kernels on recent GPUs work in NDHWC; with the default
+        NCDHW order every conv pays two layout transposes.  Same math, other layout.
+        """
+        fmt = torch.channels_last_3d if enabled else torch.contiguous_format
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                m.weight.data = m.weight.data.contiguous(memory_format=fmt)
+        self.channels_last = enabled
+
+    def _memory_format(self, x: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "channels_last", False) and x.ndim == 5:
+            return x.contiguous(memory_format=torch.channels_last_3d)
+        return x
+
     def _decode_frames(self, z: torch.Tensor) -> torch.Tensor:
         """post_quant_conv + decoder, one latent frame at a time (no clamp)."""
         cache = FeatureCache()
-        x = self.post_quant_conv(z)
+        x = self.post_quant_conv(self._memory_format(z))
         out = torch.cat([self.decoder(x[:, :, i:i + 1], cache) for i in range(x.shape[2])], dim=2)
         del cache
         return out
