@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "generate",
     "inspect_mapping",
     "convert",
+    "download",
     "make_tiny",
     "parity",
     "train",

@@ -1,0 +1,34 @@
+import pytest
+
+from fastvideo.testing.hub_server import LocalHub
+
+REPO = "fastvideo-test/tiny-t2v"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_hub_config(monkeypatch, tmp_path):
+    """No token, endpoint or offline flag from the developer's environment."""
+    import huggingface_hub.constants as c
+
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(c, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(c, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"), raising=False)
+
+
+@pytest.fixture
+def hub(tiny_t2v):
+    with LocalHub(max_lifetime=120) as h:
+        h.add_repo(REPO, tiny_t2v)
+        yield h
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.relative_to(folder).as_posix().startswith(".fastvideo")}
+
+
+@pytest.fixture
+def tree():
+    """folder -> {relative path: bytes} of its files (download bookkeeping excluded)."""
+    return _tree
