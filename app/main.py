@@ -1,0 +1,145 @@
+"""``fastvideo-studio``: start the desktop app.
+
+    fastvideo-studio [--model PATH] [--data-dir DIR]
+    fastvideo-studio --screenshot FILE [--panel NAME]   # render headless to a PNG and exit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="fastvideo-studio", description="FastVideo Studio: generate videos on your GPUs.")
+    p.add_argument("--model", metavar="PATH", help="model folder (or repo id) to select at start")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="keep settings, job database and outputs here (default: the user data folder; "
+                        "also FASTVIDEO_STUDIO_DATA)")
+    p.add_argument("--screenshot", metavar="FILE", help="render the window to this PNG and exit (works headless)")
+    p.add_argument("--panel", metavar="NAME", default="generate",
+                   help="panel to show: generate, queue, history, settings (default generate)")
+    p.add_argument("--size", metavar="WxH", default="1280x820", help="window size for --screenshot")
+    return p.parse_args(argv)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w < 320 or h < 240:
+            raise ValueError
+        return w, h
+    except ValueError:
+        raise SystemExit(f"fastvideo-studio: --size must look like 1280x820 (at least 320x240), got {text!r}")
+
+
+def create_app():
+    """The QApplication with the studio's style and icon (made once per process)."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.resources import resource_path, stylesheet
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("FastVideo Studio")
+        app.setOrganizationName("FastVideo")
+        app.setStyle("Fusion")
+        app.setStyleSheet(stylesheet())
+        icon = resource_path("icon.svg")
+        if icon:
+            from PySide6.QtGui import QIcon
+
+            app.setWindowIcon(QIcon(str(icon)))
+    return app
+
+
+def create_window(data_dir: str | None = None, start_worker: bool = True, model: str | None = None):
+    """Build the studio (settings, job database, inference-process client) and its main window.
+
+    ``start_worker=False`` never starts the inference process (screenshots, checks).
+    """
+    create_app()
+    from app.services.studio import Studio
+    from app.window import MainWindow
+
+    studio = Studio(data_dir, worker_enabled=start_worker)
+    if model:
+        studio.settings.remember_model(model)
+    window = MainWindow(studio)
+    if model:
+        window.generate.set_model(model, apply_defaults=True)
+    return window
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from PySide6.QtWidgets import QApplication
+
+    if args.screenshot and not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY") \
+            and sys.platform.startswith("linux"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+    try:
+        window = create_window(data_dir=args.data_dir, start_worker=not args.screenshot, model=args.model)
+    except Exception as exc:  # e.g. a database from a newer studio
+        print(f"fastvideo-studio: {exc}", file=sys.stderr)
+        return 2
+    app = QApplication.instance()
+    studio = window.studio
+    if args.panel not in window.panels:
+        print(f"fastvideo-studio: unknown panel {args.panel!r}; panels: {', '.join(window.panels)}",
+              file=sys.stderr)
+        window.close()
+        return 2
+    window.show_panel(args.panel)
+
+    if args.screenshot:
+        return screenshot(app, window, studio, args.screenshot, _parse_size(args.size))
+
+    window.show()
+    import qasync
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    # Ctrl+C in the terminal closes the window cleanly (the worker is shut down).
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    with loop:
+        loop.run_until_complete(closed.wait())
+    if not window._closed:
+        window.close()
+    return 0
+
+
+def screenshot(app, window, studio, path: str, size: tuple[int, int]) -> int:
+    """Lay out the window off screen, let pending work (thumbnails, videos) land, save a PNG."""
+    import time
+
+    window.resize(*size)
+    window.show()
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    out = Path(path).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp.png")
+    ok = window.grab().save(str(tmp), "PNG")
+    if ok:
+        os.replace(tmp, out)
+    window.close()
+    if not ok:
+        print(f"fastvideo-studio: could not write {out}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

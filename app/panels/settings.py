@@ -1,0 +1,191 @@
+"""The Settings panel: output folder, default model, GPUs, attention backend,
+offload options, live preview, hang timeout.  Saved to a JSON file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea,
+    QSpinBox, QVBoxLayout, QWidget,
+)
+
+from app.panels.generate import FormRow
+from app.services.settings import ATTENTION_BACKENDS, Settings
+from app.services.studio import Studio
+
+
+class SettingsPanel(QWidget):
+    def __init__(self, studio: Studio, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.output_dir = QLineEdit()
+        self.output_browse = QPushButton("Browse…")
+        self.default_model = QComboBox()
+        self.default_model.setEditable(True)
+        self.default_model.lineEdit().setPlaceholderText("Model folder or repo id")
+        self.model_browse = QPushButton("Browse…")
+        self.num_gpus = QSpinBox()
+        self.num_gpus.setRange(1, 64)
+        self.num_gpus.setFixedWidth(96)
+        self.attention = QComboBox()
+        for name in ATTENTION_BACKENDS:
+            self.attention.addItem("Automatic (TORCH_SDPA unless set)" if name == "auto" else name, name)
+        self.vae_tiling = QCheckBox("VAE tiling (decode in tiles: less memory, a little slower)")
+        self.te_offload = QCheckBox("Keep the text encoder on the CPU between uses")
+        self.dit_offload = QCheckBox("Keep the transformer on the CPU between uses (slow, least memory)")
+        self.vae_offload = QCheckBox("Keep the VAE on the CPU between uses")
+        self.preview = QCheckBox("Show a live preview while generating")
+        self.hang_timeout = QSpinBox()
+        self.hang_timeout.setRange(5, 3600)
+        self.hang_timeout.setSuffix(" s")
+        self.hang_timeout.setFixedWidth(96)
+        self.hang_timeout.setToolTip("If the inference process sends no heartbeat for this long it is restarted")
+        self.save_button = QPushButton("Save")
+        self.save_button.setObjectName("primaryButton")
+        self.revert_button = QPushButton("Revert")
+        self.status = QLabel()
+        self.status.setObjectName("dimLabel")
+        self.paths_label = QLabel()
+        self.paths_label.setObjectName("dimLabel")
+        self.paths_label.setWordWrap(True)
+        self.paths_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.rows = {
+            "output_dir": FormRow(self.output_dir, self.output_browse),
+            "default_model": FormRow(self.default_model, self.model_browse),
+            "num_gpus": FormRow(self.num_gpus, stretch_first=False),
+            "attention_backend": FormRow(self.attention, stretch_first=False),
+            "hang_timeout": FormRow(self.hang_timeout, stretch_first=False),
+        }
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
+        form.setVerticalSpacing(10)
+        form.addRow("Output folder", self.rows["output_dir"])
+        form.addRow("Default model", self.rows["default_model"])
+        form.addRow("GPUs", self.rows["num_gpus"])
+        form.addRow("Attention", self.rows["attention_backend"])
+        offload = QVBoxLayout()
+        offload.setSpacing(8)
+        for cb in (self.vae_tiling, self.te_offload, self.dit_offload, self.vae_offload):
+            offload.addWidget(cb)
+        form.addRow("Memory", offload)
+        form.addRow("Preview", self.preview)
+        form.addRow("Hang timeout", self.rows["hang_timeout"])
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.status, 1)
+
+        box = QWidget()
+        box.setMaximumWidth(900)
+        bl = QVBoxLayout(box)
+        bl.setContentsMargins(16, 16, 16, 16)
+        title = QLabel("Settings")
+        title.setObjectName("panelTitle")
+        bl.addWidget(title)
+        note = QLabel("Model options (GPUs, attention, memory) apply to the next job; the model is reloaded "
+                      "when they change.")
+        note.setObjectName("dimLabel")
+        note.setWordWrap(True)
+        bl.addWidget(note)
+        bl.addLayout(form)
+        bl.addSpacing(8)
+        bl.addLayout(buttons)
+        bl.addSpacing(16)
+        bl.addWidget(self.paths_label)
+        bl.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(box)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(scroll)
+
+        self.output_browse.clicked.connect(self._browse_output)
+        self.model_browse.clicked.connect(self._browse_model)
+        self.save_button.clicked.connect(self.save)
+        self.revert_button.clicked.connect(self.load)
+        self.load()
+
+    def load(self) -> None:
+        s = self.studio.settings
+        self.output_dir.setText(s.output_dir)
+        self.default_model.clear()
+        self.default_model.addItems([m for m in s.recent_models if m])
+        self.default_model.setEditText(s.default_model)
+        self.num_gpus.setValue(s.num_gpus)
+        self.attention.setCurrentIndex(max(0, self.attention.findData(s.attention_backend)))
+        self.vae_tiling.setChecked(s.vae_tiling)
+        self.te_offload.setChecked(s.text_encoder_cpu_offload)
+        self.dit_offload.setChecked(s.dit_cpu_offload)
+        self.vae_offload.setChecked(s.vae_cpu_offload)
+        self.preview.setChecked(s.preview)
+        self.hang_timeout.setValue(s.hang_timeout)
+        for r in self.rows.values():
+            r.set_error(None)
+        self.status.setText(self.studio.settings_store.error or "")
+        p = self.studio.paths
+        self.paths_label.setText(f"Settings file: {p.settings_file}\nJob database: {p.jobs_db}\n"
+                                 f"Thumbnails: {p.thumbnails_dir}")
+
+    def collect(self) -> Settings | None:
+        """The settings in the form, or None (with inline errors) when something is wrong."""
+        from fastvideo.pipelines.validation import output_folder_problem
+
+        ok = True
+        for r in self.rows.values():
+            r.set_error(None)
+        out = self.output_dir.text().strip()
+        problem = output_folder_problem(out) if out else "Choose an output folder"
+        if problem:
+            self.rows["output_dir"].set_error(problem)
+            ok = False
+        model = self.default_model.currentText().strip()
+        if model and not Path(model).expanduser().is_dir() and ("/" not in model or os.path.isabs(model)
+                                                                or model.startswith((".", "~"))):
+            self.rows["default_model"].set_error(f"No such folder: {model}")
+            ok = False
+        if not ok:
+            return None
+        s = dataclasses.replace(self.studio.settings)
+        s.recent_models = list(s.recent_models)
+        s.output_dir = str(Path(out).expanduser())
+        s.default_model = model
+        if model:
+            s.remember_model(model)
+        s.num_gpus = self.num_gpus.value()
+        s.attention_backend = self.attention.currentData()
+        s.vae_tiling = self.vae_tiling.isChecked()
+        s.text_encoder_cpu_offload = self.te_offload.isChecked()
+        s.dit_cpu_offload = self.dit_offload.isChecked()
+        s.vae_cpu_offload = self.vae_offload.isChecked()
+        s.preview = self.preview.isChecked()
+        s.hang_timeout = self.hang_timeout.value()
+        return s
+
+    def save(self) -> bool:
+        s = self.collect()
+        if s is None:
+            self.status.setText("Not saved: fix the fields marked in red.")
+            return False
+        try:
+            self.studio.save_settings(s)
+        except OSError as exc:
+            self.status.setText(f"Could not save the settings: {exc}")
+            return False
+        self.status.setText("Saved.")
+        return True
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_dir.text() or str(Path.home()))
+        if folder:
+            self.output_dir.setText(folder)
+
+    def _browse_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Default model folder", str(Path.home()))
+        if folder:
+            self.default_model.setEditText(folder)

@@ -1,0 +1,59 @@
+"""Run blocking work (decoding a video, reading metadata) off the GUI thread.
+
+``run_in_background(fn, on_done, on_error)`` calls ``fn()`` in a worker thread
+and delivers the result to ``on_done`` on the GUI thread (through a queued Qt
+signal), so slow disk or ffmpeg work never freezes the window.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, Signal
+
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="studio-bg")
+_bridge_lock = threading.Lock()
+_bridge: "_Bridge | None" = None
+
+
+class _Bridge(QObject):
+    done = Signal(object, object, object)  # callback, value, is_error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.done.connect(self._deliver)
+
+    def _deliver(self, callback: Callable[[Any], None] | None, value: Any, _is_error: object) -> None:
+        if callback is None:
+            return
+        try:
+            callback(value)
+        except RuntimeError as exc:  # the widget that asked was deleted meanwhile
+            if "already deleted" not in str(exc):
+                raise
+
+
+def _get_bridge() -> _Bridge:
+    global _bridge
+    with _bridge_lock:
+        if _bridge is None:
+            _bridge = _Bridge()  # created on the GUI thread (first call comes from there)
+        return _bridge
+
+
+def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
+                      on_error: Callable[[BaseException], None] | None = None) -> concurrent.futures.Future:
+    bridge = _get_bridge()
+
+    def work() -> Any:
+        try:
+            value = fn()
+        except BaseException as exc:  # delivered to on_error on the GUI thread
+            bridge.done.emit(on_error, exc, True)
+            return None
+        bridge.done.emit(on_done, value, False)
+        return value
+
+    return _pool.submit(work)

@@ -1,0 +1,104 @@
+"""Studio settings: a JSON file written atomically (temp file, then rename)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ATTENTION_BACKENDS = ("auto", "TORCH_SDPA", "FLASH_ATTN")  # the backends fastvideo ships (attention/backends)
+
+
+@dataclass
+class Settings:
+    output_dir: str = ""
+    default_model: str = ""
+    recent_models: list[str] = field(default_factory=list)
+    num_gpus: int = 1
+    attention_backend: str = "auto"
+    vae_tiling: bool = False
+    text_encoder_cpu_offload: bool = False
+    dit_cpu_offload: bool = False
+    vae_cpu_offload: bool = False
+    preview: bool = True
+    hang_timeout: int = 120  # seconds without a heartbeat before the worker counts as hung
+
+    def pipeline_options(self) -> dict[str, Any]:
+        """The PipelineConfig overrides these settings ask for (sent with each job)."""
+        opts: dict[str, Any] = {
+            "vae_tiling": self.vae_tiling,
+            "text_encoder_cpu_offload": self.text_encoder_cpu_offload,
+            "dit_cpu_offload": self.dit_cpu_offload,
+            "vae_cpu_offload": self.vae_cpu_offload,
+        }
+        if self.attention_backend and self.attention_backend != "auto":
+            opts["attention_backend"] = self.attention_backend
+        return opts
+
+    def remember_model(self, path: str, keep: int = 12) -> None:
+        if not path:
+            return
+        models = [m for m in self.recent_models if m != path]
+        self.recent_models = [path, *models][:keep]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Settings":
+        """Known keys with values of the right type; anything else keeps its default."""
+        out = cls()
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            default = getattr(out, f.name)
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, list):
+                ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            else:
+                ok = isinstance(value, str)
+            if ok:
+                setattr(out, f.name, value)
+        if out.attention_backend not in ATTENTION_BACKENDS:
+            out.attention_backend = "auto"
+        out.num_gpus = max(1, out.num_gpus)
+        out.hang_timeout = max(5, out.hang_timeout)
+        return out
+
+
+class SettingsStore:
+    def __init__(self, path: str | Path, default_output_dir: str | Path):
+        self.path = Path(path)
+        self.default_output_dir = str(default_output_dir)
+        self.error: str | None = None  # why the file could not be read, if it could not
+
+    def load(self) -> Settings:
+        data: dict[str, Any] = {}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError) as exc:
+                self.error = f"{self.path}: could not read settings ({exc}); using defaults"
+                data = {}
+        settings = Settings.from_dict(data)
+        if not settings.output_dir:
+            settings.output_dir = self.default_output_dir
+        return settings
+
+    def save(self, settings: Settings) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(settings.to_dict(), fh, indent=2, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)

@@ -1,0 +1,70 @@
+"""Everything the window needs, built in one place: paths, settings, job
+database, the inference process client and the job runner."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QLockFile, QObject, Signal
+
+from app.services.jobs_db import JobsDB
+from app.services.paths import StudioPaths, resolve_paths
+from app.services.runner import JobRunner
+from app.services.settings import Settings, SettingsStore
+from app.services.thumbnails import Thumbnails
+from app.services.worker_client import WorkerClient
+
+
+def _fastvideo_root() -> str:
+    """The folder holding the ``fastvideo`` package (so the worker finds it, installed or not)."""
+    import fastvideo
+
+    return str(Path(fastvideo.__file__).resolve().parent.parent)
+
+
+class StudioBusyError(RuntimeError):
+    """The data folder is in use by another running studio."""
+
+
+class Studio(QObject):
+    settings_changed = Signal(object)  # Settings
+
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, worker_args: list[str] | None = None,
+                 worker_env: dict[str, str] | None = None, worker_enabled: bool = True,
+                 heartbeat_interval: float = 1.0, hang_timeout: float | None = None, parent=None):
+        super().__init__(parent)
+        self.paths: StudioPaths = resolve_paths(data_dir).ensure()
+        # One studio per data folder: a second one would mark the first one's running job interrupted.
+        self._lock = QLockFile(str(self.paths.data_dir / "studio.lock"))
+        self._lock.setStaleLockTime(0)  # a lock whose process is gone is stale (the studio was killed)
+        if not self._lock.tryLock(200):
+            info = self._lock.getLockInfo()
+            pid = info[1] if isinstance(info, (tuple, list)) and len(info) > 1 else "?"
+            raise StudioBusyError(f"another FastVideo Studio (pid {pid}) is using {self.paths.data_dir}; "
+                                  "close it first, or start this one with another --data-dir")
+        self.settings_store = SettingsStore(self.paths.settings_file, self.paths.default_output_dir)
+        self.settings: Settings = self.settings_store.load()
+        self.db = JobsDB(self.paths.jobs_db)
+        self.worker_enabled = worker_enabled
+        self._hang_override = hang_timeout  # tests use short ones; otherwise the setting decides
+        env = dict(worker_env or {})
+        root = _fastvideo_root()
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH") or os.environ.get("PYTHONPATH"))
+                                            if p)
+        self.client = WorkerClient(self, extra_args=worker_args, env=env, heartbeat_interval=heartbeat_interval,
+                                   hang_timeout=hang_timeout or float(self.settings.hang_timeout))
+        self.runner = JobRunner(self.db, self.client, self)
+        self.thumbnails = Thumbnails(self.paths.thumbnails_dir, self)
+
+    def save_settings(self, settings: Settings) -> None:
+        self.settings_store.save(settings)
+        self.settings = settings
+        self.client.hang_timeout = self._hang_override or float(settings.hang_timeout)
+        self.settings_changed.emit(settings)
+
+    def close(self, timeout: float = 10.0) -> None:
+        self.runner.shutdown(timeout)
+        self.db.close()
+        if self._lock.isLocked():
+            self._lock.unlock()

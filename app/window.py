@@ -1,0 +1,251 @@
+"""The main window: a navigation sidebar and one panel at a time.
+
+Panels are registered with :meth:`MainWindow.add_panel`, so more (models,
+mapping, parity...) can be added without touching the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QStackedWidget,
+    QVBoxLayout, QWidget,
+)
+
+from app.panels.generate import GeneratePanel
+from app.panels.history import HistoryPanel
+from app.panels.queue import QueuePanel
+from app.panels.settings import SettingsPanel
+from app.resources import resource_path
+from app.services.background import run_in_background
+from app.services.studio import Studio
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
+
+
+def settings_from_metadata(md: dict) -> dict:
+    """Turn the settings embedded in a generated MP4 into a restorable job spec."""
+    params = {k: v for k, v in md.items() if k not in ("model", "model_path", "model_id", "task", "num_gpus",
+                                                         "pipeline_config", "fastvideo_version", "torch_version")}
+    return {"params": params, "model_path": md.get("model") or md.get("model_path") or md.get("model_id") or "",
+            "task": md.get("task"), "num_gpus": md.get("num_gpus")}
+
+
+class Banner(QFrame):
+    """A dismissable message strip at the top of the window (no modal dialogs)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QPushButton("Dismiss")
+        close.setObjectName("linkButton")
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(12, 8, 12, 8)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self.hide)
+        self.level = "info"
+        self.hide()
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        self.level = level
+        self.setProperty("level", level)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.label.setText(text)
+        self.show()
+        if level == "info":
+            self._timer.start(8000)
+        else:
+            self._timer.stop()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, studio: Studio):
+        super().__init__()
+        self.studio = studio
+        self.setWindowTitle("FastVideo Studio")
+        icon = resource_path("icon.svg")
+        if icon:
+            self.setWindowIcon(QIcon(str(icon)))
+        self.resize(1280, 820)
+        self.setAcceptDrops(True)
+        self._closed = False
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(168)
+        self.sidebar.setIconSize(QSize(18, 18))
+        self.stack = QStackedWidget()
+        self.banner = Banner()
+        self.panels: dict[str, QWidget] = {}
+
+        brand = QLabel("FastVideo\nStudio")
+        brand.setObjectName("brand")
+        side = QWidget()
+        side.setObjectName("sideBox")
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(0, 12, 0, 12)
+        sl.addWidget(brand)
+        sl.addWidget(self.sidebar, 1)
+        self.worker_dot = QLabel()
+        self.worker_dot.setObjectName("workerDot")
+        self.worker_dot.setToolTip("The inference process: it starts with the first job (or model choice) "
+                                   "and keeps the model loaded")
+        sl.addWidget(self.worker_dot)
+
+        main = QWidget()
+        ml = QVBoxLayout(main)
+        ml.setContentsMargins(0, 0, 0, 0)
+        ml.setSpacing(0)
+        ml.addWidget(self.banner)
+        ml.addWidget(self.stack, 1)
+        central = QWidget()
+        cl = QHBoxLayout(central)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.setSpacing(0)
+        cl.addWidget(side)
+        cl.addWidget(main, 1)
+        self.setCentralWidget(central)
+
+        self.status_label = QLabel()
+        self.queue_label = QLabel()
+        self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.queue_label)
+
+        self.generate = GeneratePanel(studio)
+        self.queue = QueuePanel(studio)
+        self.history = HistoryPanel(studio)
+        self.settings = SettingsPanel(studio)
+        self.add_panel("generate", "Generate", self.generate)
+        self.add_panel("queue", "Queue", self.queue)
+        self.add_panel("history", "History", self.history)
+        self.add_panel("settings", "Settings", self.settings)
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        for i, key in enumerate(("1", "2", "3", "4")):
+            QShortcut(QKeySequence(f"Ctrl+{key}"), self, activated=lambda i=i: self.sidebar.setCurrentRow(i))
+
+        runner = studio.runner
+        runner.notify.connect(self.notify)
+        runner.worker_status.connect(self.status_label.setText)
+        runner.jobs_changed.connect(self._update_queue_label)
+        runner.paused_changed.connect(lambda _p: self._update_queue_label())
+        studio.client.state_changed.connect(self._worker_state)
+        self.generate.show_panel.connect(self.show_panel)
+        self.history.restore_requested.connect(self.restore_settings)
+        self.history.queued.connect(lambda job_id: self.notify(f"Job {job_id} queued again.", "info"))
+        self._update_queue_label()
+        self._worker_state(studio.client.state)
+        self.show_panel("generate")
+        if studio.db.interrupted_on_open:
+            n = len(studio.db.interrupted_on_open)
+            self.notify(f"{n} job{'s were' if n > 1 else ' was'} running when the studio last stopped; "
+                        f"{'they are' if n > 1 else 'it is'} marked interrupted in History.", "warning")
+        if studio.settings_store.error:
+            self.notify(studio.settings_store.error, "warning")
+        runner.schedule()
+
+    # ------------------------------------------------------------------ navigation
+    def add_panel(self, name: str, title: str, widget: QWidget, icon: QIcon | None = None) -> None:
+        """Register a panel under ``name`` (shown in the sidebar as ``title``)."""
+        if name in self.panels:
+            raise ValueError(f"a panel named {name!r} exists already")
+        self.panels[name] = widget
+        widget.setObjectName(f"panel_{name}")
+        self.stack.addWidget(widget)
+        item = QListWidgetItem(icon or QIcon(), title)
+        item.setData(Qt.ItemDataRole.UserRole, name)
+        self.sidebar.addItem(item)
+
+    def panel_names(self) -> list[str]:
+        return list(self.panels)
+
+    def show_panel(self, name: str) -> None:
+        if name not in self.panels:
+            raise KeyError(f"no panel {name!r}; panels: {', '.join(self.panels)}")
+        self.sidebar.setCurrentRow(list(self.panels).index(name))
+
+    def current_panel(self) -> str:
+        return list(self.panels)[self.stack.currentIndex()]
+
+    # ------------------------------------------------------------------ messages
+    def notify(self, text: str, level: str = "info") -> None:
+        self.banner.show_message(text, level)
+        self.status_label.setText(text.splitlines()[0][:160])
+
+    def _update_queue_label(self) -> None:
+        c = self.studio.db.counts()
+        text = f"{c['running']} running · {c['queued']} waiting"
+        if self.studio.db.paused:
+            text += " · paused"
+        self.queue_label.setText(text)
+
+    def _worker_state(self, state: str) -> None:
+        names = {"stopped": "● engine off", "starting": "● engine starting…", "running": "● engine ready",
+                 "stopping": "● engine stopping…"}
+        self.worker_dot.setText(names.get(state, state))
+        self.worker_dot.setProperty("state", state)
+        self.worker_dot.style().unpolish(self.worker_dot)
+        self.worker_dot.style().polish(self.worker_dot)
+
+    # ------------------------------------------------------------------ restore / drop
+    def restore_settings(self, settings: dict) -> None:
+        self.generate.apply_job_settings(settings)
+        self.show_panel("generate")
+
+    def restore_from_file(self, path: str) -> None:
+        """Read the settings embedded in a generated MP4 and put them in the Generate panel."""
+        from fastvideo.utils.media import read_metadata
+
+        def done(md):
+            if not md:
+                self.notify(f"{Path(path).name} has no FastVideo settings in it (it was not made by FastVideo, "
+                            "or its metadata was stripped).", "warning")
+                return
+            self.restore_settings(settings_from_metadata(md))
+            self.notify(f"Settings restored from {Path(path).name}.", "info")
+
+        run_in_background(lambda: read_metadata(path), done,
+                          lambda exc: self.notify(f"Could not read {path}: {exc}", "error"))
+
+    @staticmethod
+    def _dropped_video(event) -> str | None:
+        md = event.mimeData()
+        if not md.hasUrls():
+            return None
+        for url in md.urls():
+            if url.isLocalFile() and url.toLocalFile().lower().endswith(VIDEO_SUFFIXES):
+                return url.toLocalFile()
+        return None
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802
+        if self._dropped_video(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        path = self._dropped_video(event)
+        if path:
+            event.acceptProposedAction()
+            self.restore_from_file(path)
+
+    # ------------------------------------------------------------------ close
+    def closeEvent(self, event) -> None:  # noqa: N802
+        if not self._closed:
+            self._closed = True
+            self.status_label.setText("Stopping the inference process…")
+            self.studio.close()
+        super().closeEvent(event)

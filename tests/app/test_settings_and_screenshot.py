@@ -1,0 +1,67 @@
+"""The Settings panel (inline errors, persistence) and ``--screenshot``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_settings_panel_validates_and_persists(make_studio, make_window, tmp_path, fake_model):
+    studio = make_studio(engine=None)
+    win = make_window(studio)
+    sp = win.settings
+    a_file = tmp_path / "not-a-folder.txt"
+    a_file.write_text("x")
+    sp.output_dir.setText(str(a_file / "sub"))
+    sp.default_model.setEditText(str(tmp_path / "missing"))
+    assert not sp.save()
+    assert "not a folder" in sp.rows["output_dir"].error.text()
+    assert "No such folder" in sp.rows["default_model"].error.text()
+    assert not studio.paths.settings_file.exists() or json.loads(studio.paths.settings_file.read_text()).get(
+        "default_model") != str(tmp_path / "missing")
+    sp.output_dir.setText(str(tmp_path / "videos"))
+    sp.default_model.setEditText(str(fake_model))
+    sp.num_gpus.setValue(2)
+    sp.attention.setCurrentIndex(sp.attention.findData("TORCH_SDPA"))
+    sp.vae_tiling.setChecked(True)
+    sp.te_offload.setChecked(True)
+    sp.preview.setChecked(False)
+    assert sp.save()
+    saved = json.loads(studio.paths.settings_file.read_text())
+    assert saved["output_dir"] == str(tmp_path / "videos") and saved["num_gpus"] == 2 and saved["preview"] is False
+    assert studio.settings.pipeline_options()["attention_backend"] == "TORCH_SDPA"
+    assert win.generate.gpus.value() == 2
+    # While this studio runs, a second one on the same folder is refused (it would mark our jobs interrupted).
+    from app.services.studio import StudioBusyError
+
+    with pytest.raises(StudioBusyError, match="another FastVideo Studio"):
+        make_studio(engine=None, data_dir=studio.paths.data_dir)
+    # After closing, a new studio on the same folder reads the settings back.
+    win.close()
+    again = make_studio(engine=None, data_dir=studio.paths.data_dir)
+    assert again.settings.vae_tiling and again.settings.text_encoder_cpu_offload
+    assert again.settings.default_model == str(fake_model)
+
+
+def test_screenshot_cli(tmp_path):
+    out = tmp_path / "shot.png"
+    env = {"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "app.main", "--data-dir", str(tmp_path / "data"), "--screenshot",
+                           str(out), "--panel", "queue", "--size", "1024x700"], capture_output=True, text=True,
+                          env=env, cwd=str(ROOT), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PySide6.QtGui import QImage
+
+    img = QImage(str(out))
+    assert img.height() == 700 and 1024 <= img.width() <= 1100  # never narrower than the layout allows
+    bad = subprocess.run([sys.executable, "-m", "app.main", "--data-dir", str(tmp_path / "data"), "--screenshot",
+                          str(tmp_path / "x.png"), "--panel", "nope"], capture_output=True, text=True, env=env,
+                         cwd=str(ROOT), timeout=60)
+    assert bad.returncode == 2 and "unknown panel 'nope'" in bad.stderr and not (tmp_path / "x.png").exists()
