@@ -38,3 +38,7 @@ def resolve_model_arg(model: str | None) -> str:
     if model in (None, "", BUILTIN_NAME):
         return str(default_model_path())
     return model
+
+
+if __name__ == "__main__":  # ``python -m fastvideo.builtin``: make sure it exists, print its folder
+    print(default_model_path())

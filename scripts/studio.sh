@@ -4,4 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$here/scripts/bootstrap.sh"
-exec "${FASTVIDEO_VENV:-$here/.venv}/bin/fastvideo-studio" "$@"
+venv="${FASTVIDEO_VENV:-$here/.venv}"
+# The built-in default model (shipped, or made once on first launch) unless --model is given.
+model="$("$venv/bin/python" -m fastvideo.builtin)"
+exec "$venv/bin/fastvideo-studio" --model "$model" "$@"

@@ -117,7 +117,8 @@ class GeneratePanel(QWidget):
         self._build()
         self._wire()
         s = studio.settings
-        self.set_model(s.default_model or (s.recent_models[0] if s.recent_models else ""), apply_defaults=True)
+        self.set_model(s.default_model or (s.recent_models[0] if s.recent_models else "") or builtin_model(),
+                       apply_defaults=True)
         self.gpus.setValue(s.num_gpus)
         self._settings_gpus = s.num_gpus
         self.randomise_seed()
@@ -785,3 +786,11 @@ class GeneratePanel(QWidget):
     def copy_seed(self) -> None:
         if self.shown_job and self.shown_job.seed is not None:
             QGuiApplication.clipboard().setText(str(self.shown_job.seed))
+
+
+def builtin_model() -> str:
+    """The built-in default model's folder when it is on disk (torch-free lookup), else ""."""
+    from fastvideo.builtin import default_model_path
+
+    path = default_model_path(create=False)
+    return str(path) if (path / "model_index.json").is_file() else ""
