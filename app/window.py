@@ -17,6 +17,9 @@ from PySide6.QtWidgets import (
 
 from app.panels.generate import GeneratePanel
 from app.panels.history import HistoryPanel
+from app.panels.mapping import MappingPanel
+from app.panels.models import ModelsPanel
+from app.panels.parity import ParityPanel
 from app.panels.queue import QueuePanel
 from app.panels.settings import SettingsPanel
 from app.resources import resource_path
@@ -133,8 +136,23 @@ class MainWindow(QMainWindow):
         self.add_panel("queue", "Queue", self.queue)
         self.add_panel("history", "History", self.history)
         self.add_panel("settings", "Settings", self.settings)
+        # Porter panels (issue 7): models, weight-mapping inspector, parity.
+        self.models = ModelsPanel(studio)
+        self.mapping = MappingPanel(studio)
+        self.parity = ParityPanel(studio)
+        self.add_panel("models", "Models", self.models)
+        self.add_panel("mapping", "Weight mapping", self.mapping)
+        self.add_panel("parity", "Parity", self.parity)
+        for panel in (self.models, self.mapping, self.parity):
+            panel.notify.connect(self.notify)
+        self.models.models_changed.connect(self.mapping.set_models)
+        self.models.models_changed.connect(self.parity.set_models)
+        self.models.inspect_requested.connect(self._inspect_model)
+        self.models.parity_requested.connect(self._parity_model)
+        self.mapping.rules_for_parity.connect(self._parity_with_rules)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
-        for i, key in enumerate(("1", "2", "3", "4")):
+        self.sidebar.currentRowChanged.connect(self._panel_shown)
+        for i, key in enumerate(("1", "2", "3", "4", "5", "6", "7")):
             QShortcut(QKeySequence(f"Ctrl+{key}"), self, activated=lambda i=i: self.sidebar.setCurrentRow(i))
 
         runner = studio.runner
@@ -176,6 +194,25 @@ class MainWindow(QMainWindow):
         if name not in self.panels:
             raise KeyError(f"no panel {name!r}; panels: {', '.join(self.panels)}")
         self.sidebar.setCurrentRow(list(self.panels).index(name))
+
+    def _panel_shown(self, row: int) -> None:
+        if 0 <= row < len(self.panels) and list(self.panels)[row] in ("mapping", "parity"):
+            self.models.ensure_scanned()  # fills their model lists
+
+    def _inspect_model(self, path: str) -> None:
+        self.mapping.set_model(path)
+        self.show_panel("mapping")
+        self.mapping.load()
+
+    def _parity_model(self, path: str) -> None:
+        self.parity.set_model(path)
+        self.show_panel("parity")
+
+    def _parity_with_rules(self, rules: dict, label: str) -> None:
+        self.parity.set_model(self.mapping.model_path or self.mapping.current_model_path(),
+                              self.mapping.inputs.component if self.mapping.inputs else None)
+        self.parity.set_rules(rules, label)
+        self.show_panel("parity")
 
     def current_panel(self) -> str:
         return list(self.panels)[self.stack.currentIndex()]
@@ -246,6 +283,7 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self._closed:
             self._closed = True
+            self.models.shutdown()  # a download keeps its data for resuming; a conversion leaves nothing
             self.status_label.setText("Stopping the inference process…")
             self.studio.close()
         super().closeEvent(event)

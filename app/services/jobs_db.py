@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED, INTERRUPTED = (
     "queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -51,6 +51,26 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_state_position ON jobs (state, position);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# v2: parity runs of the Parity panel (app/services/parity_store.py).
+_SCHEMA_V2 = """
+CREATE TABLE IF NOT EXISTS parity_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    model_path TEXT NOT NULL,
+    component TEXT NOT NULL,
+    reference TEXT NOT NULL DEFAULT 'diffusers',
+    dtype TEXT NOT NULL DEFAULT 'fp32',
+    seed INTEGER NOT NULL DEFAULT 0,
+    rules_label TEXT NOT NULL DEFAULT '',
+    passed INTEGER,
+    duration REAL,
+    versions TEXT NOT NULL DEFAULT '{}',
+    result TEXT NOT NULL DEFAULT '{}',
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS parity_runs_created ON parity_runs (created_at);
 """
 
 
@@ -147,17 +167,20 @@ class JobsDB:
                 raise RuntimeError(
                     f"{self.path}: the job database is from a newer studio (schema {version}, this one knows "
                     f"{SCHEMA_VERSION}); update the studio or use another --data-dir")
-            if version < 1:
+            for target, schema in ((1, _SCHEMA_V1), (2, _SCHEMA_V2)):
+                if version >= target:
+                    continue
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    for stmt in _SCHEMA_V1.strip().split(";"):
+                    for stmt in schema.strip().split(";"):
                         if stmt.strip():
                             self._conn.execute(stmt)
-                    self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    self._conn.execute(f"PRAGMA user_version = {target}")
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
+                version = target
 
     def _recover(self) -> list[int]:
         with self._lock, self._tx():

@@ -512,16 +512,46 @@ class Host:
         except ImportError as exc:
             raise RuntimeError(f"run_parity is not available in this fastvideo build ({exc})") from None
         args = dict(msg.get("args") or {})
-        self.outbox.send({"type": P.EV_PARITY_RESULT, "reply_to": msg.get("id"),
-                          "result": _jsonable(run_parity(**args))})
+        rid = msg.get("id")
+        if msg.get("progress") and "progress" not in args:
+            # Progress as ``stage`` events tied to the request (``request_id``, no ``job_id``, no
+            # ``reply_to``: the answer is still the one parity_result/error event).
+            def progress(event: dict[str, Any]) -> None:
+                self.stage = f"parity:{event.get('stage')}"
+                self.outbox.send({"type": P.EV_STAGE, "request_id": rid, "name": self.stage,
+                                  **{k: _jsonable(v) for k, v in event.items() if k != "stage"}})
+
+            args["progress"] = progress
+        self.outbox.send({"type": P.EV_PARITY_RESULT, "reply_to": rid, "result": _jsonable(run_parity(**args))})
 
     def _do_inspect(self, msg: P.Message) -> None:
         try:
             from fastvideo.models.loader.inspect import inspect_mapping
         except ImportError as exc:
             raise RuntimeError(f"inspect is not available in this fastvideo build ({exc})") from None
-        result = inspect_mapping(msg.get("model_path"), msg.get("component"), rules=msg.get("rules"))
-        self.outbox.send({"type": P.EV_INSPECT_RESULT, "reply_to": msg.get("id"), "result": _jsonable(result)})
+        rules = msg.get("rules")
+        if isinstance(rules, dict):  # JSON turns merge tuples into lists
+            rules = {k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items()}
+        reply: dict[str, Any] = {"type": P.EV_INSPECT_RESULT, "reply_to": msg.get("id")}
+        if msg.get("include_inputs"):
+            # What the studio needs to re-run the mapping engine itself on every rule edit:
+            # checkpoint headers, our parameter shapes (+ tied aliases) and the arch config's rules.
+            from fastvideo.models.loader.inspect import mapping_inputs
+            from fastvideo.models.loader.mapping import build_report
+
+            source, target, default_rules = mapping_inputs(msg.get("model_path"), msg.get("component"))
+            result = build_report(source, target, default_rules if rules is None else rules, msg.get("component"))
+            reply["inputs"] = {
+                "source": {k: {"shape": list(v.shape), "dtype": v.dtype} for k, v in source.items()},
+                "target": {k: {"shape": list(getattr(v, "shape", v)), "aliases": list(getattr(v, "aliases", ()))}
+                           for k, v in target.items()},
+                "rules": [[k, list(v) if isinstance(v, tuple) else v] for k, v in default_rules.items()],
+            }
+        else:
+            result = inspect_mapping(msg.get("model_path"), msg.get("component"), rules=rules)
+        report = result.to_json() if hasattr(result, "to_json") else result  # a MappingReport
+        reply["result"] = _jsonable(report)
+        self.outbox.send(reply)
 
     # -- shutdown
     def shutdown(self, reason: str, grace: float = 10.0) -> None:

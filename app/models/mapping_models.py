@@ -1,0 +1,426 @@
+"""Item models of the weight-mapping inspector.
+
+* :class:`MappingTableModel`: one row per key of a :class:`MappingReport` (thousands of rows;
+  model/view, never a widget per row).
+* :class:`MappingFilterProxy`: status filter, text or regex search, sorting (shapes sort by
+  element count, not as text).
+* :class:`RulesModel`: the editable, ordered ``param_names_mapping`` rules, each validated on
+  its own so every invalid regex is flagged in its row.
+* :func:`evaluate`: headers + rules -> report, through the engine's pure-Python mapping code
+  (``fastvideo.models.loader.mapping``): no tensors, no torch, milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from fastvideo.models.loader.mapping import (
+    STATUSES, MappingReport, MappingRow, RuleError, TargetInfo, TensorInfo, build_report, compile_rules,
+    rules_from_python, rules_to_python,
+)
+
+RowRole = Qt.ItemDataRole.UserRole + 1
+StatusRole = Qt.ItemDataRole.UserRole + 2
+SortKeyRole = Qt.ItemDataRole.UserRole + 3
+ErrorRole = Qt.ItemDataRole.UserRole + 4
+
+STATUS_LABELS = {"mapped": "mapped", "merged": "merged", "missing": "missing", "unexpected": "unexpected",
+                 "shape_mismatch": "shape mismatch"}
+STATUS_COLORS = {"mapped": "#45c486", "merged": "#6fb4ff", "missing": "#ff6b6b", "unexpected": "#d9a441",
+                 "shape_mismatch": "#ff8f5a"}
+NEAR_MISS_BG = QColor("#3a2f12")
+
+
+@dataclass
+class MappingInputs:
+    """Everything needed to (re)build a report without the model: headers and target shapes."""
+
+    component: str
+    source: dict[str, TensorInfo]
+    target: dict[str, TargetInfo]
+    default_rules: list[tuple[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, component: str, data: dict[str, Any]) -> "MappingInputs":
+        source = {k: TensorInfo(tuple(v["shape"]), str(v["dtype"])) for k, v in data["source"].items()}
+        target = {k: TargetInfo(tuple(v["shape"]), tuple(v.get("aliases") or ())) for k, v in data["target"].items()}
+        rules = [(str(p), tuple(v) if isinstance(v, list) else v) for p, v in data.get("rules", [])]
+        return cls(component, source, target, rules)
+
+
+def rule_value(replacement: str, part: int | None, count: int | None) -> Any:
+    return replacement if count is None else (replacement, part, count)
+
+
+def evaluate(inputs: MappingInputs, rules: list[tuple[str, Any]]) -> tuple[MappingReport, dict[int, str]]:
+    """Report for ``rules`` (rules with errors are skipped) and {rule index: error message}."""
+    errors: dict[int, str] = {}
+    good: list[tuple[str, Any]] = []
+    index_of: list[int] = []
+    for i, (pattern, value) in enumerate(rules):
+        try:
+            compile_rules([(pattern, value)])
+        except RuleError as exc:
+            errors[i] = exc.message
+            continue
+        good.append((pattern, value))
+        index_of.append(i)
+    compiled = compile_rules(good)
+    report = build_report(inputs.source, inputs.target, compiled, inputs.component)
+    for row in report.rows:  # rule numbers as shown in the editor (skipped ones count)
+        if row.rule is not None:
+            row.rule = index_of[row.rule]
+    return report, errors
+
+
+def _shape_text(shape: list[int] | None) -> str:
+    return "" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _numel(shape: list[int] | None) -> int:
+    if shape is None:
+        return -1
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+class MappingTableModel(QAbstractTableModel):
+    COLUMNS = ("Source key", "Rule", "Target key", "Status", "Source shape", "Target shape", "dtype")
+    SOURCE, RULE, TARGET, STATUS, SRC_SHAPE, TGT_SHAPE, DTYPE = range(7)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.rows: list[MappingRow] = []
+        self.highlighted: set[int] = set()  # rows shown as near-miss candidates
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    def set_report(self, report: MappingReport | None) -> None:
+        self.beginResetModel()
+        self.rows = list(report.rows) if report is not None else []
+        self.highlighted = set()
+        self.endResetModel()
+
+    def row_at(self, row: int) -> MappingRow | None:
+        return self.rows[row] if 0 <= row < len(self.rows) else None
+
+    def find(self, source: str | None, target: str | None) -> int:
+        for i, r in enumerate(self.rows):
+            if r.source == source and (source is not None or r.target == target):
+                return i
+        return -1
+
+    def set_highlighted(self, rows: set[int]) -> None:
+        changed = self.highlighted ^ rows
+        self.highlighted = set(rows)
+        for r in changed:
+            if 0 <= r < len(self.rows):
+                self.dataChanged.emit(self.index(r, 0), self.index(r, len(self.COLUMNS) - 1),
+                                      [Qt.ItemDataRole.BackgroundRole])
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
+                and 0 <= section < len(self.COLUMNS):
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self.rows)):
+            return None
+        r = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == self.SOURCE:
+                return r.source or "—"
+            if col == self.RULE:
+                return "" if r.rule is None else f"#{r.rule}"
+            if col == self.TARGET:
+                return r.target or ""
+            if col == self.STATUS:
+                return STATUS_LABELS.get(r.status, r.status)
+            if col == self.SRC_SHAPE:
+                return _shape_text(r.source_shape)
+            if col == self.TGT_SHAPE:
+                return _shape_text(r.target_shape)
+            if col == self.DTYPE:
+                return r.dtype or ""
+        if role == SortKeyRole:
+            if col == self.RULE:
+                return -1 if r.rule is None else r.rule
+            if col == self.SRC_SHAPE:
+                return _numel(r.source_shape)
+            if col == self.TGT_SHAPE:
+                return _numel(r.target_shape)
+            if col == self.STATUS:
+                return STATUSES.index(r.status) if r.status in STATUSES else 99
+            return str(self.data(index) or "")
+        if role == RowRole:
+            return r
+        if role == StatusRole:
+            return r.status
+        if role == Qt.ItemDataRole.ForegroundRole and col == self.STATUS:
+            return QBrush(QColor(STATUS_COLORS.get(r.status, "#d8dee6")))
+        if role == Qt.ItemDataRole.BackgroundRole and index.row() in self.highlighted:
+            return QBrush(NEAR_MISS_BG)
+        if role == Qt.ItemDataRole.FontRole and index.row() in self.highlighted:
+            return self._bold
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return r.detail or None
+        return None
+
+
+class MappingFilterProxy(QSortFilterProxyModel):
+    """Rows of the chosen statuses whose source or target key matches the search."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.statuses: set[str] | None = None  # None: all
+        self.pattern = ""
+        self.use_regex = False
+        self.regex: re.Pattern | None = None
+        self.regex_error = ""
+        self.setSortRole(SortKeyRole)
+
+    def set_statuses(self, statuses: set[str] | None) -> None:
+        self.beginFilterChange()
+        self.statuses = None if statuses is None else set(statuses)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_search(self, text: str, use_regex: bool = False) -> None:
+        self.beginFilterChange()
+        self.pattern, self.use_regex = text, use_regex
+        self.regex, self.regex_error = None, ""
+        if text and use_regex:
+            try:
+                self.regex = re.compile(text)
+            except re.error as exc:
+                self.regex_error = str(exc)
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:  # noqa: N802
+        model = self.sourceModel()
+        row = model.row_at(source_row) if hasattr(model, "row_at") else None
+        if row is None:
+            return True
+        if self.statuses is not None and row.status not in self.statuses:
+            return False
+        if not self.pattern:
+            return True
+        names = [n for n in (row.source, row.target) if n]
+        if self.use_regex:
+            if self.regex is None:
+                return True  # an invalid regex filters nothing (it is flagged next to the field)
+            return any(self.regex.search(n) for n in names)
+        needle = self.pattern.lower()
+        return any(needle in n.lower() for n in names)
+
+
+class RulesModel(QAbstractTableModel):
+    """Ordered ``{pattern: replacement | (target, part, count)}`` rules, editable in a table."""
+
+    COLUMNS = ("#", "Pattern (regex)", "Replacement", "Part", "Of", "Hits")
+    NUM, PATTERN, REPLACEMENT, PART, COUNT, HITS = range(6)
+
+    rules_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.items: list[list[Any]] = []  # [pattern, replacement, part|None, count|None]
+        self.errors: dict[int, str] = {}
+        self.hits: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ content
+    def set_rules(self, rules: list[tuple[str, Any]] | dict[str, Any]) -> None:
+        items = list(rules.items()) if isinstance(rules, dict) else list(rules)
+        self.beginResetModel()
+        self.items = []
+        for pattern, value in items:
+            if isinstance(value, (tuple, list)) and len(value) == 3:
+                self.items.append([str(pattern), str(value[0]), int(value[1]), int(value[2])])
+            else:
+                self.items.append([str(pattern), str(value), None, None])
+        self.errors, self.hits = {}, {}
+        self.endResetModel()
+        self.rules_changed.emit()
+
+    def rules(self) -> list[tuple[str, Any]]:
+        return [(p, rule_value(r, i, c)) for p, r, i, c in self.items]
+
+    def valid_rules_dict(self) -> dict[str, Any]:
+        """The rules without the invalid ones (later duplicates of a pattern win, as in a dict)."""
+        return {p: v for i, (p, v) in enumerate(self.rules()) if i not in self.errors}
+
+    def set_status(self, errors: dict[int, str], hits: dict[int, int]) -> None:
+        self.errors, self.hits = dict(errors), dict(hits)
+        if self.items:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.items) - 1, len(self.COLUMNS) - 1))
+
+    # ------------------------------------------------------------------ Qt model
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.items)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
+                and 0 <= section < len(self.COLUMNS):
+            return self.COLUMNS[section]
+        return None
+
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() in (self.PATTERN, self.REPLACEMENT, self.PART, self.COUNT):
+            f |= Qt.ItemFlag.ItemIsEditable
+        return f
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self.items)):
+            return None
+        row, col = index.row(), index.column()
+        pattern, repl, part, count = self.items[row]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            if col == self.NUM:
+                return str(row)
+            if col == self.PATTERN:
+                return pattern
+            if col == self.REPLACEMENT:
+                return repl
+            if col == self.PART:
+                return "" if part is None else str(part)
+            if col == self.COUNT:
+                return "" if count is None else str(count)
+            if col == self.HITS:
+                return "" if row in self.errors else str(self.hits.get(row, 0))
+        if role == ErrorRole:
+            return self.errors.get(row)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if row in self.errors:
+                return f"Invalid: {self.errors[row]}"
+            if col in (self.PART, self.COUNT):
+                return "Fused target: this source is part PART (0-based) of OF tensors concatenated on dim 0"
+            return None
+        if role == Qt.ItemDataRole.BackgroundRole and row in self.errors:
+            return QBrush(QColor("#4a1f24"))
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if row in self.errors and col in (self.PATTERN, self.REPLACEMENT, self.PART, self.COUNT):
+                return QBrush(QColor("#ff9a9a"))
+            if col == self.HITS and row not in self.errors and not self.hits.get(row):
+                return QBrush(QColor("#6c7684"))
+        return None
+
+    def setData(self, index: QModelIndex, value: Any, role=Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
+        if not index.isValid() or role != Qt.ItemDataRole.EditRole or not (0 <= index.row() < len(self.items)):
+            return False
+        row, col = index.row(), index.column()
+        item = self.items[row]
+        text = "" if value is None else str(value)
+        if col == self.PATTERN:
+            item[0] = text
+        elif col == self.REPLACEMENT:
+            item[1] = text
+        elif col in (self.PART, self.COUNT):
+            text = text.strip()
+            if text == "":
+                item[2] = item[3] = None  # a plain rename
+            else:
+                try:
+                    n = int(text)
+                except ValueError:
+                    return False
+                item[2 if col == self.PART else 3] = n
+                other = 3 if col == self.PART else 2
+                if item[other] is None:
+                    item[other] = 0 if other == 2 else max(n + 1, 2)
+        else:
+            return False
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+        self.rules_changed.emit()
+        return True
+
+    def insertRows(self, row: int, count: int, parent=QModelIndex()) -> bool:  # noqa: N802
+        if parent.isValid() or count < 1 or not (0 <= row <= len(self.items)):
+            return False
+        self.beginInsertRows(QModelIndex(), row, row + count - 1)
+        for _ in range(count):
+            self.items.insert(row, [r"^", "", None, None])
+        self.endInsertRows()
+        self.rules_changed.emit()
+        return True
+
+    def removeRows(self, row: int, count: int, parent=QModelIndex()) -> bool:  # noqa: N802
+        if parent.isValid() or count < 1 or row < 0 or row + count > len(self.items):
+            return False
+        self.beginRemoveRows(QModelIndex(), row, row + count - 1)
+        del self.items[row:row + count]
+        self.endRemoveRows()
+        self.rules_changed.emit()
+        return True
+
+    def moveRows(self, src_parent, src_row: int, count: int, dst_parent, dst_child: int) -> bool:  # noqa: N802
+        if src_parent.isValid() or dst_parent.isValid() or count < 1:
+            return False
+        if src_row < 0 or src_row + count > len(self.items) or not (0 <= dst_child <= len(self.items)):
+            return False
+        if src_row <= dst_child <= src_row + count:
+            return False  # no-op or into itself
+        if not self.beginMoveRows(QModelIndex(), src_row, src_row + count - 1, QModelIndex(), dst_child):
+            return False
+        moving = self.items[src_row:src_row + count]
+        del self.items[src_row:src_row + count]
+        at = dst_child - count if dst_child > src_row else dst_child
+        self.items[at:at] = moving
+        self.endMoveRows()
+        self.rules_changed.emit()
+        return True
+
+    def add_rule(self, pattern: str, replacement: str, part: int | None = None, count: int | None = None,
+                 row: int | None = None) -> int:
+        row = len(self.items) if row is None else max(0, min(row, len(self.items)))
+        self.beginInsertRows(QModelIndex(), row, row)
+        self.items.insert(row, [pattern, replacement, part, count])
+        self.endInsertRows()
+        self.rules_changed.emit()
+        return row
+
+    def move(self, row: int, delta: int) -> int:
+        """Move one rule up (-1) or down (+1); returns its new row."""
+        new = row + delta
+        if not (0 <= row < len(self.items)) or not (0 <= new < len(self.items)):
+            return row
+        self.moveRows(QModelIndex(), row, 1, QModelIndex(), new + 1 if delta > 0 else new)
+        return new
+
+    # ------------------------------------------------------------------ import / export
+    def to_python(self) -> str:
+        return rules_to_python(dict(self.rules()))
+
+    def to_json(self) -> str:
+        return json.dumps({p: (list(v) if isinstance(v, tuple) else v) for p, v in self.rules()}, indent=2)
+
+
+def parse_rules_text(text: str) -> dict[str, Any]:
+    """Rules from JSON (``{pattern: replacement | [target, part, count]}``) or a Python dict literal."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return rules_from_python(text)
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object of pattern -> replacement")
+    return {str(k): (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}

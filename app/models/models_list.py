@@ -1,0 +1,202 @@
+"""Installed models under the models folder, and the table model the Models panel shows.
+
+Scanned (torch-free; headers and JSON only): ``official_weights/*``, ``converted_weights/*``
+and the downloaded repos directly under the models folder (``owner--name``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QColor
+
+EntryRole = Qt.ItemDataRole.UserRole + 1
+SortRole = Qt.ItemDataRole.UserRole + 2
+
+
+@dataclass
+class ModelEntry:
+    path: Path
+    name: str
+    where: str  # official_weights | converted_weights | downloaded | other
+    layout: str  # Diffusers | official | incomplete | unknown
+    family: str = ""
+    task: str = ""
+    size: int = 0
+    components: list[str] = field(default_factory=list)
+    loads: bool = False
+    problem: str = ""
+    repo_id: str | None = None
+    download_complete: bool | None = None  # None: not a download
+
+    @property
+    def loads_text(self) -> str:
+        if self.loads:
+            return "yes"
+        if self.layout == "official":
+            return "convert first"
+        if self.layout == "incomplete":
+            return "download unfinished"
+        return "no"
+
+
+def folder_size(path: Path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def describe_entry(path: Path, where: str) -> ModelEntry:
+    from fastvideo.configs.registry import describe_folder
+    from fastvideo.hub.download import read_manifest
+
+    entry = ModelEntry(path, path.name, where, "unknown", size=folder_size(path))
+    manifest = read_manifest(path)
+    if manifest:
+        entry.repo_id = manifest.get("repo_id")
+        entry.download_complete = bool(manifest.get("complete"))
+    index = path / "model_index.json"
+    config = path / "config.json"
+    if index.is_file():
+        entry.layout = "Diffusers"
+        try:
+            data = json.loads(index.read_text())
+            entry.components = [k for k, v in data.items() if not k.startswith("_") and isinstance(v, list)]
+        except (OSError, ValueError):
+            pass
+        try:
+            info = describe_folder(path, repo_id=entry.repo_id)
+            entry.family, entry.task = info.family, "/".join(info.tasks)
+            entry.components = list(info.components)
+            missing = [c for c in info.components if c in ("transformer", "vae", "text_encoder")
+                       and not _has_weights(path / c)]
+            if missing:
+                entry.problem = f"no weight files in {', '.join(missing)}"
+            else:
+                entry.loads = True
+        except Exception as exc:  # noqa: BLE001 - shown in the table
+            entry.problem = str(exc)
+    elif config.is_file():
+        try:
+            cfg = json.loads(config.read_text())
+        except (OSError, ValueError) as exc:
+            cfg = {}
+            entry.problem = f"config.json: {exc}"
+        if cfg.get("_class_name") == "WanModel" or "dim" in cfg:
+            entry.layout = "official"
+            entry.family = "wan"
+            mt = cfg.get("model_type") or ("i2v" if int(cfg.get("in_dim", 16)) == 36 else "t2v")
+            entry.task = str(mt)
+            entry.components = sorted(p.name for p in path.iterdir() if p.is_file() and
+                                      p.suffix in (".safetensors", ".pth", ".bin"))
+            entry.problem = "official layout: convert it to Diffusers to load it"
+    if entry.download_complete is False:
+        entry.layout = "incomplete"
+        entry.loads = False
+        entry.problem = (f"download of {entry.repo_id} unfinished ({len(manifest.get('files') or {})} files done); "
+                         "Resume continues it")
+    elif entry.layout == "unknown" and not entry.problem:
+        entry.problem = "no model_index.json or config.json"
+    return entry
+
+
+def _has_weights(folder: Path) -> bool:
+    return folder.is_dir() and any(p.suffix in (".safetensors", ".bin", ".pth") for p in folder.iterdir())
+
+
+def scan_models(root: str | os.PathLike, extra: list[str] | None = None) -> list[ModelEntry]:
+    """Every model folder under ``root`` (plus ``extra`` folders, e.g. recently used ones)."""
+    root = Path(root)
+    found: list[ModelEntry] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, where: str) -> None:
+        rp = path.resolve()
+        if rp in seen or not path.is_dir():
+            return
+        seen.add(rp)
+        found.append(describe_entry(path, where))
+
+    if root.is_dir():
+        for sub, where in (("official_weights", "official_weights"), ("converted_weights", "converted_weights")):
+            d = root / sub
+            if d.is_dir():
+                for p in sorted(d.iterdir()):
+                    if p.is_dir() and not p.name.startswith("."):
+                        add(p, where)
+        for p in sorted(root.iterdir()):
+            if p.is_dir() and not p.name.startswith(".") and p.name not in ("official_weights", "converted_weights"):
+                if (p / "model_index.json").is_file() or (p / ".fastvideo-download.json").is_file() \
+                        or (p / "config.json").is_file():
+                    add(p, "downloaded" if "--" in p.name or (p / ".fastvideo-download.json").is_file() else "other")
+    for e in extra or []:
+        p = Path(e).expanduser()
+        if (p / "model_index.json").is_file():
+            add(p, "other")
+    return found
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+class ModelsTableModel(QAbstractTableModel):
+    COLUMNS = ("Name", "Family", "Task", "Layout", "Size", "Components", "Loads", "Location")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.entries: list[ModelEntry] = []
+
+    def set_entries(self, entries: list[ModelEntry]) -> None:
+        self.beginResetModel()
+        self.entries = list(entries)
+        self.endResetModel()
+
+    def entry_at(self, row: int) -> ModelEntry | None:
+        return self.entries[row] if 0 <= row < len(self.entries) else None
+
+    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.entries)
+
+    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
+                and 0 <= section < len(self.COLUMNS):
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not (0 <= index.row() < len(self.entries)):
+            return None
+        e = self.entries[index.row()]
+        col = index.column()
+        if role == EntryRole:
+            return e
+        if role == SortRole:
+            return e.size if col == 4 else str(self.data(index) or "").lower()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (e.name, e.family, e.task, e.layout, human_bytes(e.size), ", ".join(e.components),
+                    e.loads_text, e.where)[col]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{e.path}\n{e.problem}" if e.problem else str(e.path)
+        if role == Qt.ItemDataRole.ForegroundRole and col == 6:
+            return QColor("#45c486") if e.loads else QColor("#d9a441")
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 4:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None

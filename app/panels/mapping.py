@@ -1,0 +1,608 @@
+"""The weight-mapping inspector: every checkpoint key, the rule that fired, the target, the status.
+
+The inference process reads the checkpoint headers and builds our model on the meta device
+once (``inspect`` with ``include_inputs``); from then on every rule edit is re-evaluated
+here, on the headers, with the engine's pure-Python mapping code -- no tensors, no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+    QListWidget, QListWidgetItem, QPushButton, QSplitter, QTabBar, QTableView, QVBoxLayout, QWidget,
+)
+
+from app.models.mapping_models import (
+    STATUS_LABELS, MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate, parse_rules_text,
+)
+from fastvideo.models.loader.mapping import STATUSES, MappingReport, MappingRow, near_misses
+
+STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s in STATUSES)
+WEIGHT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
+
+
+def model_components(model_path: str) -> list[str]:
+    """Components of a Diffusers folder that have weights to map (from model_index.json)."""
+    try:
+        index = json.loads((Path(model_path) / "model_index.json").read_text())
+    except (OSError, ValueError):
+        return []
+    comps = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list)
+             and (Path(model_path) / k).is_dir()]
+    return [c for c in WEIGHT_COMPONENTS if c in comps] + [c for c in comps if c not in WEIGHT_COMPONENTS
+                                                           and c not in ("tokenizer", "scheduler", "image_processor")]
+
+
+class MappingPanel(QWidget):
+    #: rules (dict) and a label, for the Parity panel ("run parity with these rules")
+    rules_for_parity = Signal(dict, str)
+    notify = Signal(str, str)
+    #: emitted after every (re)evaluation
+    report_changed = Signal()
+
+    def __init__(self, studio, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.inputs: MappingInputs | None = None
+        self.report: MappingReport | None = None
+        self.model_path = ""
+        self.loading = False
+        self.load_error = ""
+        self._pending_rid: str | None = None
+
+        title = QLabel("Weight mapping")
+        title.setObjectName("panelTitle")
+        self.model_combo = QComboBox()
+        self.model_combo.setEditable(True)
+        self.model_combo.setMinimumWidth(360)
+        self.model_combo.lineEdit().setPlaceholderText("Diffusers-layout model folder")
+        self.browse_button = QPushButton("Browse…")
+        self.component_combo = QComboBox()
+        self.component_combo.setMinimumWidth(130)
+        self.load_button = QPushButton("Inspect")
+        self.load_button.setObjectName("primaryButton")
+        self.state_label = QLabel("Pick a model folder and a component.")
+        self.state_label.setObjectName("dimLabel")
+        self.state_label.setWordWrap(True)
+
+        # ---- key table
+        self.table_model = MappingTableModel(self)
+        self.proxy = MappingFilterProxy(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.status_tabs = QTabBar()
+        self.status_tabs.setExpanding(False)
+        self.status_tabs.setDrawBase(False)
+        for label, _s in STATUS_TABS:
+            self.status_tabs.addTab(label)
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("Search source or target keys…")
+        self.search_edit.setClearButtonEnabled(True)
+        self.regex_check = QCheckBox("Regex")
+        self.search_error = QLabel()
+        self.search_error.setObjectName("fieldError")
+        self.search_error.hide()
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(24)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
+        for col, width in enumerate((230, 40, 220, 96, 80, 80, 46)):
+            self.table.setColumnWidth(col, width)
+
+        # ---- details
+        self.details = QLabel("Select a key to see which rule fired.")
+        self.details.setObjectName("details")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.near_label = QLabel("Near misses")
+        self.near_label.setObjectName("sectionTitle")
+        self.near_list = QListWidget()
+        self.near_list.setMaximumHeight(120)
+        self.near_list.setToolTip("The closest names on the other side: double-click to jump to one")
+
+        # ---- rule editor
+        self.rules_model = RulesModel(self)
+        self.rules_view = QTableView()
+        self.rules_view.setModel(self.rules_model)
+        self.rules_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.rules_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.rules_view.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                        | QAbstractItemView.EditTrigger.EditKeyPressed
+                                        | QAbstractItemView.EditTrigger.AnyKeyPressed)
+        self.rules_view.verticalHeader().hide()
+        self.rules_view.verticalHeader().setDefaultSectionSize(24)
+        rh = self.rules_view.horizontalHeader()
+        rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        rh.setStretchLastSection(False)
+        for col, width in enumerate((30, 210, 170, 40, 36, 44)):
+            self.rules_view.setColumnWidth(col, width)
+        self.rules_error = QLabel()
+        self.rules_error.setObjectName("fieldError")
+        self.rules_error.setWordWrap(True)
+        self.rules_error.hide()
+        self.add_rule_button = QPushButton("Add")
+        self.delete_rule_button = QPushButton("Delete")
+        self.up_button = QPushButton("Up")
+        self.down_button = QPushButton("Down")
+        self.reset_rules_button = QPushButton("Reset")
+        self.reset_rules_button.setToolTip("Back to the arch config's param_names_mapping")
+        self.import_button = QPushButton("Import…")
+        self.export_py_button = QPushButton("Export Python…")
+        self.export_json_button = QPushButton("Export JSON…")
+        self.copy_py_button = QPushButton("Copy")
+        self.copy_py_button.setToolTip("Copy the rules as a Python dict literal (for the arch config)")
+        self.parity_button = QPushButton("Parity with these rules")
+
+        rules_box = QWidget()
+        rl = QVBoxLayout(rules_box)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rtitle = QLabel("Rules (param_names_mapping) — first match wins")
+        rtitle.setObjectName("sectionTitle")
+        rl.addWidget(rtitle)
+        rl.addWidget(self.rules_view, 1)
+        rl.addWidget(self.rules_error)
+        rows = ((self.add_rule_button, self.delete_rule_button, self.up_button, self.down_button,
+                 self.reset_rules_button),
+                (self.import_button, self.export_py_button, self.export_json_button),
+                (self.copy_py_button, self.parity_button))
+        for buttons in rows:
+            r = QHBoxLayout()
+            for b in buttons:
+                r.addWidget(b)
+            r.addStretch(1)
+            rl.addLayout(r)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(self.status_tabs)
+        srow = QHBoxLayout()
+        srow.addWidget(self.search_edit, 1)
+        srow.addWidget(self.regex_check)
+        ll.addLayout(srow)
+        ll.addWidget(self.search_error)
+        ll.addWidget(self.table, 1)
+
+        detail_box = QWidget()
+        dl = QVBoxLayout(detail_box)
+        dl.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(self.details, 1)
+        dl.addWidget(self.near_label)
+        dl.addWidget(self.near_list)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(detail_box)
+        right.addWidget(rules_box)
+        right.setSizes([230, 470])
+        right.setChildrenCollapsible(False)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setSizes([820, 420])
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Model"))
+        top.addWidget(self.model_combo, 1)
+        top.addWidget(self.browse_button)
+        top.addWidget(QLabel("Component"))
+        top.addWidget(self.component_combo)
+        top.addWidget(self.load_button)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(16, 16, 16, 16)
+        lay.addWidget(title)
+        lay.addLayout(top)
+        lay.addWidget(self.state_label)
+        lay.addWidget(split, 1)
+
+        self._eval_timer = QTimer(self)
+        self._eval_timer.setSingleShot(True)
+        self._eval_timer.setInterval(0)  # coalesce a burst of edits into one evaluation
+        self._eval_timer.timeout.connect(self.reevaluate)
+        self._details_timer = QTimer(self)
+        self._details_timer.setSingleShot(True)
+        self._details_timer.setInterval(0)
+        self._details_timer.timeout.connect(self._refresh_details)
+        self.rules_model.rules_changed.connect(self._eval_timer.start)
+        self.model_combo.currentTextChanged.connect(self._model_text_changed)
+        self.browse_button.clicked.connect(self._browse)
+        self.load_button.clicked.connect(lambda: self.load())
+        self.status_tabs.currentChanged.connect(self._status_tab_changed)
+        self.search_edit.textChanged.connect(lambda _t: self._apply_search())
+        self.regex_check.toggled.connect(lambda _c: self._apply_search())
+        self.table.selectionModel().currentRowChanged.connect(lambda cur, _p: self._select(cur))
+        self.near_list.itemDoubleClicked.connect(self._jump_to_candidate)
+        self.add_rule_button.clicked.connect(self._add_rule)
+        self.delete_rule_button.clicked.connect(self._delete_rule)
+        self.up_button.clicked.connect(lambda: self._move_rule(-1))
+        self.down_button.clicked.connect(lambda: self._move_rule(1))
+        self.reset_rules_button.clicked.connect(self.reset_rules)
+        self.import_button.clicked.connect(self._import_dialog)
+        self.export_py_button.clicked.connect(lambda: self._export_dialog("python"))
+        self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
+        self.copy_py_button.clicked.connect(
+            lambda: QGuiApplication.clipboard().setText(self.rules_model.to_python()))
+        self.parity_button.clicked.connect(self._send_to_parity)
+        self._update_counts()
+        self._update_buttons()
+
+    # ================================================================== choosing
+    def set_models(self, paths: list[str]) -> None:
+        current = self.model_combo.currentText()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for p in paths:
+            self.model_combo.addItem(Path(p).name, p)
+            self.model_combo.setItemData(self.model_combo.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
+        self.model_combo.setEditText(current)
+        self.model_combo.blockSignals(False)
+
+    def current_model_path(self) -> str:
+        text = self.model_combo.currentText().strip()
+        i = self.model_combo.findText(text)
+        if i >= 0 and self.model_combo.itemData(i):
+            return str(self.model_combo.itemData(i))
+        return text
+
+    def set_model(self, path: str, component: str | None = None) -> None:
+        self.model_combo.setEditText(str(path))
+        self._model_text_changed(str(path))
+        if component:
+            i = self.component_combo.findText(component)
+            if i >= 0:
+                self.component_combo.setCurrentIndex(i)
+
+    def _model_text_changed(self, _text: str) -> None:
+        current = self.component_combo.currentText()
+        comps = model_components(self.current_model_path())
+        self.component_combo.clear()
+        self.component_combo.addItems(comps)
+        if current in comps:
+            self.component_combo.setCurrentText(current)
+        self._update_buttons()
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Model folder", self.current_model_path() or os.getcwd())
+        if path:
+            self.set_model(path)
+
+    # ================================================================== loading
+    def load(self, model_path: str | None = None, component: str | None = None) -> str | None:
+        """Ask the inference process for the headers and target shapes; the reply fills the panel."""
+        if model_path:
+            self.set_model(model_path, component)
+        path, comp = self.current_model_path(), component or self.component_combo.currentText()
+        if not path or not comp:
+            self.state_label.setText("Pick a model folder and a component first.")
+            return None
+        self.loading = True
+        self.load_error = ""
+        self._update_buttons()
+        self.state_label.setText(f"Reading {comp} headers of {Path(path).name} (the inference process builds the "
+                                 "model on the meta device; no weights are loaded)…")
+        rid = self.studio.runner.call("inspect", lambda h: self._on_reply(h, path, comp), model_path=path,
+                                      component=comp, include_inputs=True)
+        self._pending_rid = rid
+        return rid
+
+    def _on_reply(self, h: dict[str, Any], path: str, comp: str) -> None:
+        self.loading = False
+        self._pending_rid = None
+        if h.get("type") != "inspect_result" or "inputs" not in h:
+            self.load_error = str(h.get("message") or "no answer from the inference process")
+            self.state_label.setText(f"<span style='color:#ff7b7b'>Could not inspect {comp} of {Path(path).name}: "
+                                     f"{self.load_error}</span>")
+            self._update_buttons()
+            return
+        try:
+            inputs = MappingInputs.from_json(comp, h["inputs"])
+        except (KeyError, TypeError, ValueError) as exc:
+            self.load_error = f"unexpected inspect reply ({exc})"
+            self.state_label.setText(self.load_error)
+            self._update_buttons()
+            return
+        self.model_path = path
+        self.set_inputs(inputs)
+
+    def set_inputs(self, inputs: MappingInputs, rules: list[tuple[str, Any]] | dict[str, Any] | None = None) -> None:
+        """Show ``inputs`` evaluated with ``rules`` (default: the arch config's)."""
+        self.inputs = inputs
+        self.rules_model.set_rules(inputs.default_rules if rules is None else rules)
+        self.reevaluate()
+        self.state_label.setText(f"{self.model_path or 'model'} · {inputs.component}: {len(inputs.source)} "
+                                 f"checkpoint keys, {len(inputs.target)} model parameters. Edit the rules below: the "
+                                 "table follows at once.")
+
+    # ================================================================== evaluation
+    def reevaluate(self) -> None:
+        self._eval_timer.stop()
+        if self.inputs is None:
+            return
+        keep = self._current_row()
+        report, errors = evaluate(self.inputs, self.rules_model.rules())
+        self.report = report
+        hits = Counter(r.rule for r in report.rows if r.rule is not None)
+        self.rules_model.set_status(errors, dict(hits))
+        if errors:
+            lines = [f"rule #{i}: {msg}" for i, msg in sorted(errors.items())]
+            self.rules_error.setText("Invalid rules are skipped until fixed — " + "; ".join(lines))
+            self.rules_error.show()
+        else:
+            self.rules_error.hide()
+        self.table_model.set_report(report)
+        self._update_counts()
+        if keep is not None:
+            self._reselect(keep)
+        else:
+            self._show_details(None)
+        self._update_buttons()
+        self.report_changed.emit()
+
+    def counts(self) -> dict[str, int]:
+        return self.report.counts if self.report is not None else {s: 0 for s in STATUSES}
+
+    def _update_counts(self) -> None:
+        counts = self.counts()
+        total = sum(counts.values())
+        for i, (label, status) in enumerate(STATUS_TABS):
+            n = total if status is None else counts.get(status, 0)
+            self.status_tabs.setTabText(i, f"{label} ({n})")
+            if status in ("missing", "unexpected", "shape_mismatch"):
+                self.status_tabs.setTabTextColor(i, QColor("#ff8f8f" if n else "#8b95a3"))
+
+    # ================================================================== filtering
+    def show_status(self, status: str | None) -> None:
+        for i, (_label, s) in enumerate(STATUS_TABS):
+            if s == status:
+                self.status_tabs.setCurrentIndex(i)
+                return
+        raise KeyError(status)
+
+    def _status_tab_changed(self, i: int) -> None:
+        status = STATUS_TABS[i][1] if 0 <= i < len(STATUS_TABS) else None
+        self.proxy.set_statuses(None if status is None else {status})
+
+    def _apply_search(self) -> None:
+        self.proxy.set_search(self.search_edit.text(), self.regex_check.isChecked())
+        if self.proxy.regex_error:
+            self.search_error.setText(f"Invalid regex: {self.proxy.regex_error}")
+            self.search_error.show()
+        else:
+            self.search_error.hide()
+
+    def visible_rows(self) -> list[MappingRow]:
+        return [self.table_model.row_at(self.proxy.mapToSource(self.proxy.index(r, 0)).row())
+                for r in range(self.proxy.rowCount())]
+
+    # ================================================================== selection & details
+    def _current_row(self) -> MappingRow | None:
+        idx = self.table.selectionModel().currentIndex()
+        if not idx.isValid():
+            return None
+        return self.table_model.row_at(self.proxy.mapToSource(idx).row())
+
+    def _reselect(self, row: MappingRow) -> None:
+        src = self.table_model.find(row.source, row.target)
+        if src < 0:
+            self._show_details(None)
+            return
+        idx = self.proxy.mapFromSource(self.table_model.index(src, 0))
+        if idx.isValid():
+            self.table.selectionModel().setCurrentIndex(
+                idx, self.table.selectionModel().SelectionFlag.ClearAndSelect
+                | self.table.selectionModel().SelectionFlag.Rows)
+        self._details_timer.stop()
+        self._show_details(self.table_model.row_at(src))
+
+    def select_key(self, source: str | None = None, target: str | None = None) -> bool:
+        """Select the row of a source key (or, for a missing one, its target key)."""
+        src = self.table_model.find(source, target)
+        if src < 0:
+            return False
+        idx = self.proxy.mapFromSource(self.table_model.index(src, 0))
+        if not idx.isValid():
+            self.show_status(None)
+            idx = self.proxy.mapFromSource(self.table_model.index(src, 0))
+        self.table.selectionModel().setCurrentIndex(
+            idx, self.table.selectionModel().SelectionFlag.ClearAndSelect
+            | self.table.selectionModel().SelectionFlag.Rows)
+        self.table.scrollTo(idx)
+        self._details_timer.stop()
+        self._refresh_details()
+        return True
+
+    def _select(self, idx: QModelIndex) -> None:
+        # Never touch the source model (highlights) while the proxy is in the middle of a filter or
+        # sort change that moved the current row: show the details once it is done.
+        self._details_timer.start()
+
+    def _refresh_details(self) -> None:
+        self._show_details(self._current_row())
+
+    def near_miss_candidates(self, row: MappingRow, limit: int = 5) -> list[tuple[MappingRow, float]]:
+        """For a missing key: the closest unexpected checkpoint keys (by source and mapped name).
+        For an unexpected key: the closest missing model keys."""
+        if self.report is None:
+            return []
+        if row.status == "missing":
+            pool = [r for r in self.report.rows if r.status == "unexpected" and r.source]
+            want = row.target or ""
+            names = {}
+            for r in pool:
+                names.setdefault(r.source, r)
+                if r.target:
+                    names.setdefault(r.target, r)
+        elif row.status == "unexpected":
+            pool = [r for r in self.report.rows if r.status == "missing" and r.target]
+            want = row.target or row.source or ""
+            names = {r.target: r for r in pool}
+        else:
+            return []
+        best: dict[int, tuple[MappingRow, float]] = {}
+        for name, score in near_misses(want, list(names), limit=len(names)):
+            r = names[name]
+            if id(r) not in best or best[id(r)][1] < score:
+                best[id(r)] = (r, score)
+        return sorted(best.values(), key=lambda x: -x[1])[:limit]
+
+    def _show_details(self, row: MappingRow | None) -> None:
+        self.near_list.clear()
+        self.table_model.set_highlighted(set())
+        if row is None:
+            self.details.setText("Select a key to see which rule fired." if self.report else
+                                 "Nothing inspected yet.")
+            self.near_label.setVisible(False)
+            self.near_list.setVisible(False)
+            return
+        lines = [f"<b>Status:</b> <span style='color:{_color(row.status)}'>{STATUS_LABELS[row.status]}</span>"]
+        if row.source:
+            lines.append(f"<b>Checkpoint key:</b> {row.source} {_shape(row.source_shape)} {row.dtype or ''}")
+        if row.target:
+            lines.append(f"<b>Model key:</b> {row.target} {_shape(row.target_shape)}")
+        if row.rule is not None:
+            pattern, value = self.rules_model.rules()[row.rule]
+            repl = value if isinstance(value, str) else f"{value[0]} [part {value[1]} of {value[2]}]"
+            lines.append(f"<b>Rule #{row.rule} fired:</b> <code>{_esc(pattern)}</code> → <code>{_esc(repl)}</code>")
+        elif row.source:
+            lines.append("<b>No rule matched:</b> the name passes through unchanged.")
+        if row.status == "shape_mismatch":
+            lines.append(f"<b>Shapes differ:</b> checkpoint {_shape(row.source_shape)}, "
+                         f"model {_shape(row.target_shape)}")
+        if row.detail:
+            lines.append(f"<i>{_esc(row.detail)}</i>")
+        self.details.setText("<br>".join(lines))
+        cands = self.near_miss_candidates(row)
+        show = bool(cands)
+        self.near_label.setVisible(show)
+        self.near_list.setVisible(show)
+        if not show:
+            return
+        self.near_label.setText("Closest unexpected checkpoint keys" if row.status == "missing"
+                                else "Closest missing model keys")
+        rows = set()
+        for r, score in cands:
+            name = r.source if row.status == "missing" else r.target
+            item = QListWidgetItem(f"{score:.2f}  {name}")
+            item.setData(Qt.ItemDataRole.UserRole, (r.source, r.target))
+            self.near_list.addItem(item)
+            i = self.table_model.find(r.source, r.target)
+            if i >= 0:
+                rows.add(i)
+        self.table_model.set_highlighted(rows)
+
+    def highlighted_rows(self) -> list[MappingRow]:
+        return [self.table_model.rows[i] for i in sorted(self.table_model.highlighted)]
+
+    def _jump_to_candidate(self, item: QListWidgetItem) -> None:
+        source, target = item.data(Qt.ItemDataRole.UserRole)
+        self.select_key(source, target)
+
+    # ================================================================== rule editing
+    def _selected_rule(self) -> int:
+        idx = self.rules_view.selectionModel().currentIndex()
+        return idx.row() if idx.isValid() else -1
+
+    def _add_rule(self) -> None:
+        row = self._selected_rule()
+        pattern, repl = r"^", ""
+        cur = self._current_row()
+        if cur is not None and cur.status == "unexpected" and cur.source:
+            import re as _re
+
+            pattern = "^" + _re.escape(cur.source) + "$"  # a start: the selected unexpected key
+            cands = self.near_miss_candidates(cur, 1)
+            repl = cands[0][0].target if cands else cur.source
+        new = self.rules_model.add_rule(pattern, repl, row=row if row >= 0 else 0)
+        self.rules_view.selectRow(new)
+        self.rules_view.edit(self.rules_model.index(new, RulesModel.PATTERN))
+
+    def _delete_rule(self) -> None:
+        row = self._selected_rule()
+        if row >= 0:
+            self.rules_model.removeRows(row, 1)
+
+    def _move_rule(self, delta: int) -> None:
+        row = self._selected_rule()
+        if row >= 0:
+            self.rules_view.selectRow(self.rules_model.move(row, delta))
+
+    def reset_rules(self) -> None:
+        if self.inputs is not None:
+            self.rules_model.set_rules(self.inputs.default_rules)
+
+    def export_rules(self, path: str | os.PathLike, fmt: str = "python") -> Path:
+        path = Path(path)
+        text = self.rules_model.to_python() if fmt == "python" else self.rules_model.to_json()
+        path.write_text(text + "\n")
+        return path
+
+    def import_rules(self, path: str | os.PathLike) -> int:
+        rules = parse_rules_text(Path(path).read_text())
+        self.rules_model.set_rules(rules)
+        return len(rules)
+
+    def _export_dialog(self, fmt: str) -> None:
+        suffix = "py" if fmt == "python" else "json"
+        default = f"{self.inputs.component if self.inputs else 'rules'}_param_names_mapping.{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self, "Export rules", default,
+                                              "Python (*.py)" if fmt == "python" else "JSON (*.json)")
+        if path:
+            self.export_rules(path, fmt)
+            self.notify.emit(f"Rules written to {path}.", "info")
+
+    def _import_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import rules", "", "Rules (*.json *.py *.txt);;All files (*)")
+        if not path:
+            return
+        try:
+            n = self.import_rules(path)
+        except (OSError, ValueError, SyntaxError) as exc:
+            self.notify.emit(f"Could not import {path}: {exc}", "error")
+            return
+        self.notify.emit(f"{n} rules imported from {Path(path).name}.", "info")
+
+    def _send_to_parity(self) -> None:
+        label = f"edited rules ({len(self.rules_model.items)})"
+        self.rules_for_parity.emit(self.rules_model.valid_rules_dict(), label)
+
+    def _update_buttons(self) -> None:
+        have = self.inputs is not None
+        self.load_button.setEnabled(not self.loading and bool(self.component_combo.currentText()))
+        for b in (self.add_rule_button, self.delete_rule_button, self.up_button, self.down_button,
+                  self.reset_rules_button, self.import_button, self.export_py_button, self.export_json_button,
+                  self.copy_py_button, self.parity_button):
+            b.setEnabled(have)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _shape(shape) -> str:
+    return "" if shape is None else "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _color(status: str) -> str:
+    from app.models.mapping_models import STATUS_COLORS
+
+    return STATUS_COLORS.get(status, "#d8dee6")

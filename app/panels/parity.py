@@ -1,0 +1,462 @@
+"""The Parity panel: our component vs the reference implementation, run in the inference process.
+
+A run sends ``run_parity`` (with ``progress``) to the inference process, shows its stages,
+then the per-output table and, for a failure, the per-module activation table with the first
+divergent module highlighted and the error by layer.  Every run is stored (``parity_runs``)
+and the history can be compared and exported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
+    QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
+)
+
+from app.models.mapping_models import parse_rules_text
+from app.models.parity_models import CompareModel, HistoryModel, ModulesModel, OutputsModel, RunRole, SortRole
+from app.services.parity_store import ParityRun, ParityStore, compare_runs
+from app.widgets.error_chart import ErrorByLayerChart
+
+PARITY_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
+REFERENCES = ("diffusers",)
+DTYPES = ("fp32", "bf16")
+STAGES = {"load": (1, "Loading ours and the reference…"), "run": (2, "Running…"),
+          "activation_summary": (3, "An output differs: comparing every module's activations…"),
+          "done": (4, "Done")}
+
+
+def _table(model, sortable: bool = False) -> QTableView:
+    t = QTableView()
+    t.setModel(model)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setAlternatingRowColors(True)
+    t.verticalHeader().hide()
+    t.verticalHeader().setDefaultSectionSize(24)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    t.setSortingEnabled(sortable)
+    return t
+
+
+class ParityPanel(QWidget):
+    notify = Signal(str, str)
+    #: emitted when a run finishes (its stored ParityRun)
+    run_finished = Signal(object)
+
+    def __init__(self, studio, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.studio = studio
+        self.store = ParityStore(studio.db)
+        self.custom_rules: dict[str, Any] | None = None
+        self.custom_label = ""
+        self.running = False
+        self._rid: str | None = None
+        self._started = 0.0
+        self._run_spec: dict[str, Any] = {}
+        self.current_run: ParityRun | None = None
+
+        title = QLabel("Parity")
+        title.setObjectName("panelTitle")
+        self.model_combo = QComboBox()
+        self.model_combo.setEditable(True)
+        self.model_combo.setMinimumWidth(320)
+        self.model_combo.lineEdit().setPlaceholderText("Diffusers-layout model folder")
+        self.browse_button = QPushButton("Browse…")
+        self.component_combo = QComboBox()
+        self.reference_combo = QComboBox()
+        self.reference_combo.addItems(REFERENCES)
+        self.dtype_combo = QComboBox()
+        self.dtype_combo.addItems(DTYPES)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.rules_combo = QComboBox()
+        self.rules_combo.addItem("arch config (default)", "default")
+        self.rules_combo.addItem("from the mapping inspector", "custom")
+        self.rules_combo.addItem("from a file…", "file")
+        self.rules_file = ""
+        self.run_button = QPushButton("Run parity")
+        self.run_button.setObjectName("primaryButton")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 4)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumHeight(6)
+        self.stage_label = QLabel("Runs in the inference process: both implementations load the same weights "
+                                  "and get the same seeded inputs.")
+        self.stage_label.setObjectName("dimLabel")
+        self.stage_label.setWordWrap(True)
+
+        form = QFormLayout()
+        mrow = QHBoxLayout()
+        mrow.addWidget(self.model_combo, 1)
+        mrow.addWidget(self.browse_button)
+        form.addRow("Model", mrow)
+        orow = QHBoxLayout()
+        orow.addWidget(self.component_combo)
+        for label, w in (("Reference", self.reference_combo), ("dtype", self.dtype_combo), ("Seed", self.seed_spin)):
+            orow.addWidget(QLabel(label))
+            orow.addWidget(w)
+        orow.addStretch(1)
+        form.addRow("Component", orow)
+        rrow = QHBoxLayout()
+        rrow.addWidget(self.rules_combo, 1)
+        rrow.addWidget(self.run_button)
+        form.addRow("Mapping rules", rrow)
+
+        # ---- result tab
+        self.verdict = QLabel("No run yet.")
+        self.verdict.setObjectName("sectionTitle")
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.outputs_model = OutputsModel(self)
+        self.outputs_view = _table(self.outputs_model)
+        self.outputs_view.setMaximumHeight(100)
+        for c, w in enumerate((150, 100, 100, 100, 200)):
+            self.outputs_view.setColumnWidth(c, w)
+        self.modules_model = ModulesModel(self)
+        self.modules_view = _table(self.modules_model)
+        for c, w in enumerate((36, 280, 280, 90, 90)):
+            self.modules_view.setColumnWidth(c, w)
+        self.chart = ErrorByLayerChart()
+        self.modules_label = QLabel("Per-module activations (ours ↔ reference, execution order)")
+        self.modules_label.setObjectName("sectionTitle")
+        result = QWidget()
+        rl = QVBoxLayout(result)
+        rl.addWidget(self.verdict)
+        rl.addWidget(self.outputs_view)
+        rl.addWidget(self.modules_label)
+        msplit = QSplitter(Qt.Orientation.Vertical)
+        msplit.addWidget(self.modules_view)
+        msplit.addWidget(self.chart)
+        msplit.setSizes([260, 150])
+        msplit.setChildrenCollapsible(False)
+        rl.addWidget(msplit, 1)
+        self.chart.bar_clicked.connect(self._select_module)
+
+        # ---- history tab
+        self.history_model = HistoryModel(self)
+        self.history_proxy = QSortFilterProxyModel(self)
+        self.history_proxy.setSourceModel(self.history_model)
+        self.history_proxy.setSortRole(SortRole)
+        self.history_view = _table(self.history_proxy, sortable=True)
+        self.history_view.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.history_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.show_button = QPushButton("Show")
+        self.compare_button = QPushButton("Compare two")
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.export_json_button = QPushButton("Export JSON…")
+        self.delete_button = QPushButton("Delete")
+        self.compare_model = CompareModel(self)
+        self.compare_view = _table(self.compare_model)
+        self.compare_label = QLabel("Select two runs and press Compare.")
+        self.compare_label.setObjectName("dimLabel")
+        history = QWidget()
+        hl = QVBoxLayout(history)
+        hb = QHBoxLayout()
+        for b in (self.show_button, self.compare_button, self.export_csv_button, self.export_json_button):
+            hb.addWidget(b)
+        hb.addStretch(1)
+        hb.addWidget(self.delete_button)
+        hl.addLayout(hb)
+        hsplit = QSplitter(Qt.Orientation.Vertical)
+        hsplit.addWidget(self.history_view)
+        cbox = QWidget()
+        cl = QVBoxLayout(cbox)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(self.compare_label)
+        cl.addWidget(self.compare_view)
+        hsplit.addWidget(cbox)
+        hsplit.setSizes([320, 200])
+        hl.addWidget(hsplit, 1)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(result, "Result")
+        self.tabs.addTab(history, "History")
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(16, 16, 16, 16)
+        lay.addWidget(title)
+        lay.addLayout(form)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.stage_label)
+        lay.addWidget(self.tabs, 1)
+
+        self.model_combo.currentTextChanged.connect(lambda _t: self._model_changed())
+        self.browse_button.clicked.connect(self._browse)
+        self.rules_combo.activated.connect(self._rules_choice)
+        self.run_button.clicked.connect(lambda: self.run())
+        self.show_button.clicked.connect(self._show_selected)
+        self.history_view.doubleClicked.connect(lambda _i: self._show_selected())
+        self.compare_button.clicked.connect(self.compare_selected)
+        self.export_csv_button.clicked.connect(lambda: self._export_dialog("csv"))
+        self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
+        self.delete_button.clicked.connect(self._delete_selected)
+        self.history_view.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        studio.client.event.connect(self._on_event)
+        self._show_result(None)
+        self.refresh_history()
+        self._update_rules_item()
+        self._update_buttons()
+
+    # ================================================================== choosing
+    def set_models(self, paths: list[str]) -> None:
+        current = self.model_combo.currentText()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for p in paths:
+            self.model_combo.addItem(Path(p).name, p)
+        self.model_combo.setEditText(current)
+        self.model_combo.blockSignals(False)
+
+    def current_model_path(self) -> str:
+        text = self.model_combo.currentText().strip()
+        i = self.model_combo.findText(text)
+        if i >= 0 and self.model_combo.itemData(i):
+            return str(self.model_combo.itemData(i))
+        return text
+
+    def set_model(self, path: str, component: str | None = None) -> None:
+        self.model_combo.setEditText(str(path))
+        self._model_changed()
+        if component:
+            i = self.component_combo.findText(component)
+            if i >= 0:
+                self.component_combo.setCurrentIndex(i)
+
+    def _model_changed(self) -> None:
+        current = self.component_combo.currentText()
+        try:
+            index = json.loads((Path(self.current_model_path()) / "model_index.json").read_text())
+            comps = [c for c in PARITY_COMPONENTS if c in index]
+        except (OSError, ValueError):
+            comps = []
+        self.component_combo.clear()
+        self.component_combo.addItems(comps)
+        if current in comps:
+            self.component_combo.setCurrentText(current)
+        self._update_buttons()
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Model folder", self.current_model_path() or os.getcwd())
+        if path:
+            self.set_model(path)
+
+    def set_rules(self, rules: dict[str, Any] | None, label: str = "custom rules") -> None:
+        """Rules to load *ours* with (None: the arch config's); selects them for the next run."""
+        self.custom_rules = dict(rules) if rules is not None else None
+        self.custom_label = label if rules is not None else ""
+        self._update_rules_item()
+        self.rules_combo.setCurrentIndex(self.rules_combo.findData("custom" if rules is not None else "default"))
+
+    def _update_rules_item(self) -> None:
+        i = self.rules_combo.findData("custom")
+        self.rules_combo.setItemText(i, self.custom_label or "from the mapping inspector")
+        item = self.rules_combo.model().item(i)
+        if item is not None:
+            item.setEnabled(self.custom_rules is not None)
+
+    def _rules_choice(self, i: int) -> None:
+        if self.rules_combo.itemData(i) != "file":
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Rules file", "", "Rules (*.json *.py *.txt);;All files (*)")
+        if path:
+            self.load_rules_file(path)
+        else:
+            self.rules_combo.setCurrentIndex(self.rules_combo.findData("default"))
+
+    def load_rules_file(self, path: str | os.PathLike) -> None:
+        try:
+            rules = parse_rules_text(Path(path).read_text())
+        except (OSError, ValueError, SyntaxError) as exc:
+            self.notify.emit(f"Could not read rules from {path}: {exc}", "error")
+            return
+        self.set_rules(rules, f"file {Path(path).name}")
+
+    def _rules_for_run(self) -> tuple[dict[str, Any] | None, str]:
+        if self.rules_combo.currentData() == "custom" and self.custom_rules is not None:
+            return self.custom_rules, self.custom_label
+        return None, ""
+
+    # ================================================================== running
+    def run(self) -> str | None:
+        if self.running:
+            return None
+        path, comp = self.current_model_path(), self.component_combo.currentText()
+        if not path or not comp:
+            self.stage_label.setText("Pick a model folder and a component first.")
+            return None
+        rules, label = self._rules_for_run()
+        args: dict[str, Any] = {"model_path": path, "component": comp, "reference": self.reference_combo.currentText(),
+                                "dtype": self.dtype_combo.currentText(), "seed": int(self.seed_spin.value())}
+        if rules is not None:
+            args["rules"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in rules.items()}
+        self._run_spec = {**args, "rules_label": label}
+        self.running = True
+        self._started = time.monotonic()
+        self.progress.setValue(0)
+        self.stage_label.setText(f"Sent to the inference process: {comp} of {Path(path).name} "
+                                 f"({args['dtype']}, seed {args['seed']}" + (f", {label}" if label else "") + ")…")
+        self._update_buttons()
+        self._rid = self.studio.runner.call("run_parity", self._on_reply, args=args, progress=True)
+        return self._rid
+
+    def _on_event(self, h: dict[str, Any]) -> None:
+        if not self.running or h.get("type") != "stage" or h.get("request_id") != self._rid:
+            return
+        stage = str(h.get("name", "")).removeprefix("parity:")
+        step, text = STAGES.get(stage, (self.progress.value(), stage))
+        if stage == "run":
+            side = h.get("side")
+            step = 2 if side == "ours" else 3
+            text = f"Running {'ours' if side == 'ours' else 'the reference'}…"
+        self.progress.setValue(step)
+        self.stage_label.setText(text)
+
+    def _on_reply(self, h: dict[str, Any]) -> None:
+        self.running = False
+        self._rid = None
+        duration = time.monotonic() - self._started
+        spec = self._run_spec
+        self.progress.setValue(4)
+        if h.get("type") == "parity_result" and isinstance(h.get("result"), dict):
+            result = h["result"]
+            run_id = self.store.add(model_path=spec["model_path"], component=spec["component"],
+                                    reference=spec["reference"], dtype=spec["dtype"], seed=spec["seed"],
+                                    result=result, rules_label=spec.get("rules_label", ""), duration=duration)
+            self.stage_label.setText(f"Finished in {duration:.1f} s.")
+        else:
+            message = str(h.get("message") or "no answer from the inference process")
+            run_id = self.store.add(model_path=spec["model_path"], component=spec["component"],
+                                    reference=spec["reference"], dtype=spec["dtype"], seed=spec["seed"],
+                                    error=message, rules_label=spec.get("rules_label", ""), duration=duration)
+            self.stage_label.setText(f"<span style='color:#ff7b7b'>Parity could not run: {message}</span>")
+        run = self.store.get(run_id)
+        self.refresh_history()
+        self._show_result(run)
+        self.tabs.setCurrentIndex(0)
+        self._update_buttons()
+        self.run_finished.emit(run)
+
+    # ================================================================== showing a run
+    def _show_result(self, run: ParityRun | None) -> None:
+        self.current_run = run
+        if run is None:
+            self.outputs_model.set_items([])
+            self.modules_model.set_items([])
+            self.chart.set_entries([])
+            self.verdict.setText("No run yet.")
+            self.modules_label.setVisible(False)
+            self.modules_view.setVisible(False)
+            self.chart.setVisible(False)
+            return
+        r = run.result
+        head = (f"{Path(run.model_path).name} · {run.component} vs {run.reference} · {run.dtype} · seed {run.seed}"
+                + (f" · {run.rules_label}" if run.rules_label else ""))
+        if run.error:
+            self.verdict.setText(f"<span style='color:#ff6b6b'>ERROR</span> — {head}<br>{run.error}")
+        elif run.passed:
+            self.verdict.setText(f"<span style='color:#45c486'>PASS</span> — {head}: every output is within "
+                                 "tolerance.")
+        else:
+            fd = run.first_divergent
+            self.verdict.setText(f"<span style='color:#ff6b6b'>FAIL</span> — {head}"
+                                 + (f"<br>First divergent module: <b>{fd}</b> (reference "
+                                    f"{(r.get('first_divergent') or {}).get('reference', '?')})" if fd else ""))
+        self.outputs_model.set_items(r.get("outputs") or [])
+        modules = r.get("modules") or []
+        self.modules_model.set_items(modules)
+        tol = next((o.get("rel_l2_tol") for o in r.get("outputs", []) if o.get("rel_l2_tol")), None)
+        self.chart.set_entries(modules, tolerance=tol)
+        show = bool(modules)
+        self.modules_label.setVisible(show)
+        self.modules_view.setVisible(show)
+        self.chart.setVisible(show)
+        self.modules_view.clearSelection()
+        if self.modules_model.first_row >= 0:
+            self._select_module(self.modules_model.first_row, select=False)  # its own highlight shows
+
+    def _select_module(self, row: int, select: bool = True) -> None:
+        if 0 <= row < self.modules_model.rowCount():
+            if select:
+                self.modules_view.selectRow(row)
+            # a few passing modules above it stay in view, for context
+            self.modules_view.scrollTo(self.modules_model.index(max(0, row - 3), 0),
+                                       QAbstractItemView.ScrollHint.PositionAtTop)
+
+    # ================================================================== history
+    def refresh_history(self) -> None:
+        self.history_model.set_items(self.store.runs())
+        self._update_buttons()
+
+    def selected_runs(self) -> list[ParityRun]:
+        rows = self.history_view.selectionModel().selectedRows()
+        runs = [self.history_proxy.data(i, RunRole) for i in rows]
+        return sorted((r for r in runs if r is not None), key=lambda r: r.created_at)
+
+    def select_runs(self, run_ids: list[int]) -> None:
+        sm = self.history_view.selectionModel()
+        sm.clearSelection()
+        for row in range(self.history_proxy.rowCount()):
+            run = self.history_proxy.data(self.history_proxy.index(row, 0), RunRole)
+            if run is not None and run.id in run_ids:
+                sm.select(self.history_proxy.index(row, 0),
+                          sm.SelectionFlag.Select | sm.SelectionFlag.Rows)
+
+    def _show_selected(self) -> None:
+        runs = self.selected_runs()
+        if runs:
+            self._show_result(runs[-1])
+            self.tabs.setCurrentIndex(0)
+
+    def compare_selected(self) -> list[dict[str, Any]]:
+        runs = self.selected_runs()
+        if len(runs) != 2:
+            self.compare_label.setText("Select exactly two runs to compare (Ctrl+click).")
+            self.compare_model.set_items([])
+            return []
+        a, b = runs
+        rows = compare_runs(a, b)
+        self.compare_model.set_items(rows)
+        self.compare_label.setText(
+            f"A: run {a.id} ({a.verdict}, {a.component}, {a.dtype}, {a.rules_label or 'arch config'})  ·  "
+            f"B: run {b.id} ({b.verdict}, {b.component}, {b.dtype}, {b.rules_label or 'arch config'})")
+        return rows
+
+    def export_history(self, path: str | os.PathLike, fmt: str, runs: list[ParityRun] | None = None) -> Path:
+        runs = runs if runs is not None else (self.selected_runs() or self.store.runs())
+        return (self.store.export_csv if fmt == "csv" else self.store.export_json)(runs, path)
+
+    def _export_dialog(self, fmt: str) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export parity runs", f"parity_runs.{fmt}",
+                                              "CSV (*.csv)" if fmt == "csv" else "JSON (*.json)")
+        if path:
+            n = len(self.selected_runs() or self.store.runs())
+            self.export_history(path, fmt)
+            self.notify.emit(f"{n} parity run(s) written to {path}.", "info")
+
+    def _delete_selected(self) -> None:
+        ids = [r.id for r in self.selected_runs()]
+        if ids:
+            self.store.delete(ids)
+            if self.current_run is not None and self.current_run.id in ids:
+                self._show_result(None)
+            self.refresh_history()
+
+    def _update_buttons(self) -> None:
+        self.run_button.setEnabled(not self.running and bool(self.component_combo.currentText()))
+        n = len(self.history_view.selectionModel().selectedRows()) if self.history_view.selectionModel() else 0
+        self.show_button.setEnabled(n >= 1)
+        self.compare_button.setEnabled(n == 2)
+        self.delete_button.setEnabled(n >= 1)
+        has = self.history_model.rowCount() > 0
+        self.export_csv_button.setEnabled(has)
+        self.export_json_button.setEnabled(has)
