@@ -19,6 +19,7 @@ from typing import Any
 
 from fastvideo.configs.pipelines.base import PipelineConfig
 from fastvideo.configs.pipelines.wan import (
+    ShapesT2VConfig,
     WanI2V480PConfig,
     WanI2V720PConfig,
     WanT2V480PConfig,
@@ -26,6 +27,7 @@ from fastvideo.configs.pipelines.wan import (
 )
 from fastvideo.configs.sample.base import SamplingParam
 from fastvideo.configs.sample.wan import (
+    ShapesT2VSamplingParam,
     WanI2V480PSamplingParam,
     WanI2V720PSamplingParam,
     WanT2V480PSamplingParam,
@@ -100,6 +102,8 @@ KNOWN_REPOS: dict[str, tuple[type[PipelineConfig], type[SamplingParam]]] = {
     "Wan-AI/Wan2.1-T2V-14B-Diffusers": (WanT2V720PConfig, WanT2V720PSamplingParam),
     "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": (WanI2V480PConfig, WanI2V480PSamplingParam),
     "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": (WanI2V720PConfig, WanI2V720PSamplingParam),
+    # The built-in model (resources/models/fastvideo-shapes-t2v; matched by folder name).
+    "FastVideo/fastvideo-shapes-t2v": (ShapesT2VConfig, ShapesT2VSamplingParam),
 }
 
 

@@ -36,3 +36,10 @@ class WanI2V480PConfig(WanT2V480PConfig):
 @dataclass
 class WanI2V720PConfig(WanI2V480PConfig):
     flow_shift: float = 5.0
+
+
+@dataclass
+class ShapesT2VConfig(PipelineConfig):
+    """The built-in shapes model: its own preview factors ship in ``vae/latent_rgb.json``."""
+
+    flow_shift: float = 3.0

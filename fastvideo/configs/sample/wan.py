@@ -46,3 +46,16 @@ class WanI2V720PSamplingParam(WanI2V480PSamplingParam):
 @dataclass
 class WanV2VSamplingParam(WanT2V480PSamplingParam):
     strength: float = 0.8
+
+
+@dataclass
+class ShapesT2VSamplingParam(SamplingParam):
+    """The built-in shapes model (``resources/models/fastvideo-shapes-t2v``): 128x128, 17 frames."""
+
+    negative_prompt: str | None = ""
+    height: int = 128
+    width: int = 128
+    num_frames: int = 17
+    fps: int = 8
+    num_inference_steps: int = 20
+    guidance_scale: float = 5.0

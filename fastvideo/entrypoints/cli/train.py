@@ -3,8 +3,8 @@
     fastvideo train --output runs/shapes --seed 0 --seconds-vae 150 --seconds-dit 330
     fastvideo train --output /tmp/smoke --tiny --seconds-vae 5 --seconds-dit 5 --device cpu
 
-The model folder is written to ``OUTPUT/model``; evaluate it with
-``python -m fastvideo.training.evaluate OUTPUT/model``.
+The model folder is written to ``OUTPUT/fastvideo-shapes-t2v``; evaluate it with
+``python -m fastvideo.training.evaluate OUTPUT/fastvideo-shapes-t2v``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the small built-in Wan2.1 shapes model (VAE + DiT) on procedural clips")
-    p.add_argument("--output", required=True, metavar="DIR", help="run folder (log, checkpoint, model/)")
+    p.add_argument("--output", required=True, metavar="DIR", help="run folder (log, checkpoint, fastvideo-shapes-t2v/)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seconds-vae", type=float, default=150.0, help="VAE training time budget")
     p.add_argument("--seconds-dit", type=float, default=330.0, help="DiT training time budget")

@@ -92,7 +92,9 @@ class MLP(nn.Module):
         self.fc_out = nn.Linear(dim_hidden, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_cuda and _is_tanh_gelu(self.act) and x.dtype == self.fc_in.weight.dtype:
+        # Inference only: aten::_addmm_activation has no backward (training takes the plain path).
+        fused = x.is_cuda and not torch.is_grad_enabled() and _is_tanh_gelu(self.act)
+        if fused and x.dtype == self.fc_in.weight.dtype:
             # cuBLASLt applies GELU(tanh) in the matmul's epilogue: no extra pass over the hidden tensor.
             flat = x.reshape(-1, x.shape[-1])
             hidden = torch._addmm_activation(self.fc_in.bias, flat, self.fc_in.weight.t(), use_gelu=True)

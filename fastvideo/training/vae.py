@@ -1,0 +1,83 @@
+"""VAE training: the Wan2.1 VAE as an autoencoder (reconstruction + a small KL) on shape clips."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from fastvideo.training.data import make_batch
+
+
+def vae_forward(vae, x: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Differentiable encode -> sample -> decode (the chunked causal paths of ``AutoencoderKLWan``)."""
+    moments = vae._encode_frames(x)
+    mean, logvar = moments.float().chunk(2, dim=1)
+    logvar = logvar.clamp(-30.0, 20.0)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if sample else mean
+    rec = vae._decode_frames(z.to(moments.dtype))
+    return rec, mean, logvar
+
+
+def foreground(x: torch.Tensor) -> torch.Tensor:
+    """[B, 1, T, H, W] in [0, 1]: how far each pixel is from the clip's background (its corner colour)."""
+    bg = x[:, :, :1, :1, :1]
+    return ((x - bg).abs().amax(dim=1, keepdim=True) * 2).clamp(0, 1)
+
+
+def train_vae(vae, *, seconds: float, max_steps: int | None = None, batch: int = 16, num_frames: int = 9,
+              size: int = 128, lr: float = 5e-4, kl_weight: float = 1e-4, seed: int = 0, device="cpu",
+              warmup: int = 100, crop: int | None = None, fg_weight: float = 20.0,
+              log: Callable[[str], None] = print, log_every: int = 50) -> dict:
+    """Train for ``seconds`` (or ``max_steps``); returns a summary with the loss history."""
+    vae.train().to(device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    use_amp = torch.device(device).type == "cuda"
+    start, step, history = time.time(), 0, []
+    while time.time() - start < seconds and (max_steps is None or step < max_steps):
+        x, _, _ = make_batch(batch, seed=seed * 1_000_000 + step, num_frames=num_frames, size=size, device=device)
+        if crop and crop < size:  # random window (the conv VAE is translation-equivariant): cheaper steps
+            rng = random.Random(seed * 1_000_000 + step)
+            i, j = rng.randrange(0, size - crop + 1, 8), rng.randrange(0, size - crop + 1, 8)
+            x = x[..., i:i + crop, j:j + crop]
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / warmup)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            rec, mean, logvar = vae_forward(vae, x)
+        rec = rec.float()
+        mse = F.mse_loss(rec, x)
+        # The shape covers a few % of the frame: weight its pixels up, or the VAE learns only the background.
+        weight = 1.0 + fg_weight * foreground(x)
+        err = rec - x
+        loss_rec = (weight * (err.pow(2) + 0.5 * err.abs())).mean() / weight.mean()
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+        loss = loss_rec + kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % log_every == 0 or step == 1:
+            psnr = 10 * torch.log10(4.0 / mse.detach().clamp_min(1e-10)).item()
+            history.append({"step": step, "t": round(time.time() - start, 1), "mse": mse.item(), "kl": kl.item(),
+                            "psnr": psnr})
+            log(f"[vae] step {step} t={time.time() - start:.0f}s mse={mse.item():.5f} psnr={psnr:.1f}dB "
+                f"kl={kl.item():.3f}")
+    vae.eval()
+    return {"steps": step, "seconds": round(time.time() - start, 1), "history": history}
+
+
+@torch.no_grad()
+def latent_stats(vae, *, batches: int = 8, batch: int = 16, seed: int = 0, size: int = 128,
+                 device="cpu") -> tuple[list, list]:
+    """Per-channel mean and std of the posterior means over training clips (17 frames)."""
+    vals = []
+    for i in range(batches):
+        x, _, _ = make_batch(batch, seed=seed * 1_000_000 + 900_000 + i, size=size, device=device)
+        mean = vae._encode_frames(x.to(vae.dtype)).float().chunk(2, dim=1)[0]
+        vals.append(mean.transpose(0, 1).reshape(mean.shape[1], -1))
+    v = torch.cat(vals, dim=1)
+    return v.mean(1).tolist(), v.std(1).clamp_min(1e-3).tolist()
