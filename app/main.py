@@ -2,6 +2,7 @@
 
     fastvideo-studio [--model PATH] [--data-dir DIR]
     fastvideo-studio --screenshot FILE [--panel NAME]   # render headless to a PNG and exit
+    fastvideo-studio --setup-runtime [--wheels DIR] [--torch cpu|cuda]   # packaged app: set up the engine
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "also FASTVIDEO_STUDIO_DATA)")
     p.add_argument("--screenshot", metavar="FILE", help="render the window to this PNG and exit (works headless)")
     p.add_argument("--panel", metavar="NAME", default="generate",
-                   help="panel to show: generate, queue, history, settings (default generate)")
+                   help="panel to show: generate, queue, history, settings, models, mapping, parity (default generate)")
     p.add_argument("--size", metavar="WxH", default="1280x820", help="window size for --screenshot")
+    p.add_argument("--setup-runtime", action="store_true",
+                   help="set up (or repair) the inference runtime in the terminal and exit (packaged app)")
+    from app.bootstrap.cli import add_arguments
+
+    add_arguments(p)
     return p.parse_args(argv)
 
 
@@ -78,12 +84,28 @@ def create_window(data_dir: str | None = None, start_worker: bool = True, model:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.setup_runtime:  # the packaged app's engine (torch + fastvideo) in its own environment
+        from app.bootstrap.cli import setup_runtime
+
+        return setup_runtime(args, args.data_dir)
     from PySide6.QtWidgets import QApplication
 
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY") \
             and sys.platform.startswith("linux"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
+    from app.bootstrap import is_frozen
+
+    if is_frozen() and not args.screenshot:  # first launch of a packaged app: make or repair the runtime
+        from app.bootstrap.dialog import ensure_runtime
+
+        create_app()
+        ensure_runtime(data_dir=args.data_dir, wheels_dir=args.wheels, torch_build=args.torch,
+                       python=args.runtime_python)
+    if is_frozen():
+        from app.bootstrap.runtime import use_runtime_ffmpeg
+
+        use_runtime_ffmpeg(args.data_dir)  # the bundle leaves ffmpeg to the runtime environment
     try:
         window = create_window(data_dir=args.data_dir, start_worker=not args.screenshot, model=args.model)
     except Exception as exc:  # e.g. a database from a newer studio

@@ -15,7 +15,15 @@ SHIPPED = Path(__file__).resolve().parent.parent / "resources" / "models" / "fas
 
 
 def shipped_model() -> Path | None:
-    return SHIPPED if (SHIPPED / "model_index.json").is_file() else None
+    """The trained model shipped with the project; ``FASTVIDEO_BUILTIN_MODEL`` points elsewhere
+    (the packaged studio sets it to the copy inside its bundle)."""
+    import os
+
+    override = os.environ.get("FASTVIDEO_BUILTIN_MODEL")
+    for path in ([Path(override)] if override else []) + [SHIPPED]:
+        if (path / "model_index.json").is_file():
+            return path
+    return None
 
 
 def default_model_path(create: bool = True) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QLockFile, QObject, Signal
 
+from app.bootstrap.runtime import worker_launch
 from app.services.jobs_db import JobsDB
 from app.services.paths import StudioPaths, resolve_paths
 from app.services.runner import JobRunner
@@ -49,10 +50,16 @@ class Studio(QObject):
         self.worker_enabled = worker_enabled
         self._hang_override = hang_timeout  # tests use short ones; otherwise the setting decides
         env = dict(worker_env or {})
-        root = _fastvideo_root()
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH") or os.environ.get("PYTHONPATH"))
-                                            if p)
-        self.client = WorkerClient(self, extra_args=worker_args, env=env, heartbeat_interval=heartbeat_interval,
+        # Packaged (frozen) studio: the worker is the runtime environment's Python (app/bootstrap).
+        python, runtime_env = worker_launch(self.paths.data_dir)
+        if python is None:
+            root = _fastvideo_root()
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH") or os.environ.get("PYTHONPATH"))
+                                                if p)
+        else:
+            env = {**runtime_env, **env}
+        self.client = WorkerClient(self, python=python, extra_args=worker_args, env=env,
+                                   heartbeat_interval=heartbeat_interval,
                                    hang_timeout=hang_timeout or float(self.settings.hang_timeout))
         self.runner = JobRunner(self.db, self.client, self)
         self.thumbnails = Thumbnails(self.paths.thumbnails_dir, self)

@@ -51,7 +51,7 @@ class WorkerClient(QObject):
     log = Signal(dict)
 
     def __init__(self, parent: QObject | None = None, *, python: str | None = None,
-                 extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+                 extra_args: list[str] | None = None, env: dict[str, str | None] | None = None,
                  heartbeat_interval: float = 1.0, hang_timeout: float = 60.0, start_timeout: float = 120.0,
                  nice: int = 5):
         super().__init__(parent)
@@ -111,7 +111,10 @@ class WorkerClient(QObject):
         env.insert("PYTHONUNBUFFERED", "1")
         env.insert("PYTHONIOENCODING", "utf-8")
         for k, v in self.extra_env.items():
-            env.insert(k, v)
+            if v is None:  # None: take the variable out (a frozen studio's library paths)
+                env.remove(k)
+            else:
+                env.insert(k, v)
         proc.setProcessEnvironment(env)
         proc.setProgram(self.python)
         proc.setArguments(["-m", "fastvideo.serve", "--heartbeat", str(self.heartbeat_interval),

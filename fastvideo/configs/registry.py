@@ -28,6 +28,7 @@ from fastvideo.configs.pipelines.wan import (
 from fastvideo.configs.sample.base import SamplingParam
 from fastvideo.configs.sample.wan import (
     ShapesT2VSamplingParam,
+    TinyT2VSamplingParam,
     WanI2V480PSamplingParam,
     WanI2V720PSamplingParam,
     WanT2V480PSamplingParam,
@@ -104,6 +105,8 @@ KNOWN_REPOS: dict[str, tuple[type[PipelineConfig], type[SamplingParam]]] = {
     "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": (WanI2V720PConfig, WanI2V720PSamplingParam),
     # The built-in model (resources/models/fastvideo-shapes-t2v; matched by folder name).
     "FastVideo/fastvideo-shapes-t2v": (ShapesT2VConfig, ShapesT2VSamplingParam),
+    # The tiny random-weight fallback made on first use when no trained model ships (fastvideo/builtin.py).
+    "FastVideo/tiny-wan-t2v": (WanT2V480PConfig, TinyT2VSamplingParam),
 }
 
 

@@ -59,3 +59,10 @@ class ShapesT2VSamplingParam(SamplingParam):
     fps: int = 8
     num_inference_steps: int = 20
     guidance_scale: float = 5.0
+
+
+@dataclass
+class TinyT2VSamplingParam(ShapesT2VSamplingParam):
+    """The tiny random-weight fallback model (``<models>/builtin/tiny-wan-t2v``): small and quick on a CPU."""
+
+    num_inference_steps: int = 10
