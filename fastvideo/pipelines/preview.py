@@ -25,9 +25,19 @@ class LatentPreviewer:
         n = min(self.max_frames, num_latent_frames)
         return sorted({round(i * (num_latent_frames - 1) / max(n - 1, 1)) for i in range(n)})
 
+    def from_flow(self, latents: torch.Tensor, velocity: torch.Tensor, sigma: float) -> np.ndarray:
+        """Preview of ``x0 = x_t - sigma * v``, computed only on the previewed frames."""
+        idx = self.frame_indices(latents.shape[2])
+        c = self.channels
+        x0 = latents[:, :c, idx].float() - sigma * velocity[:, :c, idx].float()
+        return self._rgb(x0)
+
     def __call__(self, x0: torch.Tensor) -> np.ndarray:
         """``x0`` ``[1, C, T, h, w]`` (normalised latents) -> uint8 ``[n, h, w, 3]``."""
-        x = x0[0, : self.channels, self.frame_indices(x0.shape[2])].float()  # [C, n, h, w]
+        return self._rgb(x0[:, : self.channels, self.frame_indices(x0.shape[2])].float())
+
+    def _rgb(self, x: torch.Tensor) -> np.ndarray:
+        x = x[0]  # [C, n, h, w]
         f = self.factors.to(x.device)
         rgb = torch.einsum("cnhw,ck->nhwk", x, f) + self.bias.to(x.device)
         rgb = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -98,7 +98,7 @@ class DenoisingStage(PipelineStage):
                 sigma = scheduler.sigmas[(scheduler.begin_index or 0) + i]
                 if self.previewer is not None and sp.preview and batch.callback is not None:
                     p0 = time.perf_counter()
-                    frames = self.previewer(latents - float(sigma) * v)
+                    frames = self.previewer.from_flow(latents, v, float(sigma))
                     preview_time += time.perf_counter() - p0
                 else:
                     frames = None
