@@ -305,8 +305,11 @@ def test_dialog_shows_a_failed_step_and_can_be_cancelled(qtbot, tmp_path, wheel)
     assert not R.check(rt, wheel).ok
 
 
-def test_cli_check_and_problem_exit_codes(tmp_path, wheel, capsys):
+def test_cli_check_and_problem_exit_codes(tmp_path, wheel, capsys, monkeypatch):
     from app.bootstrap.cli import main
+
+    # --runtime-dir sets FASTVIDEO_STUDIO_RUNTIME for the process; restore it after the test.
+    monkeypatch.setenv(R.ENV_RUNTIME_DIR, str(tmp_path / "rt"))
 
     assert main(["--runtime-dir", str(tmp_path / "rt"), "--project-wheel", str(wheel), "--check"]) == 1
     assert "needs setup" in capsys.readouterr().out

@@ -35,7 +35,8 @@ TORCH = "torch==2.13.0"
 
 
 def frozen_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    skip = ("PYTHONPATH", "VIRTUAL_ENV", "FASTVIDEO_STUDIO_RUNTIME", "FASTVIDEO_STUDIO_DATA")
+    env = {k: v for k, v in os.environ.items() if k not in skip}
     env["QT_QPA_PLATFORM"] = "offscreen"
     env.update(extra)
     return env
@@ -126,7 +127,9 @@ def test_runtime_bootstrap_offline_then_generate(bundle, tmp_path, tmp_path_fact
     install_s = time.monotonic() - t0
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     print(f"runtime installed from {wheels} in {install_s:.0f} s")
-    marker = json.loads((data / "runtime" / "runtime.json").read_text())
+    marker_path = data / "runtime" / "runtime.json"
+    assert marker_path.is_file(), f"no {marker_path}; setup said:\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
+    marker = json.loads(marker_path.read_text())
     assert marker["torch_version"].startswith("2.13.0") and marker["source"].startswith("wheels:")
     assert marker["default_model"] and (Path(marker["default_model"]) / "model_index.json").is_file()
 
