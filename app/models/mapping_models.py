@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.models.table_base import ColumnTableModel
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
@@ -92,7 +93,7 @@ def _numel(shape: list[int] | None) -> int:
     return n
 
 
-class MappingTableModel(QAbstractTableModel):
+class MappingTableModel(ColumnTableModel):
     COLUMNS = ("Source key", "Rule", "Target key", "Status", "Source shape", "Target shape", "dtype")
     SOURCE, RULE, TARGET, STATUS, SRC_SHAPE, TGT_SHAPE, DTYPE = range(7)
 
@@ -126,17 +127,8 @@ class MappingTableModel(QAbstractTableModel):
                 self.dataChanged.emit(self.index(r, 0), self.index(r, len(self.COLUMNS) - 1),
                                       [Qt.ItemDataRole.BackgroundRole])
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(self.COLUMNS):
-            return self.COLUMNS[section]
-        return None
+    def row_items(self):
+        return self.rows
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not (0 <= index.row() < len(self.rows)):

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from app.models.table_base import ColumnTableModel
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
@@ -154,7 +155,7 @@ def human_bytes(n: float) -> str:
     return f"{n} B"
 
 
-class ModelsTableModel(QAbstractTableModel):
+class ModelsTableModel(ColumnTableModel):
     COLUMNS = ("Name", "Family", "Task", "Layout", "Size", "Components", "Loads", "Location")
 
     def __init__(self, parent=None):
@@ -169,17 +170,8 @@ class ModelsTableModel(QAbstractTableModel):
     def entry_at(self, row: int) -> ModelEntry | None:
         return self.entries[row] if 0 <= row < len(self.entries) else None
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.entries)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(self.COLUMNS):
-            return self.COLUMNS[section]
-        return None
+    def row_items(self):
+        return self.entries
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not (0 <= index.row() < len(self.entries)):

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from app.models.table_base import ColumnTableModel
+from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from app.services.parity_store import ParityRun
@@ -39,7 +40,7 @@ def tolerance_text(o: dict[str, Any]) -> str:
     return ""
 
 
-class _Table(QAbstractTableModel):
+class _Table(ColumnTableModel):
     COLUMNS: tuple[str, ...] = ()
 
     def __init__(self, parent=None):
@@ -51,17 +52,8 @@ class _Table(QAbstractTableModel):
         self.items = list(items)
         self.endResetModel()
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.items)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(self.COLUMNS):
-            return self.COLUMNS[section]
-        return None
+    def row_items(self):
+        return self.items
 
     def _valid(self, index: QModelIndex) -> bool:
         return index.isValid() and 0 <= index.row() < len(self.items) and 0 <= index.column() < len(self.COLUMNS)
