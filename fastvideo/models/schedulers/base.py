@@ -212,3 +212,10 @@ def check_known(cls_name: str, config: dict[str, Any], allowed: dict[str, Any]) 
         good = ok(value) if callable(ok) else value in ok
         if not good:
             raise SchedulerConfigError(f"{cls_name}: unsupported {key}={value!r}")
+
+
+def check_no_unknown(cls_name: str, config: dict[str, Any], known: set[str]) -> None:
+    """Refuse config keys this scheduler does not read (a silent ignore could change the schedule)."""
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise SchedulerConfigError(f"{cls_name}: unknown config keys {unknown}")

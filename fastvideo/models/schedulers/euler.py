@@ -19,6 +19,7 @@ from fastvideo.models.schedulers.base import (
     FlowScheduler,
     SchedulerConfigError,
     check_known,
+    check_no_unknown,
     shift_sigmas,
     stretch_to_terminal,
 )
@@ -72,9 +73,7 @@ class FlowMatchEulerDiscreteScheduler(FlowScheduler):
             "use_dynamic_shifting", "invert_sigmas", "use_karras_sigmas", "use_exponential_sigmas",
             "use_beta_sigmas", "stochastic_sampling",
         }
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise SchedulerConfigError(f"{name}: unknown config keys {unknown}")
+        check_no_unknown(name, cfg, known)
         return cls(**args)
 
     @property

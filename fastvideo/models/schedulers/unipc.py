@@ -37,6 +37,7 @@ from fastvideo.models.schedulers.base import (
     FlowScheduler,
     SchedulerConfigError,
     check_known,
+    check_no_unknown,
     shift_sigmas,
     stretch_to_terminal,
 )
@@ -132,9 +133,7 @@ class FlowUniPCMultistepScheduler(FlowScheduler):
             "prediction_type", "use_flow_sigmas", "predict_x0", "thresholding", "use_karras_sigmas",
             "use_exponential_sigmas", "use_beta_sigmas", "use_dynamic_shifting", "solver_p",
         }
-        unknown = sorted(set(cfg) - known)
-        if unknown:
-            raise SchedulerConfigError(f"{name}: unknown config keys {unknown}")
+        check_no_unknown(name, cfg, known)
         return cls(**args)
 
     @property
