@@ -54,17 +54,8 @@ T5_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 TOKENIZER_DIRS = ("google/umt5-xxl", "tokenizer")
 TINY_CONFIG_FILE = "fastvideo_tiny.json"
 MODEL_TYPES = ("t2v", "i2v")
-# Wan's UniPC settings (Diffusers repos).  flow_shift 3.0 suits 480p (and the 1.3B model);
-# the 720p 14B models are usually sampled with 5.0 -- pass flow_shift= / --flow-shift.
-WAN_SCHEDULER_CONFIG: dict[str, Any] = {
-    "_class_name": "UniPCMultistepScheduler", "_diffusers_version": DIFFUSERS_VERSION,
-    "num_train_timesteps": 1000, "prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 3.0,
-    "solver_order": 2, "solver_type": "bh2", "predict_x0": True, "lower_order_final": True,
-    "final_sigmas_type": "zero", "timestep_spacing": "linspace", "beta_start": 0.0001, "beta_end": 0.02,
-    "beta_schedule": "linear", "trained_betas": None, "thresholding": False, "dynamic_thresholding_ratio": 0.995,
-    "sample_max_value": 1.0, "disable_corrector": [], "solver_p": None, "use_karras_sigmas": False,
-    "use_exponential_sigmas": False, "use_beta_sigmas": False, "steps_offset": 0, "rescale_betas_zero_snr": False,
-}
+# Wan's UniPC settings: flow_shift 3.0 suits 480p; pass flow_shift= / --flow-shift 5.0 for 720p 14B.
+from fastvideo.configs.pipelines.wan import WAN_SCHEDULER_CONFIG  # noqa: E402
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from fastvideo.configs.pipelines.wan import WAN21_PREVIEW_BIAS, WAN21_PREVIEW_FACTORS  # noqa: F401 (documented)
+from fastvideo.configs.pipelines.wan import WAN_SCHEDULER_CONFIG
 from fastvideo.models.loader.checkpoint import save_safetensors
 from fastvideo.models.loader.weights import export_state_dict
 
@@ -53,15 +53,7 @@ TINY_CLIP: dict[str, Any] = dict(
     hidden_size=32, intermediate_size=64, projection_dim=32, num_hidden_layers=3, num_attention_heads=2,
     num_channels=3, image_size=32, patch_size=8, hidden_act="gelu", layer_norm_eps=1e-5,
 )
-WAN_SCHEDULER: dict[str, Any] = {
-    "_class_name": "UniPCMultistepScheduler", "_diffusers_version": DIFFUSERS_VERSION,
-    "num_train_timesteps": 1000, "prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": 3.0,
-    "solver_order": 2, "solver_type": "bh2", "predict_x0": True, "lower_order_final": True,
-    "final_sigmas_type": "zero", "timestep_spacing": "linspace", "beta_start": 0.0001, "beta_end": 0.02,
-    "beta_schedule": "linear", "trained_betas": None, "thresholding": False, "dynamic_thresholding_ratio": 0.995,
-    "sample_max_value": 1.0, "disable_corrector": [], "solver_p": None, "use_karras_sigmas": False,
-    "use_exponential_sigmas": False, "use_beta_sigmas": False, "steps_offset": 0, "rescale_betas_zero_snr": False,
-}
+WAN_SCHEDULER: dict[str, Any] = WAN_SCHEDULER_CONFIG
 
 
 def _randomize(module: torch.nn.Module, generator: torch.Generator, scale: float = 0.2) -> None:
