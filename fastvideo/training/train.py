@@ -67,7 +67,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
     from fastvideo.training.dit import train_dit
     from fastvideo.training.export import export_model, fit_latent_rgb, folder_size
     from fastvideo.training.text import make_tokenizer
-    from fastvideo.training.vae import latent_stats, train_vae
+    from fastvideo.training.vae import latent_stats, reconstruction_check, train_vae
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +93,10 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
     vae_summary = train_vae(vae, seconds=seconds_vae, max_steps=vae_steps, batch=vb, size=size, seed=seed,
                             lr=5e-4,
                             device=device, log=log, log_every=5 if tiny else 50)
+    vae_check = reconstruction_check(vae, n=8 if tiny else 48, seed=seed, size=size, device=device)
+    log(f"[vae-eval] round trips of unseen clips: colour {vae_check['colour']:.0%} "
+        f"direction {vae_check['direction']:.0%} psnr {vae_check['psnr']:.1f}dB")
+    vae_summary["reconstruction_check"] = vae_check
     mean, std = latent_stats(vae, batches=2 if tiny else 8, batch=vb, seed=seed, size=size, device=device)
     vae.config.latents_mean, vae.config.latents_std = mean, std
     log(f"latent stats: mean {[round(v, 3) for v in mean]} std {[round(v, 3) for v in std]}")
