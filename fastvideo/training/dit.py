@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from fastvideo.training.data import MOTION_PHRASES, TRAIN_TEMPLATES, caption, make_batch
 from fastvideo.training.text import embed, tokenize
+from fastvideo.training.vae import lr_at
 
 
 def shift_sigmas(s: torch.Tensor, shift: float) -> torch.Tensor:
@@ -88,7 +89,7 @@ def train_dit(dit, text_encoder, vae, tokenizer, *, seconds: float, max_steps: i
               seed: int = 0, size: int = 128, device="cpu", ema_decay: float = 0.999, pool_clips: int = 24_000,
               pool_seconds: float | None = None, log: Callable[[str], None] = print, log_every: int = 100,
               checkpoint: Callable[[torch.nn.Module], None] | None = None,
-              checkpoint_every: float = 120.0) -> tuple[torch.nn.ModuleDict, dict]:
+              checkpoint_every: float = 120.0, final_lr: float = 0.1) -> tuple[torch.nn.ModuleDict, dict]:
     """Train; returns the EMA modules (``transformer``, ``text_encoder``) and a summary.
 
     ``seconds`` covers encoding the latent pool too (at most ``pool_seconds`` of it).
@@ -104,6 +105,7 @@ def train_dit(dit, text_encoder, vae, tokenizer, *, seconds: float, max_steps: i
     gen = torch.Generator(device="cpu").manual_seed(seed + 7)
     rng = random.Random(seed + 11)
     step, history, last_ckpt, running = 0, [], time.time(), None
+    t_train = time.time()  # the cosine runs over the training time left after encoding the pool
     while time.time() - start < seconds and (max_steps is None or step < max_steps):
         idx = torch.randint(len(pool_labels), (batch,), generator=gen)
         x0 = pool[idx.to(pool.device)].float()
@@ -115,8 +117,10 @@ def train_dit(dit, text_encoder, vae, tokenizer, *, seconds: float, max_steps: i
         sv = s.view(-1, 1, 1, 1, 1)
         xt = (1 - sv) * x0 + sv * noise
         target = noise - x0
+        progress = (step / max_steps if max_steps else
+                    (time.time() - t_train) / max(seconds - (t_train - start), 1e-9))
         for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / 200)
+            group["lr"] = lr_at(lr, step, progress, 200, final_lr)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             ctx = embed(modules["text_encoder"], ids.to(device), mask.to(device))
             pred = modules["transformer"](xt, s * 1000.0, ctx)

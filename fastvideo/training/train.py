@@ -61,7 +61,9 @@ def quick_eval(ema, vae, tokenizer, *, n: int, device, guidances=(4.0,), steps: 
 def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit: float = 330,
                  vae_steps: int | None = None, dit_steps: int | None = None, tiny: bool = False,
                  device: str | None = None, vae_batch: int | None = None, dit_batch: int | None = None,
-                 eval_prompts: int = 50, command: str | None = None) -> Path:
+                 eval_prompts: int = 50, command: str | None = None, vae_lr: float = 5e-4,
+                 vae_crop: int | None = None, dit_lr: float = 5e-4, vae_from=None,
+                 stop_after: str | None = None) -> Path:
     from transformers import AutoTokenizer
 
     from fastvideo.training.dit import train_dit
@@ -90,16 +92,28 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
     vb = vae_batch or (2 if tiny else 8)
     db = dit_batch or (2 if tiny else 64)
     size = 32 if tiny else 128  # tiny: smaller clips for a fast CPU smoke run (sizes scale with the frame)
-    vae_summary = train_vae(vae, seconds=seconds_vae, max_steps=vae_steps, batch=vb, size=size, seed=seed,
-                            lr=5e-4,
-                            device=device, log=log, log_every=5 if tiny else 50)
-    vae_check = reconstruction_check(vae, n=8 if tiny else 48, seed=seed, size=size, device=device)
-    log(f"[vae-eval] round trips of unseen clips: colour {vae_check['colour']:.0%} "
-        f"direction {vae_check['direction']:.0%} psnr {vae_check['psnr']:.1f}dB")
-    vae_summary["reconstruction_check"] = vae_check
-    mean, std = latent_stats(vae, batches=2 if tiny else 8, batch=vb, seed=seed, size=size, device=device)
+    if vae_from:  # a VAE trained by an earlier run (its OUTPUT/vae.pt)
+        state = torch.load(vae_from, map_location="cpu")
+        vae.load_state_dict(state["vae"])
+        mean, std = state["latents_mean"], state["latents_std"]
+        vae_summary = dict(state.get("summary", {}), loaded_from=str(vae_from))
+        log(f"VAE loaded from {vae_from}: {json.dumps(vae_summary.get('reconstruction_check'))}")
+    else:
+        vae_summary = train_vae(vae, seconds=seconds_vae, max_steps=vae_steps, batch=vb, size=size, seed=seed,
+                                lr=vae_lr, crop=vae_crop, device=device, log=log, log_every=5 if tiny else 50)
+        vae_check = reconstruction_check(vae, n=8 if tiny else 48, seed=seed, size=size, device=device)
+        log(f"[vae-eval] round trips of unseen clips: colour {vae_check['colour']:.0%} "
+            f"direction {vae_check['direction']:.0%} psnr {vae_check['psnr']:.1f}dB")
+        vae_summary["reconstruction_check"] = vae_check
+        mean, std = latent_stats(vae, batches=2 if tiny else 8, batch=vb, seed=seed, size=size, device=device)
+        vae_summary["command"] = command
+        torch.save({"vae": vae.state_dict(), "latents_mean": mean, "latents_std": std, "summary": vae_summary},
+                   out / "vae.pt")
     vae.config.latents_mean, vae.config.latents_std = mean, std
     log(f"latent stats: mean {[round(v, 3) for v in mean]} std {[round(v, 3) for v in std]}")
+    if stop_after == "vae":
+        log(f"wrote {out / 'vae.pt'} (stopping after the VAE) in {time.time() - t_all:.0f}s")
+        return out / "vae.pt"
 
     def checkpoint(ema):
         torch.save({"vae": vae.state_dict(), "ema": ema.state_dict(), "latents_mean": mean, "latents_std": std},
@@ -107,6 +121,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
 
     ema, dit_summary = train_dit(modules["transformer"], modules["text_encoder"], vae, tokenizer,
                                  seconds=seconds_dit, max_steps=dit_steps, batch=db, seed=seed, device=device,
+                                 lr=dit_lr,
                                  size=size, log=log, log_every=5 if tiny else 250, checkpoint=checkpoint,
                                  pool_clips=64 if tiny else 24_000, pool_seconds=None if tiny else 60)
     checkpoint(ema)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Callable
@@ -22,6 +23,28 @@ def vae_forward(vae, x: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor
     return rec, mean, logvar
 
 
+def lr_at(lr: float, step: int, progress: float, warmup: int, final_lr: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` to ``final_lr * lr`` as progress goes 0 -> 1."""
+    cosine = final_lr + (1 - final_lr) * 0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return lr * min(1.0, (step + 1) / warmup) * cosine
+
+
+def shape_windows(x: torch.Tensor, labels, crop: int, rng: random.Random) -> torch.Tensor:
+    """``crop`` x ``crop`` windows of clips ``[B, C, T, S, S]``, each around its shape's path (random jitter)."""
+    size = x.shape[-1]
+    scale = size / 128.0
+    out = []
+    for clip, label in zip(x, labels):
+        vx, vy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}.get(label.direction, (0, 0))
+        cx = (label.start[0] + 0.5 * vx * label.distance) * scale
+        cy = (label.start[1] + 0.5 * vy * label.distance) * scale
+        jitter = crop // 4
+        i = min(max(int(cy - crop / 2) + rng.randint(-jitter, jitter), 0), size - crop)
+        j = min(max(int(cx - crop / 2) + rng.randint(-jitter, jitter), 0), size - crop)
+        out.append(clip[..., i:i + crop, j:j + crop])
+    return torch.stack(out)
+
+
 def foreground(x: torch.Tensor) -> torch.Tensor:
     """[B, 1, T, H, W] in [0, 1]: how far each pixel is from the clip's background (its corner colour)."""
     bg = x[:, :, :1, :1, :1]
@@ -30,21 +53,28 @@ def foreground(x: torch.Tensor) -> torch.Tensor:
 
 def train_vae(vae, *, seconds: float, max_steps: int | None = None, batch: int = 16, num_frames: int = 9,
               size: int = 128, lr: float = 5e-4, kl_weight: float = 1e-4, seed: int = 0, device="cpu",
-              warmup: int = 100, crop: int | None = None, fg_weight: float = 20.0,
+              warmup: int = 100, crop: int | None = None, fg_weight: float = 20.0, final_lr: float = 0.1,
               log: Callable[[str], None] = print, log_every: int = 50) -> dict:
-    """Train for ``seconds`` (or ``max_steps``); returns a summary with the loss history."""
+    """Train for ``seconds`` (or ``max_steps``); returns a summary with the loss history.
+
+    ``crop``: train on ``crop`` x ``crop`` windows that contain the shape's path (the conv VAE is
+    translation-equivariant, and small steps are cheap: a batch of windows costs about what a
+    quarter as many full frames do). The learning rate warms up over ``warmup`` steps, then decays
+    along a cosine to ``final_lr`` x ``lr`` at the end of the run (``max_steps`` when given, else
+    ``seconds`` of wall time).
+    """
     vae.train().to(device)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     use_amp = torch.device(device).type == "cuda"
     start, step, history = time.time(), 0, []
     while time.time() - start < seconds and (max_steps is None or step < max_steps):
-        x, _, _ = make_batch(batch, seed=seed * 1_000_000 + step, num_frames=num_frames, size=size, device=device)
-        if crop and crop < size:  # random window (the conv VAE is translation-equivariant): cheaper steps
-            rng = random.Random(seed * 1_000_000 + step)
-            i, j = rng.randrange(0, size - crop + 1, 8), rng.randrange(0, size - crop + 1, 8)
-            x = x[..., i:i + crop, j:j + crop]
+        x, _, labels = make_batch(batch, seed=seed * 1_000_000 + step, num_frames=num_frames, size=size,
+                                  device=device)
+        if crop and crop < size:
+            x = shape_windows(x, labels, crop, random.Random(seed * 1_000_000 + step))
+        progress = step / max_steps if max_steps else (time.time() - start) / max(seconds, 1e-9)
         for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / warmup)
+            group["lr"] = lr_at(lr, step, progress, warmup, final_lr)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             rec, mean, logvar = vae_forward(vae, x)
         rec = rec.float()

@@ -23,6 +23,14 @@ def register(sub) -> None:
     p.add_argument("--dit-steps", type=int, default=None, help="cap on DiT steps (exact reproduction)")
     p.add_argument("--vae-batch", type=int, default=None)
     p.add_argument("--dit-batch", type=int, default=None)
+    p.add_argument("--vae-lr", type=float, default=5e-4, help="VAE peak learning rate (cosine decay)")
+    p.add_argument("--vae-crop", type=int, default=None, metavar="PX",
+                   help="train the VAE on PX x PX windows around the shape's path instead of whole frames")
+    p.add_argument("--dit-lr", type=float, default=5e-4, help="DiT peak learning rate (cosine decay)")
+    p.add_argument("--vae-from", default=None, metavar="FILE",
+                   help="skip VAE training: load OUTPUT/vae.pt of an earlier run")
+    p.add_argument("--stop-after", choices=("vae",), default=None,
+                   help="stop after the VAE phase (writes OUTPUT/vae.pt)")
     p.add_argument("--eval-prompts", type=int, default=50, help="held-out prompts for the quick in-run check")
     p.add_argument("--tiny", action="store_true", help="tiny sizes and 32x32 clips: a fast smoke run")
     p.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda when available")
@@ -35,6 +43,8 @@ def run(args) -> int:
     run_training(args.output, seed=args.seed, seconds_vae=args.seconds_vae, seconds_dit=args.seconds_dit,
                  vae_steps=args.vae_steps, dit_steps=args.dit_steps, tiny=args.tiny, device=args.device,
                  vae_batch=args.vae_batch, dit_batch=args.dit_batch, eval_prompts=args.eval_prompts,
+                 vae_lr=args.vae_lr, vae_crop=args.vae_crop, dit_lr=args.dit_lr, vae_from=args.vae_from,
+                 stop_after=args.stop_after,
                  command="fastvideo train " + " ".join(shlex.quote(a) for a in sys.argv[1:]
                                                        if a != "train") if sys.argv else None)
     return 0

@@ -1,0 +1,167 @@
+"""Toward the DiT floor: attention-kernel layouts, a kernel-category profile and compile variants.
+
+One process, one GPU, the Wan2.1-T2V-1.3B architecture (random bf16 weights), 480x832x81:
+
+1. ceilings (matmul 8192^3, cuDNN SDPA at the model's shape) and the FLOP floor, as ``fastvideo bench``;
+2. SDPA at 1x12x32760x128 with q/k/v laid out as the model hands them over ([B, S, H, D] viewed as
+   [B, H, S, D]) against contiguous [B, H, S, D], cuDNN and flash;
+3. the compiled forward (``compile_dit_blocks``) with a profile summed per kernel category
+   (attention, GEMM, Triton-generated elementwise, other) and the top kernels;
+4. the same forward compiled with other Inductor settings (``--variants``).
+
+Results go to ``--json`` after every part, so a run cut short still reports what it measured.
+
+    python benchmarks/dit_variants.py --json OUT.json [--variants default coordinate max-autotune]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from fastvideo.perf.bench import build_dits, dit_inputs, environment, rel_l2  # noqa: E402
+from fastvideo.perf.flops import dit_forward_work  # noqa: E402
+from fastvideo.perf.timing import attention_ceiling, matmul_ceiling, time_cuda  # noqa: E402
+
+SHAPE = dict(frames=81, height=480, width=832)
+
+
+def attention_layouts(heads=12, seq=32760, head_dim=128) -> dict:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    flop = 4 * heads * seq * seq * head_dim
+    out = {}
+    bshd = [torch.randn(1, seq, heads, head_dim, device="cuda", dtype=torch.bfloat16) for _ in range(3)]
+    bhsd = [t.transpose(1, 2).contiguous() for t in bshd]
+    views = [t.transpose(1, 2) for t in bshd]
+    for kname, kernel in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("flash", SDPBackend.FLASH_ATTENTION)):
+        for lname, qkv in (("bhsd_contiguous", bhsd), ("bshd_view", views)):
+            def run(qkv=qkv, kernel=kernel):
+                with sdpa_kernel([kernel]):
+                    return torch.nn.functional.scaled_dot_product_attention(*qkv)
+
+            t = time_cuda(run, warmup=3, iters=10)["median"]
+            o = run()
+            out[f"{kname}_{lname}"] = {"ms": t * 1e3, "tflops": flop / t / 1e12, "out_stride": list(o.stride())}
+    return out
+
+
+def categorize(name: str) -> str:
+    n = name.lower()
+    if any(k in n for k in ("cudnn", "flash", "fmha", "attention", "sdpa")):
+        return "attention"
+    if any(k in n for k in ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "matmul")):
+        return "gemm"
+    if n.startswith("triton"):
+        return "triton"
+    return "other"
+
+
+def profile_summary(fn, top=25) -> dict:
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    rows = []
+    for e in prof.key_averages():
+        t = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+        if t > 0 and e.key and not e.key.startswith(("ProfilerStep", "cudaDeviceSynchronize")):
+            rows.append((e.key, t / 1e3, e.count))
+    kernels = [r for r in rows if r[2] > 0]
+    cats: dict[str, float] = {}
+    for name, ms, _ in kernels:
+        cats[categorize(name)] = cats.get(categorize(name), 0.0) + ms
+    kernels.sort(key=lambda r: -r[1])
+    return {"categories_ms": cats, "top": [{"kernel": n[:140], "ms": ms, "count": c} for n, ms, c in kernels[:top]]}
+
+
+def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> dict:
+    import torch._dynamo
+    import torch._inductor.config as ic
+
+    from fastvideo.perf.compile import compile_dit_blocks
+
+    torch._dynamo.reset()
+    saved = {k: getattr(ic, k) for k in ("coordinate_descent_tuning", "max_autotune_gemm")}
+    mode = None
+    if variant == "coordinate":
+        ic.coordinate_descent_tuning = True
+    elif variant == "max-autotune":
+        mode = "max-autotune-no-cudagraphs"
+    elif variant != "default":
+        raise SystemExit(f"unknown variant {variant}")
+    try:
+        _, model, _ = build_dits("wan2.1-t2v-1.3b", torch.device("cuda"), torch.bfloat16, False)
+        compile_dit_blocks(model, mode=mode)
+        with torch.inference_mode():
+            import time
+
+            t0 = time.perf_counter()
+            out = model(x, t, c)
+            torch.cuda.synchronize()
+            first = time.perf_counter() - t0
+            res = {"compile_and_first_s": first, "forward": time_cuda(lambda: model(x, t, c), warmup=2, iters=5)}
+            if reference is not None:
+                res["rel_l2_vs_default"] = rel_l2(out, reference)
+            if profile:
+                res["profile"] = profile_summary(lambda: model(x, t, c))
+        return res, out
+    finally:
+        for k, v in saved.items():
+            setattr(ic, k, v)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", required=True)
+    p.add_argument("--variants", nargs="+", default=["default", "coordinate", "max-autotune"])
+    args = p.parse_args(argv)
+    torch.backends.cudnn.benchmark = True
+    r: dict = {"env": environment(), "shape": SHAPE}
+
+    def save():
+        Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
+
+    cfg, _, _ = build_dits("wan2.1-t2v-1.3b", torch.device("meta"), torch.bfloat16, False)
+    work = dit_forward_work(cfg, SHAPE["frames"], SHAPE["height"], SHAPE["width"])
+    ceil = {"matmul": matmul_ceiling(), "attention_cudnn": attention_ceiling(12, work.tokens, 128, backend="cudnn")}
+    r["ceilings_tflops"] = {k: v / 1e12 for k, v in ceil.items()}
+    r["floor_s"] = work.floor_seconds(ceil["attention_cudnn"], ceil["matmul"])
+    r["attention_core_s_at_ceiling"] = work.attention_core / ceil["attention_cudnn"]
+    r["matmul_s_at_ceiling"] = work.matmul / ceil["matmul"]
+    print("ceilings", r["ceilings_tflops"], "floor", r["floor_s"], flush=True)
+    save()
+    r["attention_layouts"] = attention_layouts(seq=work.tokens)
+    for k, v in r["attention_layouts"].items():
+        print(f"sdpa {k:24s} {v['ms']:.2f} ms {v['tflops']:.0f} TFLOP/s out stride {v['out_stride']}", flush=True)
+    save()
+    x, t, c = dit_inputs(cfg, SHAPE["frames"], SHAPE["height"], SHAPE["width"], 1, "cuda", torch.bfloat16)
+    r["variants"] = {}
+    reference = None
+    for i, v in enumerate(args.variants):
+        res, out = compiled_forward(v, x, t, c, profile=i == 0, reference=reference)
+        if reference is None:
+            reference = out
+        res["over_floor"] = res["forward"]["median"] / r["floor_s"]
+        r["variants"][v] = res
+        print(f"compiled [{v}] {res['forward']['median'] * 1e3:.1f} ms = {res['over_floor']:.3f}x floor "
+              f"(compile+first {res['compile_and_first_s']:.0f} s)", flush=True)
+        if "profile" in res:
+            print("  by category (ms):", {k: round(m, 1) for k, m in res["profile"]["categories_ms"].items()})
+            for row in res["profile"]["top"]:
+                print(f"  {row['ms']:8.2f} ms x{row['count']:4d}  {row['kernel'][:110]}")
+        save()
+    print("wrote", args.json)
+
+
+if __name__ == "__main__":
+    main()
