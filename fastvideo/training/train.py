@@ -62,7 +62,8 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
                  vae_steps: int | None = None, dit_steps: int | None = None, tiny: bool = False,
                  device: str | None = None, vae_batch: int | None = None, dit_batch: int | None = None,
                  eval_prompts: int = 50, command: str | None = None, vae_lr: float = 5e-4,
-                 vae_crop: int | None = None, dit_lr: float = 5e-4, vae_from=None,
+                 vae_crop: int | None = None, dit_lr: float = 5e-4, vae_from=None, vae_resume=None,
+                 vae_frames: int = 17,
                  stop_after: str | None = None) -> Path:
     from transformers import AutoTokenizer
 
@@ -99,16 +100,33 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
         vae_summary = dict(state.get("summary", {}), loaded_from=str(vae_from))
         log(f"VAE loaded from {vae_from}: {json.dumps(vae_summary.get('reconstruction_check'))}")
     else:
+        resumed = None
+        if vae_resume:  # continue from an earlier run's VAE (fresh optimizer and schedule)
+            resumed = torch.load(vae_resume, map_location="cpu")
+            vae.load_state_dict(resumed["vae"])
+            log(f"VAE resumed from {vae_resume} ({resumed.get('summary', {}).get('steps')} steps)")
+
+        def save_vae(step: int, extra: dict | None = None) -> None:
+            summary = dict(extra or {"steps": step, "partial": True}, command=command)
+            if resumed is not None:
+                summary["resumed_from"] = {"file": str(vae_resume), "summary": resumed.get("summary")}
+            state = {"vae": {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()},
+                     "latents_mean": mean_std[0], "latents_std": mean_std[1], "summary": summary}
+            tmp = out / "vae.pt.tmp"
+            torch.save(state, tmp)
+            tmp.replace(out / "vae.pt")
+
+        mean_std: list = [None, None]
         vae_summary = train_vae(vae, seconds=seconds_vae, max_steps=vae_steps, batch=vb, size=size, seed=seed,
-                                lr=vae_lr, crop=vae_crop, device=device, log=log, log_every=5 if tiny else 50)
+                                lr=vae_lr, crop=vae_crop, num_frames=vae_frames, device=device, log=log,
+                                log_every=5 if tiny else 50, checkpoint=save_vae)
         vae_check = reconstruction_check(vae, n=8 if tiny else 48, seed=seed, size=size, device=device)
         log(f"[vae-eval] round trips of unseen clips: colour {vae_check['colour']:.0%} "
             f"direction {vae_check['direction']:.0%} psnr {vae_check['psnr']:.1f}dB")
         vae_summary["reconstruction_check"] = vae_check
         mean, std = latent_stats(vae, batches=2 if tiny else 8, batch=vb, seed=seed, size=size, device=device)
-        vae_summary["command"] = command
-        torch.save({"vae": vae.state_dict(), "latents_mean": mean, "latents_std": std, "summary": vae_summary},
-                   out / "vae.pt")
+        mean_std[:] = [mean, std]
+        save_vae(vae_summary["steps"], vae_summary)
     vae.config.latents_mean, vae.config.latents_std = mean, std
     log(f"latent stats: mean {[round(v, 3) for v in mean]} std {[round(v, 3) for v in std]}")
     if stop_after == "vae":

@@ -51,22 +51,30 @@ def foreground(x: torch.Tensor) -> torch.Tensor:
     return ((x - bg).abs().amax(dim=1, keepdim=True) * 2).clamp(0, 1)
 
 
-def train_vae(vae, *, seconds: float, max_steps: int | None = None, batch: int = 16, num_frames: int = 9,
+def train_vae(vae, *, seconds: float, max_steps: int | None = None, batch: int = 16, num_frames: int = 17,
               size: int = 128, lr: float = 5e-4, kl_weight: float = 1e-4, seed: int = 0, device="cpu",
               warmup: int = 100, crop: int | None = None, fg_weight: float = 20.0, final_lr: float = 0.1,
-              log: Callable[[str], None] = print, log_every: int = 50) -> dict:
+              channels_last: bool | None = None, checkpoint: Callable[[int], None] | None = None,
+              checkpoint_every: float = 60.0, log: Callable[[str], None] = print, log_every: int = 50) -> dict:
     """Train for ``seconds`` (or ``max_steps``); returns a summary with the loss history.
 
     ``crop``: train on ``crop`` x ``crop`` windows that contain the shape's path (the conv VAE is
     translation-equivariant, and small steps are cheap: a batch of windows costs about what a
     quarter as many full frames do). The learning rate warms up over ``warmup`` steps, then decays
     along a cosine to ``final_lr`` x ``lr`` at the end of the run (``max_steps`` when given, else
-    ``seconds`` of wall time).
+    ``seconds`` of wall time). Train on as many frames as the model generates (17 by default):
+    the causal feature cache of later latent chunks only learns from clips that long.
+    ``channels_last`` (default: on CUDA) runs the 3D convs in cuDNN's NDHWC layout; ``checkpoint(step)``
+    is called every ``checkpoint_every`` seconds.
     """
     vae.train().to(device)
+    if channels_last is None:
+        channels_last = torch.device(device).type == "cuda"
+    vae.use_channels_last(channels_last)
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     use_amp = torch.device(device).type == "cuda"
     start, step, history = time.time(), 0, []
+    last_ckpt = start
     while time.time() - start < seconds and (max_steps is None or step < max_steps):
         x, _, labels = make_batch(batch, seed=seed * 1_000_000 + step, num_frames=num_frames, size=size,
                                   device=device)
@@ -96,6 +104,10 @@ def train_vae(vae, *, seconds: float, max_steps: int | None = None, batch: int =
                             "psnr": psnr})
             log(f"[vae] step {step} t={time.time() - start:.0f}s mse={mse.item():.5f} psnr={psnr:.1f}dB "
                 f"kl={kl.item():.3f}")
+        if checkpoint is not None and time.time() - last_ckpt > checkpoint_every:
+            checkpoint(step)
+            last_ckpt = time.time()
+    vae.use_channels_last(False)
     vae.eval()
     return {"steps": step, "seconds": round(time.time() - start, 1), "history": history}
 
