@@ -70,7 +70,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
     from fastvideo.training.dit import train_dit
     from fastvideo.training.export import export_model, fit_latent_rgb, folder_size
     from fastvideo.training.text import make_tokenizer
-    from fastvideo.training.vae import latent_stats, reconstruction_check, train_vae
+    from fastvideo.training.vae import latent_stats, load_vae_file, reconstruction_check, train_vae
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
     db = dit_batch or (2 if tiny else 64)
     size = 32 if tiny else 128  # tiny: smaller clips for a fast CPU smoke run (sizes scale with the frame)
     if vae_from:  # a VAE trained by an earlier run (its OUTPUT/vae.pt)
-        state = torch.load(vae_from, map_location="cpu")
+        state = load_vae_file(vae_from)
         vae.load_state_dict(state["vae"])
         mean, std = state["latents_mean"], state["latents_std"]
         vae_summary = dict(state.get("summary", {}), loaded_from=str(vae_from))
@@ -102,7 +102,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
     else:
         resumed = None
         if vae_resume:  # continue from an earlier run's VAE (fresh optimizer and schedule)
-            resumed = torch.load(vae_resume, map_location="cpu")
+            resumed = load_vae_file(vae_resume)
             vae.load_state_dict(resumed["vae"])
             log(f"VAE resumed from {vae_resume} ({resumed.get('summary', {}).get('steps')} steps)")
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -143,3 +146,44 @@ def reconstruction_check(vae, *, n: int = 48, seed: int = 0, size: int = 128, de
             ok_c += j.colour == label.colour
             ok_d += j.direction == label.direction
     return {"n": n, "colour": ok_c / n, "direction": ok_d / n, "psnr": sum(psnrs) / len(psnrs)}
+
+
+def save_vae_file(path, vae_state: dict, latents_mean, latents_std, summary: dict, dtype=None) -> Path:
+    """A trained VAE as ``path`` (.safetensors, optionally cast to ``dtype``) + ``path.json`` (stats, provenance).
+
+    Both are written to temp files and renamed, so a reader never sees half a file.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in vae_state.items()}
+    meta = {"latents_mean": list(latents_mean), "latents_std": list(latents_std), "summary": summary}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp_json = path.with_name(path.name + ".json.tmp")
+    tmp_json.write_text(json.dumps(meta, indent=1, default=str) + "\n")
+    os.chmod(tmp, 0o644)
+    tmp.replace(path)
+    tmp_json.replace(path.with_name(path.name + ".json"))
+    return path
+
+
+def load_vae_file(path) -> dict:
+    """``{"vae": state dict (fp32), "latents_mean", "latents_std", "summary"}`` from a ``vae.pt`` of a run or a
+    ``.safetensors`` written by :func:`save_vae_file`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no VAE file at {path}: pass OUTPUT/vae.pt of an earlier run or a .safetensors "
+                                "file written by save_vae_file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        meta_path = path.with_name(path.name + ".json")
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path} is missing: it holds the latent statistics of {path.name}")
+        meta = json.loads(meta_path.read_text())
+        state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+        return {"vae": state, **meta}
+    return torch.load(path, map_location="cpu")
