@@ -16,7 +16,11 @@ layout's output agrees with the 1-GPU output.
   layout reports rel L2 = ||out - ref|| / ||ref|| (must be < 1e-2 in bf16).
 
 Layouts are ``CxS`` (CFG degree x SP size): ``1x1`` (one GPU, cond+uncond batched),
-``2x1`` (CFG parallel), ``1x2`` (SP 2, cond+uncond batched), ``2x2``, ``1x4``.
+``2x1`` (CFG parallel), ``1x2`` (SP 2, cond+uncond batched), ``2x2``, ``1x4``, ``2x4``, ``1x8``
+(a default layout whose SP size does not divide the heads is left out: 12 heads, SP 8).
+
+Other architectures and sizes: ``--arch wan2.1-t2v-14b --height 720 --width 1280`` (40 heads,
+75,600 tokens; about 47 GB per GPU for the batched CFG pair), with ``--warmup 1 --iters 2``.
 
 Run (self-spawning, one process per GPU, NCCL)::
 
@@ -53,10 +57,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fastvideo.configs.models.dits.wan import WanVideoConfig  # noqa: E402
 from fastvideo.distributed import parallel_state as ps  # noqa: E402
 from fastvideo.models.dits.wan import WanTransformer3DModel  # noqa: E402
+from fastvideo.perf.bench import ARCHS  # noqa: E402
 from fastvideo.pipelines.stages.denoising import CFGPredictor  # noqa: E402
 
 DEFAULT_LAYOUTS = {1: ["1x1"], 2: ["2x1", "1x2"], 4: ["2x2", "1x4"], 8: ["2x4", "1x8"]}
-FULL_SHAPE = dict(latent=(1, 16, 21, 60, 104), text_len=512, height=480, width=832, frames=81)
 TINY_DIT = dict(patch_size=[1, 2, 2], num_attention_heads=4, attention_head_dim=16, in_channels=16, out_channels=16,
                 text_dim=32, freq_dim=32, ffn_dim=64, num_layers=2, cross_attn_norm=True,
                 qk_norm="rms_norm_across_heads", eps=1e-6)
@@ -76,6 +80,10 @@ def parse_args(argv=None):
     p.add_argument("--json", default=None, help="write results here")
     p.add_argument("--ref", default=None, help="1-GPU output file, written by the 1-GPU run and read by the others "
                    "(default: multigpu_1gpu_output[_tiny].pt beside --json, else in the temp folder)")
+    p.add_argument("--arch", choices=sorted(ARCHS), default="wan2.1-t2v-1.3b")
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--width", type=int, default=832)
+    p.add_argument("--frames", type=int, default=81)
     p.add_argument("--tiny", action="store_true", help="tiny DiT on the CPU (gloo, fp32): a smoke test")
     p.add_argument("--attention-backend", default=None, help="FASTVIDEO_ATTENTION_BACKEND for the run")
     return p.parse_args(argv)
@@ -84,9 +92,29 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------- model and inputs
 
 
-def build_model(tiny: bool, device: torch.device, dtype: torch.dtype) -> WanTransformer3DModel:
+def arch_config(args) -> WanVideoConfig:
+    return WanVideoConfig.from_dict(TINY_DIT) if args.tiny else WanVideoConfig(**ARCHS[args.arch])
+
+
+def run_shape(args) -> dict:
+    if args.tiny:
+        return TINY_SHAPE
+    if args.height % 16 or args.width % 16 or (args.frames - 1) % 4:
+        raise SystemExit(f"--height/--width must be multiples of 16 and --frames 4n+1, got "
+                         f"{args.height}x{args.width}x{args.frames}")
+    latent = (1, 16, (args.frames - 1) // 4 + 1, args.height // 8, args.width // 8)
+    return dict(latent=latent, text_len=512, height=args.height, width=args.width, frames=args.frames)
+
+
+def default_layouts(world: int, heads: int) -> list[str]:
+    """The layouts timed for ``world`` ranks; those whose SP size does not divide ``heads`` are left out."""
+    layouts = DEFAULT_LAYOUTS.get(world, [f"1x{world}"])
+    return [lay for lay in layouts if heads % int(lay.split("x")[1]) == 0]
+
+
+def build_model(args, device: torch.device, dtype: torch.dtype) -> WanTransformer3DModel:
     """Random weights, built on ``device`` directly, identical on every rank and run."""
-    cfg = WanVideoConfig.from_dict(TINY_DIT) if tiny else WanVideoConfig()
+    cfg = arch_config(args)
     with torch.device("meta"):
         model = WanTransformer3DModel(cfg)
     model = model.to_empty(device=device)
@@ -112,9 +140,9 @@ def build_model(tiny: bool, device: torch.device, dtype: torch.dtype) -> WanTran
     return model.eval()
 
 
-def make_inputs(tiny: bool, device: torch.device):
-    shape = TINY_SHAPE if tiny else FULL_SHAPE
-    text_dim = TINY_DIT["text_dim"] if tiny else WanVideoConfig().text_dim
+def make_inputs(args, device: torch.device):
+    shape = run_shape(args)
+    text_dim = arch_config(args).text_dim
     g = torch.Generator().manual_seed(1)  # CPU generator: identical everywhere
     latents = torch.randn(shape["latent"], generator=g)
     cond = torch.randn(1, shape["text_len"], text_dim, generator=g)
@@ -144,10 +172,10 @@ def run_rank(rank: int, world: int, init_method: str, args, out_dir: str) -> Non
         dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
     dtype = torch.float32 if (args.tiny or not use_cuda) else torch.bfloat16
     try:
-        model = build_model(args.tiny, device, dtype)
-        x, t, cond, uncond = make_inputs(args.tiny, device)
+        model = build_model(args, device, dtype)
+        x, t, cond, uncond = make_inputs(args, device)
         results = []
-        for layout in args.layouts or DEFAULT_LAYOUTS.get(world, [f"1x{world}"]):
+        for layout in args.layouts or default_layouts(world, arch_config(args).num_attention_heads):
             cfg_degree, sp_size = (int(v) for v in layout.lower().split("x"))
             if cfg_degree * sp_size != world:
                 raise SystemExit(f"layout {layout} needs {cfg_degree * sp_size} ranks, have {world}")
@@ -238,8 +266,8 @@ def environment(args) -> dict:
         "gpus_visible": torch.cuda.device_count() if use_cuda else 0,
         "torch": torch.__version__, "cuda": torch.version.cuda, "nccl": ".".join(map(str, torch.cuda.nccl.version()))
         if use_cuda else None, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": "tiny Wan DiT (fp32, CPU)" if args.tiny else "Wan2.1-T2V-1.3B architecture, random bf16 weights",
-        "shape": TINY_SHAPE if args.tiny else FULL_SHAPE, "guidance_scale": GUIDANCE,
+        "model": "tiny Wan DiT (fp32, CPU)" if args.tiny else f"{args.arch} architecture, random bf16 weights",
+        "shape": run_shape(args), "guidance_scale": GUIDANCE,
         "attention_backend": args.attention_backend or os.environ.get("FASTVIDEO_ATTENTION_BACKEND") or "TORCH_SDPA",
         "warmup": args.warmup, "iters": args.iters,
         "tolerance_rel_l2": TOLERANCE["fp32" if args.tiny else "bf16"],
@@ -280,7 +308,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.ref is None:
         folder = Path(args.json).resolve().parent if args.json else Path(tempfile.gettempdir())
-        args.ref = str(folder / f"multigpu_1gpu_output{'_tiny' if args.tiny else ''}.pt")
+        tag = "tiny" if args.tiny else f"{args.arch}_{args.height}x{args.width}x{args.frames}"
+        args.ref = str(folder / f"multigpu_1gpu_output_{tag}.pt")
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ:  # under torchrun: one GPU count
         world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
         out_dir = tempfile.mkdtemp(prefix="fv_bench_")  # only rank 0 writes (and reads) its results

@@ -25,3 +25,19 @@ def test_benchmark_runs_tiny_on_cpu_ranks(tmp_path):
         assert rows[layout]["rel_l2_vs_1gpu"] < 1e-5 and rows[layout]["ranks_agree"]
         assert rows[layout]["median_ms"] > 0
     assert "median ms" in proc.stdout and "rel L2 vs 1 GPU" in proc.stdout
+
+
+def test_layouts_and_shapes_for_other_architectures():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import multigpu
+    finally:
+        sys.path.pop(0)
+    args = multigpu.parse_args(["--arch", "wan2.1-t2v-14b", "--height", "720", "--width", "1280"])
+    assert multigpu.run_shape(args)["latent"] == (1, 16, 21, 90, 160)  # 75,600 tokens after 1x2x2 patches
+    assert multigpu.arch_config(args).num_attention_heads == 40
+    assert multigpu.default_layouts(8, 40) == ["2x4", "1x8"]
+    assert multigpu.default_layouts(8, 12) == ["2x4"]  # SP 8 does not divide the 1.3B's 12 heads
+    assert multigpu.run_shape(multigpu.parse_args([]))["latent"] == (1, 16, 21, 60, 104)
+    with pytest.raises(SystemExit, match="multiples of 16"):
+        multigpu.run_shape(multigpu.parse_args(["--height", "500"]))
