@@ -54,12 +54,12 @@ def attention_layouts(heads=12, seq=32760, head_dim=128) -> dict:
 
 def categorize(name: str) -> str:
     n = name.lower()
+    if n.startswith("triton"):  # Inductor's kernels (their names list the fused ops, attention's included)
+        return "triton"
     if any(k in n for k in ("cudnn", "flash", "fmha", "attention", "sdpa")):
         return "attention"
     if any(k in n for k in ("gemm", "nvjet", "cutlass", "xmma", "sm90_", "matmul")):
         return "gemm"
-    if n.startswith("triton"):
-        return "triton"
     return "other"
 
 
