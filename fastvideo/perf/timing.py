@@ -30,16 +30,22 @@ def time_cuda(fn: Callable[[], object], warmup: int = 2, iters: int = 5) -> dict
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": iters}
 
 
-def matmul_ceiling(n: int = 8192, dtype=torch.bfloat16, iters: int = 10) -> float:
+# Ceilings get a long warm-up: the first ~100 ms of a kernel's repeats run below its sustained rate
+# (clocks ramp), and a ceiling read low makes the floor look easy (cuDNN SDPA read 560 TFLOP/s after
+# 3 warm-up calls and 582-586 later in the same process).
+CEILING_WARMUP = 10
+
+
+def matmul_ceiling(n: int = 8192, dtype=torch.bfloat16, iters: int = 20) -> float:
     """FLOP/s of an n x n x n matrix product on random data."""
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     a, b = torch.randn(n, n, device=dev, dtype=dtype), torch.randn(n, n, device=dev, dtype=dtype)
-    t = time_cuda(lambda: a @ b, warmup=3, iters=iters)["median"]
+    t = time_cuda(lambda: a @ b, warmup=CEILING_WARMUP, iters=iters)["median"]
     return 2 * n**3 / t
 
 
 def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16, backend: str | None = "cudnn",
-                      iters: int = 10) -> float:
+                      iters: int = 20) -> float:
     """FLOP/s of SDPA (1 x heads x seq x head_dim) with the chosen kernel (None: PyTorch's choice)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -54,5 +60,5 @@ def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16,
         with sdpa_kernel(kernels):
             torch.nn.functional.scaled_dot_product_attention(q, k, v)
 
-    t = time_cuda(run, warmup=3, iters=iters)["median"]
+    t = time_cuda(run, warmup=CEILING_WARMUP, iters=iters)["median"]
     return 4 * heads * seq * seq * head_dim / t
