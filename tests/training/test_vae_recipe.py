@@ -75,3 +75,19 @@ def test_phase_split_run_vae_then_dit(tmp_path):
     key = next(k for k in exported if k.endswith("weight") and exported[k].ndim == 5)
     assert key in vae.state_dict()
     torch.testing.assert_close(exported[key].float(), state["vae"][key].half().float())
+
+
+def test_embed_on_the_real_tokens_equals_the_full_padding(tmp_path):
+    from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
+    from fastvideo.training.text import embed, tokenize
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(make_tiny_t5_tokenizer(tmp_path / "tok")))
+    te = build_modules(TINY, len(tok), 0)["text_encoder"].eval()
+    ids, mask = tokenize(tok, ["a red circle moves left on blue", "", "green square"], 64)
+    with torch.no_grad():
+        short = embed(te, ids, mask)
+        full = te(ids, mask).last_hidden_state * mask[..., None]
+    assert short.shape == full.shape == (3, 64, full.shape[-1])
+    torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-6)
+    assert short[:, int(mask.sum(1).max()):].abs().max() == 0
