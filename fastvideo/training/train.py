@@ -63,7 +63,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
                  device: str | None = None, vae_batch: int | None = None, dit_batch: int | None = None,
                  eval_prompts: int = 50, command: str | None = None, vae_lr: float = 5e-4,
                  vae_crop: int | None = None, dit_lr: float = 5e-4, vae_from=None, vae_resume=None,
-                 vae_frames: int = 17,
+                 vae_frames: int = 17, dit_resume=None,
                  stop_after: str | None = None) -> Path:
     from transformers import AutoTokenizer
 
@@ -134,8 +134,16 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
         return out / "vae.pt"
 
     def checkpoint(ema):
-        torch.save({"vae": vae.state_dict(), "ema": ema.state_dict(), "latents_mean": mean, "latents_std": std},
-                   out / "checkpoint.pt")
+        tmp = out / "checkpoint.pt.tmp"
+        torch.save({"vae": vae.state_dict(), "ema": ema.state_dict(), "latents_mean": mean, "latents_std": std,
+                    "dit_resumed_from": str(dit_resume) if dit_resume else None}, tmp)
+        tmp.replace(out / "checkpoint.pt")
+
+    if dit_resume:  # continue the DiT and text encoder from an earlier run's EMA weights
+        state = torch.load(dit_resume, map_location="cpu")
+        pair = torch.nn.ModuleDict({"transformer": modules["transformer"], "text_encoder": modules["text_encoder"]})
+        pair.load_state_dict(state["ema"])
+        log(f"DiT and text encoder resumed from {dit_resume} (EMA weights; fresh optimizer and schedule)")
 
     ema, dit_summary = train_dit(modules["transformer"], modules["text_encoder"], vae, tokenizer,
                                  seconds=seconds_dit, max_steps=dit_steps, batch=db, seed=seed, device=device,

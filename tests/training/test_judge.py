@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as F
 
 from fastvideo.training.data import render_clips, sample_labels, to_uint8

@@ -68,6 +68,9 @@ def test_phase_split_run_vae_then_dit(tmp_path):
 
     model = run_training(tmp_path / "c", tiny=True, seconds_dit=60, dit_steps=2, eval_prompts=0, device="cpu",
                          vae_from=vae_file)
+    again = run_training(tmp_path / "d", tiny=True, seconds_dit=60, dit_steps=1, eval_prompts=0, device="cpu",
+                         vae_from=vae_file, dit_resume=tmp_path / "c" / "checkpoint.pt")
+    assert torch.load(again.parent / "checkpoint.pt")["dit_resumed_from"].endswith("checkpoint.pt")
     vae = build_modules(TINY, 100, 0)["vae"]
     from safetensors.torch import load_file
 

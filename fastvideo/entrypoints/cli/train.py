@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--vae-resume", default=None, metavar="FILE",
                    help="start VAE training from OUTPUT/vae.pt of an earlier run (fresh optimizer and schedule)")
     p.add_argument("--vae-frames", type=int, default=17, help="frames per VAE training clip (4n+1)")
+    p.add_argument("--dit-resume", default=None, metavar="FILE",
+                   help="start the DiT and text encoder from OUTPUT/checkpoint.pt of an earlier run (use with "
+                   "--vae-from the same run's VAE)")
     p.add_argument("--stop-after", choices=("vae",), default=None,
                    help="stop after the VAE phase (writes OUTPUT/vae.pt)")
     p.add_argument("--eval-prompts", type=int, default=50, help="held-out prompts for the quick in-run check")
@@ -48,6 +51,7 @@ def run(args) -> int:
                  vae_batch=args.vae_batch, dit_batch=args.dit_batch, eval_prompts=args.eval_prompts,
                  vae_lr=args.vae_lr, vae_crop=args.vae_crop, dit_lr=args.dit_lr, vae_from=args.vae_from,
                  stop_after=args.stop_after, vae_resume=args.vae_resume, vae_frames=args.vae_frames,
+                 dit_resume=args.dit_resume,
                  command="fastvideo train " + " ".join(shlex.quote(a) for a in sys.argv[1:]
                                                        if a != "train") if sys.argv else None)
     return 0
