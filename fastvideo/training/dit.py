@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from fastvideo.training.data import MOTION_PHRASES, TRAIN_TEMPLATES, caption, make_batch
-from fastvideo.training.text import embed, tokenize
+from fastvideo.training.text import CachedTokenizer, embed, tokenize
 from fastvideo.training.vae import lr_at
 
 
@@ -102,18 +102,20 @@ def train_dit(dit, text_encoder, vae, tokenizer, *, seconds: float, max_steps: i
     ema = EMA(modules, ema_decay)
     opt = torch.optim.AdamW(modules.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.01)
     use_amp = torch.device(device).type == "cuda"
-    gen = torch.Generator(device="cpu").manual_seed(seed + 7)
+    gen = torch.Generator(device="cpu").manual_seed(seed + 7)  # batch indices
+    noise_gen = torch.Generator(device=device).manual_seed(seed + 13)  # noise and timesteps, on the device
     rng = random.Random(seed + 11)
+    cached_tokenize = CachedTokenizer(tokenizer, text_len)
     step, history, last_ckpt, running = 0, [], time.time(), None
     t_train = time.time()  # the cosine runs over the training time left after encoding the pool
     while time.time() - start < seconds and (max_steps is None or step < max_steps):
         idx = torch.randint(len(pool_labels), (batch,), generator=gen)
         x0 = pool[idx.to(pool.device)].float()
         caps = _captions([pool_labels[i] for i in idx.tolist()], rng, caption_dropout)
-        ids, mask = tokenize(tokenizer, caps, text_len)
-        u = torch.sigmoid(torch.randn(batch, generator=gen))
-        s = shift_sigmas(u, shift).to(device)
-        noise = torch.randn(x0.shape, generator=gen).to(device)
+        ids, mask = cached_tokenize(caps)
+        u = torch.sigmoid(torch.randn(batch, generator=noise_gen, device=device))
+        s = shift_sigmas(u, shift)
+        noise = torch.randn(x0.shape, generator=noise_gen, device=device)
         sv = s.view(-1, 1, 1, 1, 1)
         xt = (1 - sv) * x0 + sv * noise
         target = noise - x0

@@ -52,6 +52,36 @@ def tokenize(tokenizer, prompts: list[str], max_length: int = 512) -> tuple[torc
     return tokens.input_ids, tokens.attention_mask
 
 
+class CachedTokenizer:
+    """:func:`tokenize` with a per-caption cache, for training loops that see the same captions again.
+
+    Padding a batch to 512 tokens in the tokenizer costs ~30 ms per 128 captions on a small CPU, about as
+    much as a DiT step on the GPU; here each distinct caption is tokenized once and a batch is a row copy.
+    Same ids and mask as :func:`tokenize` (pad id 0, right padding, truncation at ``max_length``).
+    """
+
+    def __init__(self, tokenizer, max_length: int = 512):
+        self.tokenizer, self.max_length = tokenizer, max_length
+        self.pad_id = tokenizer.pad_token_id or 0
+        self._cache: dict[str, list[int]] = {}
+
+    def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = []
+        for p in prompts:
+            ids = self._cache.get(p)
+            if ids is None:
+                ids = tokenize(self.tokenizer, [p], self.max_length)[0][0]
+                ids = ids[: int((ids != self.pad_id).sum())].tolist() if self.pad_id == 0 else ids.tolist()
+                self._cache[p] = ids
+            rows.append(ids)
+        out = torch.full((len(rows), self.max_length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), self.max_length), dtype=torch.long)
+        for i, ids in enumerate(rows):
+            out[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            mask[i, : len(ids)] = 1
+        return out, mask
+
+
 def embed(text_encoder: torch.nn.Module, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Like :func:`fastvideo.models.encoders.t5.encode_prompts` (padding zeroed) but with gradients.
 

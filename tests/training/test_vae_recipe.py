@@ -94,3 +94,18 @@ def test_embed_on_the_real_tokens_equals_the_full_padding(tmp_path):
     assert short.shape == full.shape == (3, 64, full.shape[-1])
     torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-6)
     assert short[:, int(mask.sum(1).max()):].abs().max() == 0
+
+
+def test_cached_tokenizer_matches_the_tokenizer(tmp_path):
+    from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
+    from fastvideo.training.text import CachedTokenizer, tokenize
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(make_tiny_t5_tokenizer(tmp_path / "tok")))
+    cached = CachedTokenizer(tok, 32)
+    prompts = ["a red circle moves left", "", "a red circle moves left", "word " * 50]  # repeat, empty, truncated
+    for _ in range(2):  # the second pass is served from the cache
+        ids, mask = cached(prompts)
+        ref_ids, ref_mask = tokenize(tok, prompts, 32)
+        assert torch.equal(ids, ref_ids) and torch.equal(mask, ref_mask)
+    assert len(cached._cache) == 3
