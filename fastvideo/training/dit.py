@@ -46,8 +46,8 @@ class EMA:
     def update(self, modules: torch.nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for e, p in zip(self.shadow.parameters(), modules.parameters()):
-            e.lerp_(p.detach(), 1 - d)
+        # One fused update over all tensors (a per-parameter loop is ~100 kernel launches a step).
+        torch._foreach_lerp_(list(self.shadow.parameters()), [p.detach() for p in modules.parameters()], 1 - d)
 
 
 @torch.no_grad()
