@@ -7,7 +7,8 @@ One process, one GPU, the Wan2.1-T2V-1.3B architecture (random bf16 weights), 48
    [B, H, S, D]) against contiguous [B, H, S, D], cuDNN and flash;
 3. the compiled forward (``compile_dit_blocks``) with a profile summed per kernel category
    (attention, GEMM, Triton-generated elementwise, other) and the top kernels;
-4. the same forward compiled with other Inductor settings (``--variants``).
+4. the same forward compiled with other Inductor settings or another RoPE formulation (``--variants``),
+   each checked against the first variant's output.
 
 Results go to ``--json`` after every part, so a run cut short still reports what it measured.
 
@@ -84,21 +85,37 @@ def profile_summary(fn, top=25) -> dict:
     return {"categories_ms": cats, "top": [{"kernel": n[:140], "ms": ms, "count": c} for n, ms, c in kernels[:top]]}
 
 
+def apply_rope_swap(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE as ``x * cos' + swap_pairs(x) * sin'`` with cos/sin spread over all D channels: the same math as
+    the model's ``apply_rope`` (rotate each pair (x[2j], x[2j+1])), another kernel shape for Inductor."""
+    cos_full = cos.repeat_interleave(2, dim=-1)[None, :, None, :]
+    sin_signed = torch.stack((-sin, sin), dim=-1).flatten(-2)[None, :, None, :]
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    return (x.float() * cos_full + swapped.float() * sin_signed).type_as(x)
+
+
+VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap")
+
+
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> dict:
     import torch._dynamo
     import torch._inductor.config as ic
 
+    import fastvideo.models.dits.wan as wan
     from fastvideo.perf.compile import compile_dit_blocks
 
     torch._dynamo.reset()
     saved = {k: getattr(ic, k) for k in ("coordinate_descent_tuning", "max_autotune_gemm")}
+    saved_rope = wan.apply_rope
     mode = None
     if variant == "coordinate":
         ic.coordinate_descent_tuning = True
     elif variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
+    elif variant == "rope-swap":
+        wan.apply_rope = apply_rope_swap
     elif variant != "default":
-        raise SystemExit(f"unknown variant {variant}")
+        raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
         _, model, _ = build_dits("wan2.1-t2v-1.3b", torch.device("cuda"), torch.bfloat16, False)
         compile_dit_blocks(model, mode=mode)
@@ -118,12 +135,14 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
     finally:
         for k, v in saved.items():
             setattr(ic, k, v)
+        wan.apply_rope = saved_rope
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", required=True)
-    p.add_argument("--variants", nargs="+", default=["default", "coordinate", "max-autotune"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                   help="the first one is the reference (and is profiled)")
     args = p.parse_args(argv)
     torch.backends.cudnn.benchmark = True
     r: dict = {"env": environment(), "shape": SHAPE}
