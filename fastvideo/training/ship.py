@@ -45,12 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", nargs="?", default=None, help="trained model folder (default: the installed one)")
     p.add_argument("--prompts", type=int, default=50)
     p.add_argument("--docs", default=str(ROOT / "docs"))
+    p.add_argument("--guidance", type=float, default=None,
+                   help="evaluate at this guidance scale instead of the model's default (ShapesT2VSamplingParam)")
     args = p.parse_args(argv)
     if args.model:
         install(args.model)
     docs = Path(args.docs)
     (docs / "images").mkdir(parents=True, exist_ok=True)
-    summary = evaluate.evaluate(str(SHIPPED), args.prompts)
+    sampling = {} if args.guidance is None else {"guidance_scale": args.guidance}
+    summary = evaluate.evaluate(str(SHIPPED), args.prompts, **sampling)
     (docs / "default-model-eval.json").write_text(json.dumps(summary, indent=2) + "\n")
     (docs / "default-model-eval.md").write_text("# Built-in model: held-out evaluation\n\n"
                                                 f"Model `{SHIPPED.relative_to(ROOT)}`, {summary['size']}, "
