@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.models.table_base import ColumnTableModel
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from fastvideo.models.loader.mapping import (
@@ -221,7 +221,7 @@ class MappingFilterProxy(QSortFilterProxyModel):
         return any(needle in n.lower() for n in names)
 
 
-class RulesModel(QAbstractTableModel):
+class RulesModel(ColumnTableModel):
     """Ordered ``{pattern: replacement | (target, part, count)}`` rules, editable in a table."""
 
     COLUMNS = ("#", "Pattern (regex)", "Replacement", "Part", "Of", "Hits")
@@ -262,17 +262,8 @@ class RulesModel(QAbstractTableModel):
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.items) - 1, len(self.COLUMNS) - 1))
 
     # ------------------------------------------------------------------ Qt model
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.items)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(self.COLUMNS):
-            return self.COLUMNS[section]
-        return None
+    def row_items(self) -> list[list[Any]]:
+        return self.items
 
     def flags(self, index: QModelIndex) -> Qt.ItemFlag:
         if not index.isValid():

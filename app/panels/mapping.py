@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.models.mapping_models import (
     STATUS_LABELS, MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate, parse_rules_text,
 )
+from app.widgets.model_combo import ModelPathCombo
 from fastvideo.models.loader.mapping import STATUSES, MappingReport, MappingRow, near_misses
 
 STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s in STATUSES)
@@ -60,10 +61,7 @@ class MappingPanel(QWidget):
 
         title = QLabel("Weight mapping")
         title.setObjectName("panelTitle")
-        self.model_combo = QComboBox()
-        self.model_combo.setEditable(True)
-        self.model_combo.setMinimumWidth(360)
-        self.model_combo.lineEdit().setPlaceholderText("Diffusers-layout model folder")
+        self.model_combo = ModelPathCombo(360)
         self.browse_button = QPushButton("Browse…")
         self.component_combo = QComboBox()
         self.component_combo.setMinimumWidth(130)
@@ -248,21 +246,10 @@ class MappingPanel(QWidget):
 
     # ================================================================== choosing
     def set_models(self, paths: list[str]) -> None:
-        current = self.model_combo.currentText()
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for p in paths:
-            self.model_combo.addItem(Path(p).name, p)
-            self.model_combo.setItemData(self.model_combo.count() - 1, p, Qt.ItemDataRole.ToolTipRole)
-        self.model_combo.setEditText(current)
-        self.model_combo.blockSignals(False)
+        self.model_combo.set_models(paths)
 
     def current_model_path(self) -> str:
-        text = self.model_combo.currentText().strip()
-        i = self.model_combo.findText(text)
-        if i >= 0 and self.model_combo.itemData(i):
-            return str(self.model_combo.itemData(i))
-        return text
+        return self.model_combo.model_path()
 
     def set_model(self, path: str, component: str | None = None) -> None:
         self.model_combo.setEditText(str(path))

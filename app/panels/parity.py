@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.models.mapping_models import parse_rules_text
 from app.models.parity_models import CompareModel, HistoryModel, ModulesModel, OutputsModel, RunRole, SortRole
 from app.services.parity_store import ParityRun, ParityStore, compare_runs
+from app.widgets.model_combo import ModelPathCombo
 from app.widgets.error_chart import ErrorByLayerChart
 
 PARITY_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
@@ -66,10 +67,7 @@ class ParityPanel(QWidget):
 
         title = QLabel("Parity")
         title.setObjectName("panelTitle")
-        self.model_combo = QComboBox()
-        self.model_combo.setEditable(True)
-        self.model_combo.setMinimumWidth(320)
-        self.model_combo.lineEdit().setPlaceholderText("Diffusers-layout model folder")
+        self.model_combo = ModelPathCombo(320)
         self.browse_button = QPushButton("Browse…")
         self.component_combo = QComboBox()
         self.reference_combo = QComboBox()
@@ -209,20 +207,10 @@ class ParityPanel(QWidget):
 
     # ================================================================== choosing
     def set_models(self, paths: list[str]) -> None:
-        current = self.model_combo.currentText()
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for p in paths:
-            self.model_combo.addItem(Path(p).name, p)
-        self.model_combo.setEditText(current)
-        self.model_combo.blockSignals(False)
+        self.model_combo.set_models(paths)
 
     def current_model_path(self) -> str:
-        text = self.model_combo.currentText().strip()
-        i = self.model_combo.findText(text)
-        if i >= 0 and self.model_combo.itemData(i):
-            return str(self.model_combo.itemData(i))
-        return text
+        return self.model_combo.model_path()
 
     def set_model(self, path: str, component: str | None = None) -> None:
         self.model_combo.setEditText(str(path))

@@ -120,15 +120,18 @@ class Job:
         return ""
 
 
-def _row_to_job(row: sqlite3.Row) -> Job:
-    def j(text: str | None, default: Any) -> Any:
-        if not text:
-            return default
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return default
+def loads_json(text: str | None, default: Any) -> Any:
+    """A JSON column's value, or ``default`` when it is empty or not valid JSON."""
+    if not text:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return default
 
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    j = loads_json
     return Job(
         id=row["id"], state=row["state"], position=row["position"], created_at=row["created_at"],
         task=row["task"], prompt=row["prompt"], model_path=row["model_path"], num_gpus=row["num_gpus"],

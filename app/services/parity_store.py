@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.services.jobs_db import JobsDB
+from app.services.jobs_db import JobsDB, loads_json
 
 
 @dataclass
@@ -66,15 +66,6 @@ CSV_COLUMNS = ("id", "time", "model_path", "component", "reference", "dtype", "s
                "first_divergent", "fastvideo", "torch", "diffusers", "transformers", "duration_s", "error")
 
 
-def _loads(text: str | None, default: Any) -> Any:
-    if not text:
-        return default
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return default
-
-
 class ParityStore:
     def __init__(self, db: JobsDB):
         self.db = db
@@ -97,7 +88,7 @@ class ParityStore:
         return ParityRun(id=r["id"], created_at=r["created_at"], model_path=r["model_path"],
                          component=r["component"], reference=r["reference"], dtype=r["dtype"], seed=r["seed"],
                          rules_label=r["rules_label"], passed=None if r["passed"] is None else bool(r["passed"]),
-                         duration=r["duration"], versions=_loads(r["versions"], {}), result=_loads(r["result"], {}),
+                         duration=r["duration"], versions=loads_json(r["versions"], {}), result=loads_json(r["result"], {}),
                          error=r["error"])
 
     def get(self, run_id: int) -> ParityRun | None:

@@ -77,7 +77,7 @@ class ClipLabel:
         return asdict(self)
 
 
-def _velocity(direction: str) -> tuple[float, float]:
+def velocity(direction: str) -> tuple[float, float]:
     return {"left": (-1.0, 0.0), "right": (1.0, 0.0), "up": (0.0, -1.0), "down": (0.0, 1.0),
             "still": (0.0, 0.0)}[direction]
 
@@ -91,7 +91,7 @@ def random_label(rng: random.Random, templates: int = len(TRAIN_TEMPLATES), colo
     direction = direction or rng.choice(DIRECTIONS)
     size = rng.uniform(12.0, 18.0)
     distance = 0.0 if direction == "still" else rng.uniform(44.0, 64.0)
-    vx, vy = _velocity(direction)
+    vx, vy = velocity(direction)
     margin = size + 3.0
     lo_x, hi_x = margin - min(vx, 0) * distance, 128 - margin - max(vx, 0) * distance
     lo_y, hi_y = margin - min(vy, 0) * distance, 128 - margin - max(vy, 0) * distance
@@ -168,7 +168,7 @@ def render_clips(labels: list[ClipLabel], num_frames: int = 17, size: int = 128,
     shape_ids = f([SHAPES.index(l.shape) for l in labels]).view(b, 1, 1, 1)
     r = f([l.size for l in labels]).view(b, 1, 1, 1) * scale
     start = f([l.start for l in labels]) * scale  # [B, 2]
-    vel = f([_velocity(l.direction) for l in labels]) * f([l.distance for l in labels])[:, None] * scale
+    vel = f([velocity(l.direction) for l in labels]) * f([l.distance for l in labels])[:, None] * scale
     t = torch.linspace(0, 1, num_frames, device=device) if num_frames > 1 else torch.zeros(1, device=device)
     centre = start[:, None, :] + t[None, :, None] * vel[:, None, :]  # [B, T, 2]
     coords = (torch.arange(size, device=device, dtype=torch.float32) + 0.5)

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from fastvideo.training.data import make_batch
+from fastvideo.training.data import make_batch, velocity
 
 
 def vae_forward(vae, x: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -38,7 +38,7 @@ def shape_windows(x: torch.Tensor, labels, crop: int, rng: random.Random) -> tor
     scale = size / 128.0
     out = []
     for clip, label in zip(x, labels):
-        vx, vy = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}.get(label.direction, (0, 0))
+        vx, vy = velocity(label.direction)
         cx = (label.start[0] + 0.5 * vx * label.distance) * scale
         cy = (label.start[1] + 0.5 * vy * label.distance) * scale
         jitter = crop // 4
