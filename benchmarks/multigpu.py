@@ -339,6 +339,8 @@ def main(argv=None) -> int:
             part = json.loads(Path(out_dir, f"world{world}.json").read_text())
         print(f"{world} rank(s): {[r['layout'] for r in part]} in {time.perf_counter() - t0:.1f} s", flush=True)
         rows += part
+        if args.json:  # a run cut short still leaves the GPU counts it finished
+            Path(args.json).write_text(json.dumps({**environment(args), "results": rows, "partial": True}, indent=2))
     return finish(rows, args)
 
 
