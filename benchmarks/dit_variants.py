@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import fastvideo.models.dits.wan as wan  # noqa: E402
 from fastvideo.perf.bench import build_dits, dit_inputs, environment, rel_l2  # noqa: E402
 from fastvideo.perf.flops import dit_forward_work  # noqa: E402
 from fastvideo.perf.timing import attention_ceiling, matmul_ceiling, time_cuda  # noqa: E402
@@ -94,19 +95,39 @@ def apply_rope_swap(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
     return (x.float() * cos_full + swapped.float() * sin_signed).type_as(x)
 
 
-VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap")
+def self_attention_heads_first(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """``SelfAttention.forward`` with q/k/v stored heads-first ([B, H, S, D] contiguous, handed over as
+    [B, S, H, D] views), so cuDNN gets contiguous heads; same math as the model's token-first layout."""
+    q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+
+    def heads_first(t):
+        return t.unflatten(2, (self.num_heads, -1)).transpose(1, 2)
+
+    cos, sin = rope  # [S, D/2] broadcasts against [B, H, S, D/2]
+
+    def rope_(t):  # the model's apply_rope, heads-first
+        x1, x2 = t.unflatten(-1, (-1, 2)).unbind(-1)
+        return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2).type_as(t)
+
+    q = rope_(heads_first(self.norm_q(q))).contiguous().transpose(1, 2)
+    k = rope_(heads_first(self.norm_k(k))).contiguous().transpose(1, 2)
+    v = heads_first(v).contiguous().transpose(1, 2)
+    out = self.attn(q, k, v).flatten(2).type_as(q)
+    return self.to_out(out)
+
+
+VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> dict:
     import torch._dynamo
     import torch._inductor.config as ic
 
-    import fastvideo.models.dits.wan as wan
     from fastvideo.perf.compile import compile_dit_blocks
 
     torch._dynamo.reset()
     saved = {k: getattr(ic, k) for k in ("coordinate_descent_tuning", "max_autotune_gemm")}
-    saved_rope = wan.apply_rope
+    saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.forward
     mode = None
     if variant == "coordinate":
         ic.coordinate_descent_tuning = True
@@ -114,6 +135,8 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
         mode = "max-autotune-no-cudagraphs"
     elif variant == "rope-swap":
         wan.apply_rope = apply_rope_swap
+    elif variant == "heads-first":
+        wan.SelfAttention.forward = self_attention_heads_first
     elif variant != "default":
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
@@ -135,7 +158,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
     finally:
         for k, v in saved.items():
             setattr(ic, k, v)
-        wan.apply_rope = saved_rope
+        wan.apply_rope, wan.SelfAttention.forward = saved_rope, saved_self_attn
 
 
 def main(argv=None):
