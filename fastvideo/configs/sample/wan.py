@@ -58,7 +58,7 @@ class ShapesT2VSamplingParam(SamplingParam):
     num_frames: int = 17
     fps: int = 8
     num_inference_steps: int = 20
-    guidance_scale: float = 5.0
+    guidance_scale: float = 3.0  # held-out accuracy 96% at 3.0, 86% at 5.0 (docs/default-model-eval.md)
 
 
 @dataclass
