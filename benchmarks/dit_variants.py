@@ -7,7 +7,7 @@ One process, one GPU, the Wan2.1-T2V-1.3B architecture (random bf16 weights), 48
    [B, H, S, D]) against contiguous [B, H, S, D], cuDNN and flash;
 3. the compiled forward (``compile_dit_blocks``) with a profile summed per kernel category
    (attention, GEMM, Triton-generated elementwise, other) and the top kernels;
-4. the same forward compiled with other Inductor settings or another RoPE formulation (``--variants``),
+4. the same forward compiled with other Inductor settings, another RoPE formulation or q/k/v layout (``--variants``),
    each checked against the first variant's output.
 
 Results go to ``--json`` after every part, so a run cut short still reports what it measured.

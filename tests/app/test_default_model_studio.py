@@ -10,7 +10,7 @@ from fastvideo.builtin import shipped_model
 pytestmark = pytest.mark.skipif(shipped_model() is None, reason="no shipped model in resources/models")
 
 
-def test_first_launch_generates_the_prompt_with_the_default_model(make_studio, make_window, qtbot, tmp_path):
+def test_first_launch_generates_the_prompt_with_the_default_model(make_studio, make_window, qtbot):
     from fastvideo.training.judge import judge_clip
 
     studio = make_studio("real")
