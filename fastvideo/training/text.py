@@ -70,9 +70,8 @@ class CachedTokenizer:
         for p in prompts:
             ids = self._cache.get(p)
             if ids is None:
-                ids = tokenize(self.tokenizer, [p], self.max_length)[0][0]
-                ids = ids[: int((ids != self.pad_id).sum())].tolist() if self.pad_id == 0 else ids.tolist()
-                self._cache[p] = ids
+                ids, mask = tokenize(self.tokenizer, [p], self.max_length)
+                self._cache[p] = ids = ids[0, : int(mask[0].sum())].tolist()
             rows.append(ids)
         out = torch.full((len(rows), self.max_length), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), self.max_length), dtype=torch.long)

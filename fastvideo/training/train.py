@@ -58,6 +58,13 @@ def quick_eval(ema, vae, tokenizer, *, n: int, device, guidances=(4.0,), steps: 
     return results
 
 
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save`` to a temp file, then rename: a reader (or a resumed run) never sees half a checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
 def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit: float = 330,
                  vae_steps: int | None = None, dit_steps: int | None = None, tiny: bool = False,
                  device: str | None = None, vae_batch: int | None = None, dit_batch: int | None = None,
@@ -112,9 +119,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
                 summary["resumed_from"] = {"file": str(vae_resume), "summary": resumed.get("summary")}
             state = {"vae": {k: v.detach().cpu().contiguous() for k, v in vae.state_dict().items()},
                      "latents_mean": mean_std[0], "latents_std": mean_std[1], "summary": summary}
-            tmp = out / "vae.pt.tmp"
-            torch.save(state, tmp)
-            tmp.replace(out / "vae.pt")
+            save_atomic(state, out / "vae.pt")
 
         mean_std: list = [None, None]
         vae_summary = train_vae(vae, seconds=seconds_vae, max_steps=vae_steps, batch=vb, size=size, seed=seed,
@@ -134,10 +139,8 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
         return out / "vae.pt"
 
     def checkpoint(ema):
-        tmp = out / "checkpoint.pt.tmp"
-        torch.save({"vae": vae.state_dict(), "ema": ema.state_dict(), "latents_mean": mean, "latents_std": std,
-                    "dit_resumed_from": str(dit_resume) if dit_resume else None}, tmp)
-        tmp.replace(out / "checkpoint.pt")
+        save_atomic({"vae": vae.state_dict(), "ema": ema.state_dict(), "latents_mean": mean, "latents_std": std,
+                     "dit_resumed_from": str(dit_resume) if dit_resume else None}, out / "checkpoint.pt")
 
     if dit_resume:  # continue the DiT and text encoder from an earlier run's EMA weights
         state = torch.load(dit_resume, map_location="cpu")
