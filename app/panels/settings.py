@@ -33,7 +33,7 @@ class SettingsPanel(QWidget):
         self.num_gpus.setFixedWidth(96)
         self.attention = QComboBox()
         for name in ATTENTION_BACKENDS:
-            self.attention.addItem("Automatic (TORCH_SDPA unless set)" if name == "auto" else name, name)
+            self.attention.addItem("Automatic (the fastest available)" if name == "auto" else name, name)
         self.vae_tiling = QCheckBox("VAE tiling (decode in tiles: less memory, a little slower)")
         self.te_offload = QCheckBox("Keep the text encoder on the CPU between uses")
         self.dit_offload = QCheckBox("Keep the transformer on the CPU between uses (slow, least memory)")

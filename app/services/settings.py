@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ATTENTION_BACKENDS = ("auto", "TORCH_SDPA", "FLASH_ATTN")  # the backends fastvideo ships (attention/backends)
+ATTENTION_BACKENDS = ("auto", "TORCH_SDPA", "FLASH_ATTN", "FLASH_ATTN_4")  # the backends fastvideo ships (attention/backends)
 
 
 @dataclass

@@ -18,18 +18,21 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from fastvideo.attention.backends import AttentionBackend, get_attn_backend
+from fastvideo.attention.backends import ROLES, AttentionBackend, get_attn_backend
 from fastvideo.distributed.parallel_state import get_sp_group, get_sp_valid_len, get_sp_world_size
 
 
 class LocalAttention(nn.Module):
     """Plain attention on local tensors (no communication)."""
 
+    #: The layer's role for AUTO backend selection (see ``AUTO_PREFERENCE``).
+    role = "cross"
+
     def __init__(self, num_heads: int, head_dim: int, backend: str | None = None):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = head_dim
-        self.backend: AttentionBackend = get_attn_backend(backend)
+        self.backend: AttentionBackend = get_attn_backend(backend, role=self.role)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         return self.backend(query, key, value)
@@ -56,6 +59,8 @@ class DistributedAttention(LocalAttention):
     -- pad keys never enter a softmax (exact, and no mask needed by any
     backend) -- and pad query rows get zeros.
     """
+
+    role = "self"
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *,
                 valid_len: int | None = None) -> torch.Tensor:
@@ -86,11 +91,11 @@ def set_attention_backend(module: nn.Module, name: str | None) -> int:
     """
     if not name:
         return 0
-    backend = get_attn_backend(name)
+    backends = {role: get_attn_backend(name, role=role) for role in ROLES}
     count = 0
     for m in module.modules():
         if isinstance(m, LocalAttention):
-            m.backend = backend
+            m.backend = backends[m.role]
             count += 1
     return count
 

@@ -29,6 +29,7 @@ ARCHS: dict[str, dict[str, Any]] = {
     "wan2.1-t2v-14b": dict(num_attention_heads=40, ffn_dim=13824, num_layers=40),
 }
 PARTS = ("dit", "step", "loop", "vae", "text")
+ATTENTION_KERNELS = ("cudnn", "flash", "fa4")  # the ceilings measured: SDPA's cuDNN and flash kernels, FlashAttention-4
 
 
 def reference_diffusers():
@@ -122,8 +123,8 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
     cfg, ours, ref = build_dits(arch, device, dtype, compare)
     work1 = dit_forward_work(cfg, frames, height, width)
     ceil = results["ceilings"]
-    floor1 = work1.floor_seconds(ceil["attention_cudnn_flops"], ceil["matmul_flops"])
-    results["floor"] = {"tokens": work1.tokens, "attention_core_tflop": work1.attention_core / 1e12,
+    floor1 = work1.floor_seconds(ceil[f"attention_{ceil['attention_fastest']}_flops"], ceil["matmul_flops"])
+    results["floor"] = {"attention_kernel": ceil["attention_fastest"], "tokens": work1.tokens, "attention_core_tflop": work1.attention_core / 1e12,
                         "matmul_tflop": work1.matmul / 1e12, "forward_s": floor1, "cfg_pair_s": 2 * floor1,
                         "loop_s": 2 * floor1 * steps}
     timings = results["timings"]
@@ -278,10 +279,11 @@ def environment() -> dict[str, Any]:
         env["gpu"] = "none (CPU)"
     from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        env["diffusers"] = version("diffusers")
-    except PackageNotFoundError:
-        pass
+    for package in ("diffusers", "flash-attn-4", "nvidia-cutlass-dsl", "triton"):
+        try:
+            env[package] = version(package)
+        except PackageNotFoundError:
+            pass
     return env
 
 
@@ -307,8 +309,10 @@ def run_bench(arch: str = "wan2.1-t2v-1.3b", height: int = 480, width: int = 832
     log("measuring ceilings ...")
     ceil = results["ceilings"]
     ceil["matmul_flops"] = matmul_ceiling()
-    ceil["attention_cudnn_flops"] = attention_ceiling(cfg.num_attention_heads, tokens, cfg.attention_head_dim, backend="cudnn")
-    ceil["attention_flash_flops"] = attention_ceiling(cfg.num_attention_heads, tokens, cfg.attention_head_dim, backend="flash")
+    ceil.update(attention_ceilings(cfg.num_attention_heads, tokens, cfg.attention_head_dim, results["agreement"]))
+    from fastvideo.attention.backends import ROLES, get_attn_backend
+
+    results["attention_backend"] = {role: get_attn_backend(role=role).name for role in ROLES}
     if {"dit", "step", "loop"} & set(parts):
         log("timing the DiT ...")
         bench_dit(results, arch, frames, height, width, steps, compare == "diffusers", compile_dit, parts, device,
@@ -321,6 +325,34 @@ def run_bench(arch: str = "wan2.1-t2v-1.3b", height: int = 480, width: int = 832
         bench_text(results, device)
     results["ratios"] = ratios(results)
     return results
+
+
+def attention_ceilings(heads: int, tokens: int, head_dim: int, agreement: dict | None = None) -> dict[str, Any]:
+    """FLOP/s of each attention kernel available here at the model's self-attention shape, and
+    ``attention_fastest``: the kernel the floor assumes, the fastest measured, whichever the model uses."""
+    from fastvideo.attention.backends import FlashAttn4Backend
+
+    kernels = [k for k in ATTENTION_KERNELS if k != "fa4" or FlashAttn4Backend.is_available()]
+    out: dict[str, Any] = {f"attention_{k}_flops": attention_ceiling(heads, tokens, head_dim, backend=k) for k in kernels}
+    if "fa4" in kernels and agreement is not None:
+        agreement["attention_fa4_vs_cudnn_rel_l2"] = attention_agreement(heads, tokens, head_dim)
+    out["attention_fastest"] = max(kernels, key=lambda k: out[f"attention_{k}_flops"])
+    return out
+
+
+def attention_agreement(heads: int, seq: int, head_dim: int) -> float:
+    """rel. L2 of FlashAttention-4's output against cuDNN SDPA's on the same random bf16 inputs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from fastvideo.attention.backends import FlashAttn4Backend
+
+    g = torch.Generator(device="cuda").manual_seed(3)
+    q, k, v = (torch.randn(1, seq, heads, head_dim, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(3))
+    with torch.inference_mode():
+        fa4 = FlashAttn4Backend()(q, k, v)
+        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+            ref = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))
+    return rel_l2(fa4, ref.transpose(1, 2))
 
 
 def ratios(r: dict[str, Any]) -> dict[str, float]:
@@ -370,9 +402,11 @@ def format_table(r: dict[str, Any]) -> str:
     widths = [max(len(x[i]) for x in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(x, widths)) for x in rows]
     c = r["ceilings"]
-    lines.append(f"GPU: {r['env'].get('gpu')}  matmul {c.get('matmul_flops', 0) / 1e12:.0f} TFLOP/s, attention cuDNN "
-                 f"{c.get('attention_cudnn_flops', 0) / 1e12:.0f} / flash {c.get('attention_flash_flops', 0) / 1e12:.0f}"
-                 " TFLOP/s")
+    attn = " / ".join(f"{k} {c[f'attention_{k}_flops'] / 1e12:.0f}" for k in ATTENTION_KERNELS
+                      if f"attention_{k}_flops" in c)
+    lines.append(f"GPU: {r['env'].get('gpu')}  matmul {c.get('matmul_flops', 0) / 1e12:.0f} TFLOP/s, attention {attn} "
+                 f"TFLOP/s (floor: {c.get('attention_fastest', '-')}; our model: "
+                 + ", ".join(f"{role} {name}" for role, name in r.get("attention_backend", {}).items()) + ")")
     for k, v in r.get("ratios", {}).items():
         lines.append(f"{k}: {v:.3f}")
     for k, v in r.get("agreement", {}).items():

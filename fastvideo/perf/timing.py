@@ -46,19 +46,32 @@ def matmul_ceiling(n: int = 8192, dtype=torch.bfloat16, iters: int = 20) -> floa
 
 def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16, backend: str | None = "cudnn",
                       iters: int = 20) -> float:
-    """FLOP/s of SDPA (1 x heads x seq x head_dim) with the chosen kernel (None: PyTorch's choice)."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    """FLOP/s of attention at 1 x heads x seq x head_dim with the chosen kernel.
 
+    ``backend``: an SDPA kernel ("cudnn", "flash", "efficient", or None for PyTorch's choice) or "fa4"
+    (FlashAttention-4 through the FLASH_ATTN_4 backend).
+    """
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    q, k, v = (torch.randn(1, heads, seq, head_dim, device=dev, dtype=dtype) for _ in range(3))
-    kernels = {"cudnn": [SDPBackend.CUDNN_ATTENTION], "flash": [SDPBackend.FLASH_ATTENTION],
-               "efficient": [SDPBackend.EFFICIENT_ATTENTION],
-               None: [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                      SDPBackend.MATH]}[backend]
+    if backend == "fa4":
+        from fastvideo.attention.backends.flash4 import FlashAttn4Backend
 
-    def run():
-        with sdpa_kernel(kernels):
-            torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        attn = FlashAttn4Backend()
+        q, k, v = (torch.randn(1, seq, heads, head_dim, device=dev, dtype=dtype) for _ in range(3))
+
+        def run():
+            attn(q, k, v)
+    else:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        q, k, v = (torch.randn(1, heads, seq, head_dim, device=dev, dtype=dtype) for _ in range(3))
+        kernels = {"cudnn": [SDPBackend.CUDNN_ATTENTION], "flash": [SDPBackend.FLASH_ATTENTION],
+                   "efficient": [SDPBackend.EFFICIENT_ATTENTION],
+                   None: [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                          SDPBackend.MATH]}[backend]
+
+        def run():
+            with sdpa_kernel(kernels):
+                torch.nn.functional.scaled_dot_product_attention(q, k, v)
 
     t = time_cuda(run, warmup=CEILING_WARMUP, iters=iters)["median"]
     return 4 * heads * seq * seq * head_dim / t

@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from fastvideo.attention import DistributedAttention, LocalAttention, available_backends, get_attn_backend
-from fastvideo.attention.backends import BACKENDS, ENV_VAR, FlashAttnBackend, TorchSDPABackend
+from fastvideo.attention.backends import BACKENDS, ENV_VAR, FlashAttn4Backend, FlashAttnBackend, TorchSDPABackend
 from fastvideo.distributed import parallel_state
 
 
@@ -21,10 +21,21 @@ def _naive_attention(q, k, v):
     return torch.einsum("bhst,bthd->bshd", scores.softmax(-1), v)
 
 
-def test_default_is_torch_sdpa(monkeypatch):
+def test_default_is_auto_and_picks_per_role(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
-    assert isinstance(get_attn_backend(), TorchSDPABackend)
+    if not FlashAttn4Backend.is_available():  # here (a CPU): TORCH_SDPA for every role
+        assert isinstance(get_attn_backend(), TorchSDPABackend)
+        assert isinstance(get_attn_backend(role="cross"), TorchSDPABackend)
     assert "TORCH_SDPA" in available_backends()
+    # Where FlashAttention-4 runs, AUTO gives it the long self-attention and keeps cuDNN SDPA for cross-attention.
+    monkeypatch.setattr(FlashAttn4Backend, "unavailable_reason", classmethod(lambda cls: ""))
+    assert get_attn_backend(role="self").name == "FLASH_ATTN_4"
+    assert get_attn_backend("auto", role="cross").name == "TORCH_SDPA"
+    assert DistributedAttention(2, 8).backend.name == "FLASH_ATTN_4"
+    assert LocalAttention(2, 8).backend.name == "TORCH_SDPA"
+    assert LocalAttention(2, 8, backend="FLASH_ATTN_4").backend.name == "FLASH_ATTN_4"  # a name applies to all
+    with pytest.raises(ValueError, match="unknown attention role 'text'"):
+        get_attn_backend(role="text")
 
 
 def test_selection_by_env_var_and_argument(monkeypatch):
@@ -48,7 +59,7 @@ def test_flash_attn_unavailable_is_an_error_not_a_fallback(monkeypatch):
         get_attn_backend("FLASH_ATTN")
     with pytest.raises(ValueError, match="FLASH_ATTN"):
         LocalAttention(2, 8, backend="FLASH_ATTN")
-    assert set(BACKENDS) == {"TORCH_SDPA", "FLASH_ATTN"}
+    assert set(BACKENDS) == {"TORCH_SDPA", "FLASH_ATTN", "FLASH_ATTN_4"}
 
 
 def test_sdpa_matches_naive_attention_in_bshd_layout():
@@ -106,3 +117,35 @@ def test_ulysses_all_to_all_matches_full_attention():
         errors = dict(results)
     assert sorted(errors) == [0, 1]
     assert max(errors.values()) < 1e-5
+
+
+def test_flash_attn_4_unavailable_says_why(monkeypatch):
+    """Without a Hopper/Blackwell GPU (or without the package) FLASH_ATTN_4 is an error naming the cause."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"FLASH_ATTN_4 .* unavailable: it needs an NVIDIA GPU of compute capability 9"):
+        get_attn_backend("FLASH_ATTN_4")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (8, 0))
+    assert "this GPU is 8.0" in FlashAttn4Backend.unavailable_reason()
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: (9, 0))
+    monkeypatch.setattr("fastvideo.attention.backends.flash4._installed", lambda: False)
+    assert "pip install \"fastvideo-studio[fa4]\"" in FlashAttn4Backend.unavailable_reason()
+    assert "FLASH_ATTN_4" not in available_backends()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not FlashAttn4Backend.is_available(), reason="FLASH_ATTN_4 needs flash-attn-4 and an SM90/SM100 GPU")
+@pytest.mark.parametrize("kv_len", [333, 77])  # self-attention (odd length) and a short text context
+def test_flash_attn_4_matches_sdpa_on_cuda(kv_len):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    q = torch.randn(2, 333, 4, 128, device="cuda", dtype=torch.bfloat16, generator=g)
+    k, v = (torch.randn(2, kv_len, 4, 128, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(2))
+    ref = _naive_attention(q.float(), k.float(), v.float())
+    out = get_attn_backend("FLASH_ATTN_4")(q, k, v)
+    sdpa = get_attn_backend("TORCH_SDPA")(q, k, v)
+    assert out.shape == q.shape and out.dtype == torch.bfloat16
+    assert (out.float() - ref).norm() / ref.norm() < 5e-3
+    assert (out.float() - ref).norm() <= 1.5 * (sdpa.float() - ref).norm()
+    fa4 = get_attn_backend("FLASH_ATTN_4")
+    compiled = torch.compile(lambda a, b, c: fa4(a * 1.0, b, c), fullgraph=True)
+    torch.testing.assert_close(compiled(q, k, v), out)  # one graph through the custom op
