@@ -27,9 +27,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import fastvideo.models.dits.wan as wan  # noqa: E402
-from fastvideo.perf.bench import build_dits, dit_inputs, environment, rel_l2  # noqa: E402
+from fastvideo.attention.backends import ROLES, get_attn_backend  # noqa: E402
+from fastvideo.attention.layer import set_attention_backend  # noqa: E402
+from fastvideo.perf.bench import attention_ceilings, build_dits, dit_inputs, environment, rel_l2  # noqa: E402
 from fastvideo.perf.flops import dit_forward_work  # noqa: E402
-from fastvideo.perf.timing import attention_ceiling, matmul_ceiling, time_cuda  # noqa: E402
+from fastvideo.perf.timing import matmul_ceiling, time_cuda  # noqa: E402
 
 SHAPE = dict(frames=81, height=480, width=832)
 
@@ -116,7 +118,28 @@ def self_attention_heads_first(self, x: torch.Tensor, rope: tuple[torch.Tensor, 
     return self.to_out(out)
 
 
-VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first")
+def graph_forward(model, x, t, c):
+    """The whole (compiled) forward captured in one CUDA graph: (replay function, its output)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            model(x, t, c)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_out = model(x, t, c)
+    graph.replay()
+
+    def replay():
+        graph.replay()
+        return static_out
+
+    return replay, static_out.clone()
+
+
+VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
+            "reduce-overhead", "graph-forward")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> dict:
@@ -128,19 +151,27 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
     torch._dynamo.reset()
     saved = {k: getattr(ic, k) for k in ("coordinate_descent_tuning", "max_autotune_gemm")}
     saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.forward
+    saved_fused_qk = wan.fused_qk_norm_rope.available
     mode = None
     if variant == "coordinate":
         ic.coordinate_descent_tuning = True
     elif variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
-    elif variant == "rope-swap":
+    elif variant == "rope-swap":  # (the unfused q/k path: apply_rope is not called by the fused kernel)
         wan.apply_rope = apply_rope_swap
+        wan.fused_qk_norm_rope.available = lambda x: False
     elif variant == "heads-first":
         wan.SelfAttention.forward = self_attention_heads_first
-    elif variant != "default":
+    elif variant == "unfused-qk":  # q/k RMSNorm + RoPE left to Inductor instead of the fused Triton kernel
+        wan.fused_qk_norm_rope.available = lambda x: False
+    elif variant == "reduce-overhead":  # Inductor's CUDA graphs, one per compiled block
+        mode = "reduce-overhead"
+    elif variant not in ("default", "cross-fa4", "graph-forward"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
         _, model, _ = build_dits("wan2.1-t2v-1.3b", torch.device("cuda"), torch.bfloat16, False)
+        if variant == "cross-fa4":  # text cross-attention on FlashAttention-4 too (AUTO gives it cuDNN SDPA)
+            set_attention_backend(torch.nn.ModuleList(b.cross_attn for b in model.blocks), "FLASH_ATTN_4")
         compile_dit_blocks(model, mode=mode)
         with torch.inference_mode():
             import time
@@ -149,16 +180,21 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
             out = model(x, t, c)
             torch.cuda.synchronize()
             first = time.perf_counter() - t0
-            res = {"compile_and_first_s": first, "forward": time_cuda(lambda: model(x, t, c), warmup=2, iters=5)}
+            if variant == "graph-forward":
+                fn, out = graph_forward(model, x, t, c)
+            else:
+                fn = lambda: model(x, t, c)  # noqa: E731
+            res = {"compile_and_first_s": first, "forward": time_cuda(fn, warmup=2, iters=5)}
             if reference is not None:
                 res["rel_l2_vs_default"] = rel_l2(out, reference)
             if profile:
-                res["profile"] = profile_summary(lambda: model(x, t, c))
+                res["profile"] = profile_summary(fn)
         return res, out
     finally:
         for k, v in saved.items():
             setattr(ic, k, v)
         wan.apply_rope, wan.SelfAttention.forward = saved_rope, saved_self_attn
+        wan.fused_qk_norm_rope.available = saved_fused_qk
 
 
 def main(argv=None):
@@ -175,11 +211,13 @@ def main(argv=None):
 
     cfg, _, _ = build_dits("wan2.1-t2v-1.3b", torch.device("meta"), torch.bfloat16, False)
     work = dit_forward_work(cfg, SHAPE["frames"], SHAPE["height"], SHAPE["width"])
-    ceil = {"matmul": matmul_ceiling(), "attention_cudnn": attention_ceiling(12, work.tokens, 128, backend="cudnn")}
-    r["ceilings_tflops"] = {k: v / 1e12 for k, v in ceil.items()}
-    r["floor_s"] = work.floor_seconds(ceil["attention_cudnn"], ceil["matmul"])
-    r["attention_core_s_at_ceiling"] = work.attention_core / ceil["attention_cudnn"]
-    r["matmul_s_at_ceiling"] = work.matmul / ceil["matmul"]
+    ceil = {"matmul_flops": matmul_ceiling(), **attention_ceilings(12, work.tokens, 128)}
+    attention = ceil[f"attention_{ceil['attention_fastest']}_flops"]
+    r["ceilings_tflops"] = {k: v / 1e12 if isinstance(v, float) else v for k, v in ceil.items()}
+    r["attention_backend"] = {role: get_attn_backend(role=role).name for role in ROLES}
+    r["floor_s"] = work.floor_seconds(attention, ceil["matmul_flops"])
+    r["attention_core_s_at_ceiling"] = work.attention_core / attention
+    r["matmul_s_at_ceiling"] = work.matmul / ceil["matmul_flops"]
     print("ceilings", r["ceilings_tflops"], "floor", r["floor_s"], flush=True)
     save()
     r["attention_layouts"] = attention_layouts(seq=work.tokens)
@@ -190,7 +228,13 @@ def main(argv=None):
     r["variants"] = {}
     reference = None
     for i, v in enumerate(args.variants):
-        res, out = compiled_forward(v, x, t, c, profile=i == 0, reference=reference)
+        try:
+            res, out = compiled_forward(v, x, t, c, profile=i == 0, reference=reference)
+        except Exception as exc:  # record and go on: one broken variant should not lose the others
+            r["variants"][v] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+            print(f"compiled [{v}] failed: {r['variants'][v]['error'][:400]}", flush=True)
+            save()
+            continue
         if reference is None:
             reference = out
         res["over_floor"] = res["forward"]["median"] / r["floor_s"]

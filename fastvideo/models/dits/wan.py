@@ -36,6 +36,7 @@ from fastvideo.attention import DistributedAttention, LocalAttention
 from fastvideo.configs.models.dits.wan import WanVideoConfig
 from fastvideo.distributed import parallel_state as ps
 from fastvideo.distributed.communication import all_gather_cat, pad_to_multiple
+from fastvideo.kernels import qk_norm_rope as fused_qk_norm_rope
 
 ROPE_THETA = 10000.0
 IMAGE_EMBED_LN_EPS = 1e-5  # the image embedder's LayerNorms use torch's default eps
@@ -227,9 +228,14 @@ class SelfAttention(nn.Module):
         self.attn = DistributedAttention(num_heads, dim // num_heads)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        q, k, v = self.to_qkv(x).chunk(3, dim=-1)
-        q = apply_rope(self.norm_q(q).unflatten(2, (self.num_heads, -1)), *rope)
-        k = apply_rope(self.norm_k(k).unflatten(2, (self.num_heads, -1)), *rope)
+        qkv = self.to_qkv(x)
+        q, k, v = qkv.chunk(3, dim=-1)
+        if fused_qk_norm_rope.available(qkv) and not torch.is_grad_enabled():  # inference on CUDA: one kernel
+            q, k = fused_qk_norm_rope.qk_norm_rope(qkv, self.norm_q.weight, self.norm_k.weight, *rope,
+                                                   self.norm_q.eps, self.num_heads)
+        else:
+            q = apply_rope(self.norm_q(q).unflatten(2, (self.num_heads, -1)), *rope)
+            k = apply_rope(self.norm_k(k).unflatten(2, (self.num_heads, -1)), *rope)
         v = v.unflatten(2, (self.num_heads, -1))
         out = self.attn(q, k, v).flatten(2).type_as(q)
         return self.to_out(out)
@@ -276,7 +282,17 @@ class CrossAttention(nn.Module):
 # ----------------------------------------------------------------------------- block and model
 
 
+def add_gated(x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """The gated residual update ``x + update * gate`` in fp32, cast back to x's dtype."""
+    return (x.float() + update.float() * gate).type_as(x)
+
+
 class WanTransformerBlock(nn.Module):
+    """One Wan block.  Its last residual update (FFN output times its gate) is returned *pending* and
+    applied at the start of the next block (or by the model after the last one): the same math, but
+    under ``torch.compile`` (one region per block) that add fuses with the next block's first norm,
+    one pass over the hidden states instead of two (the fused add + norm of vLLM's layers)."""
+
     def __init__(self, cfg: WanVideoConfig):
         super().__init__()
         d, eps = cfg.hidden_size, cfg.eps
@@ -295,13 +311,17 @@ class WanTransformerBlock(nn.Module):
         context_image: torch.Tensor | None,
         timestep_proj: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
-    ) -> torch.Tensor:
+        pending: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """-> (x, pending): the block's output is ``add_gated(x, *pending)``."""
+        if pending is not None:  # the previous block's FFN update
+            x = add_gated(x, *pending)
         shift, scale, gate, c_shift, c_scale, c_gate = (self.modulation + timestep_proj.float()).chunk(6, dim=1)
         attn = self.self_attn(modulate(self.self_attn_norm, x, shift, scale), rope)
-        x = (x.float() + attn * gate).type_as(x)
+        x = add_gated(x, attn, gate)
         x = x + self.cross_attn(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
         ff = self.ffn(modulate(self.ffn_norm, x, c_shift, c_scale))
-        return (x.float() + ff.float() * c_gate).type_as(x)
+        return x, (ff, c_gate)
 
 
 class OutputHead(nn.Module):
@@ -368,9 +388,10 @@ class WanTransformer3DModel(nn.Module):
     ) -> torch.Tensor:
         """All transformer blocks.  Token-wise except self-attention, so ``x`` and ``rope``
         may be matching sequence shards under sequence parallelism."""
+        pending = None
         for block in self.blocks:
-            x = block(x, context, context_image, timestep_proj, rope)
-        return x
+            x, pending = block(x, context, context_image, timestep_proj, rope, pending)
+        return add_gated(x, *pending) if pending is not None else x
 
     def final_layer(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         return self.head(x, temb)
