@@ -43,7 +43,8 @@ def flash_attn_4(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, sc
 
 @flash_attn_4.register_fake
 def _(query, key, value, scale):
-    return torch.empty_like(query)
+    # FlashAttention-4 allocates its output contiguous, whatever the query's strides (e.g. a sliced view).
+    return query.new_empty(query.shape)
 
 
 class FlashAttn4Backend(AttentionBackend):
