@@ -54,6 +54,7 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fastvideo.attention.backends import ROLES, get_attn_backend  # noqa: E402
 from fastvideo.configs.models.dits.wan import WanVideoConfig  # noqa: E402
 from fastvideo.distributed import parallel_state as ps  # noqa: E402
 from fastvideo.models.dits.wan import WanTransformer3DModel  # noqa: E402
@@ -268,7 +269,7 @@ def environment(args) -> dict:
         if use_cuda else None, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": "tiny Wan DiT (fp32, CPU)" if args.tiny else f"{args.arch} architecture, random bf16 weights",
         "shape": run_shape(args), "guidance_scale": GUIDANCE,
-        "attention_backend": args.attention_backend or os.environ.get("FASTVIDEO_ATTENTION_BACKEND") or "TORCH_SDPA",
+        "attention_backend": {role: get_attn_backend(role=role).name for role in ROLES},
         "warmup": args.warmup, "iters": args.iters,
         "tolerance_rel_l2": TOLERANCE["fp32" if args.tiny else "bf16"],
     }

@@ -19,6 +19,7 @@ def test_benchmark_runs_tiny_on_cpu_ranks(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     assert report["ok"] and report["device"] == "cpu" and report["torch"] and report["date"]
+    assert report["attention_backend"] == {"self": "TORCH_SDPA", "cross": "TORCH_SDPA"}  # AUTO, resolved on a CPU
     rows = {r["layout"]: r for r in report["results"]}
     assert set(rows) == {"1x1", "2x1", "1x2"}
     for layout in ("2x1", "1x2"):
