@@ -139,10 +139,11 @@ def graph_forward(model, x, t, c):
 
 
 VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
-            "reduce-overhead", "graph-forward")
+            "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4", "qk-b8w8",
+            "qk-b8w16", "no-coordinate")
 
 
-def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> dict:
+def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters: int = 5) -> dict:
     import torch._dynamo
     import torch._inductor.config as ic
 
@@ -150,11 +151,14 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
 
     torch._dynamo.reset()
     saved = {k: getattr(ic, k) for k in ("coordinate_descent_tuning", "max_autotune_gemm")}
+    saved_multi_kernel = ic.triton.multi_kernel
+    saved_launch = dict(wan.fused_qk_norm_rope.LAUNCH)
     saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.forward
     saved_fused_qk = wan.fused_qk_norm_rope.available
-    mode = None
-    if variant == "coordinate":
+    mode, options = None, None  # compile_dit_blocks' defaults (coordinate-descent tuning on)
+    if variant in ("coordinate", "coordinate+multi-kernel"):
         ic.coordinate_descent_tuning = True
+        ic.triton.multi_kernel = int(variant.endswith("multi-kernel"))
     elif variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
     elif variant == "rope-swap":  # (the unfused q/k path: apply_rope is not called by the fused kernel)
@@ -164,15 +168,22 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
         wan.SelfAttention.forward = self_attention_heads_first
     elif variant == "unfused-qk":  # q/k RMSNorm + RoPE left to Inductor instead of the fused Triton kernel
         wan.fused_qk_norm_rope.available = lambda x: False
+    elif variant == "no-coordinate":  # Inductor's defaults, as compile_dit was up to run 13
+        options = {}
     elif variant == "reduce-overhead":  # Inductor's CUDA graphs, one per compiled block
         mode = "reduce-overhead"
+    elif variant == "multi-kernel":  # Inductor compiles persistent and looped reductions, picks the faster at run time
+        ic.triton.multi_kernel = 1
+    elif variant.startswith("qk-b"):  # the fused q/k kernel with another launch shape: rows per program, warps
+        rows, warps = variant[len("qk-b"):].split("w")
+        wan.fused_qk_norm_rope.LAUNCH.update(BLOCK=int(rows), num_warps=int(warps))
     elif variant not in ("default", "cross-fa4", "graph-forward"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
         _, model, _ = build_dits("wan2.1-t2v-1.3b", torch.device("cuda"), torch.bfloat16, False)
         if variant == "cross-fa4":  # text cross-attention on FlashAttention-4 too (AUTO gives it cuDNN SDPA)
             set_attention_backend(torch.nn.ModuleList(b.cross_attn for b in model.blocks), "FLASH_ATTN_4")
-        compile_dit_blocks(model, mode=mode)
+        compile_dit_blocks(model, mode=mode, options=options)
         with torch.inference_mode():
             import time
 
@@ -184,7 +195,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
                 fn, out = graph_forward(model, x, t, c)
             else:
                 fn = lambda: model(x, t, c)  # noqa: E731
-            res = {"compile_and_first_s": first, "forward": time_cuda(fn, warmup=2, iters=5)}
+            res = {"compile_and_first_s": first, "forward": time_cuda(fn, warmup=2, iters=iters)}
             if reference is not None:
                 res["rel_l2_vs_default"] = rel_l2(out, reference)
             if profile:
@@ -193,6 +204,8 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None) -> di
     finally:
         for k, v in saved.items():
             setattr(ic, k, v)
+        ic.triton.multi_kernel = saved_multi_kernel
+        wan.fused_qk_norm_rope.LAUNCH.update(saved_launch)
         wan.apply_rope, wan.SelfAttention.forward = saved_rope, saved_self_attn
         wan.fused_qk_norm_rope.available = saved_fused_qk
 
@@ -201,7 +214,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", required=True)
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
-                   help="the first one is the reference (and is profiled)")
+                   help="the first one is the reference (and is profiled); a variant named twice is run twice")
+    p.add_argument("--iters", type=int, default=5, help="timed forwards per variant (median reported)")
     args = p.parse_args(argv)
     torch.backends.cudnn.benchmark = True
     r: dict = {"env": environment(), "shape": SHAPE}
@@ -228,18 +242,19 @@ def main(argv=None):
     r["variants"] = {}
     reference = None
     for i, v in enumerate(args.variants):
+        name = v if v not in r["variants"] else f"{v}#{sum(k.split('#')[0] == v for k in r['variants']) + 1}"
         try:
-            res, out = compiled_forward(v, x, t, c, profile=i == 0, reference=reference)
+            res, out = compiled_forward(v, x, t, c, profile=i == 0, reference=reference, iters=args.iters)
         except Exception as exc:  # record and go on: one broken variant should not lose the others
-            r["variants"][v] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
-            print(f"compiled [{v}] failed: {r['variants'][v]['error'][:400]}", flush=True)
+            r["variants"][name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+            print(f"compiled [{name}] failed: {r['variants'][name]['error'][:400]}", flush=True)
             save()
             continue
         if reference is None:
             reference = out
         res["over_floor"] = res["forward"]["median"] / r["floor_s"]
-        r["variants"][v] = res
-        print(f"compiled [{v}] {res['forward']['median'] * 1e3:.1f} ms = {res['over_floor']:.3f}x floor "
+        r["variants"][name] = res
+        print(f"compiled [{name}] {res['forward']['median'] * 1e3:.1f} ms = {res['over_floor']:.3f}x floor "
               f"(compile+first {res['compile_and_first_s']:.0f} s)", flush=True)
         if "profile" in res:
             print("  by category (ms):", {k: round(m, 1) for k, m in res["profile"]["categories_ms"].items()})

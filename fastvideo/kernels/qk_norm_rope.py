@@ -30,7 +30,8 @@ try:
 except ImportError:  # CPU-only installs
     triton = None
 
-BLOCK_ROWS = 4
+#: Rows per program and warps per program (benchmarks/dit_variants.py sweeps them: the qk-* variants).
+LAUNCH = {"BLOCK": 4, "num_warps": 8}
 
 
 def available(x: torch.Tensor) -> bool:
@@ -82,10 +83,10 @@ def _op():
         q = torch.empty(b, s, dim, device=qkv.device, dtype=qkv.dtype)
         k = torch.empty_like(q)
         rows = b * s
-        wrap_triton(_qk_norm_rope_kernel)[(triton.cdiv(rows, BLOCK_ROWS),)](
+        wrap_triton(_qk_norm_rope_kernel)[(triton.cdiv(rows, LAUNCH["BLOCK"]),)](
             qkv, q, k, weight_q, weight_k, cos, sin, rows, s, qkv.stride(1), eps,
-            DIM=dim, HALF_HEAD=cos.shape[-1], PAIRS_POW2=triton.next_power_of_2(dim // 2), BLOCK=BLOCK_ROWS,
-            num_warps=8,
+            DIM=dim, HALF_HEAD=cos.shape[-1], PAIRS_POW2=triton.next_power_of_2(dim // 2), BLOCK=LAUNCH["BLOCK"],
+            num_warps=LAUNCH["num_warps"],
         )
         return q, k
 
