@@ -140,7 +140,7 @@ def graph_forward(model, x, t, c):
 
 VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
             "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4", "qk-b8w8",
-            "qk-b8w16", "no-coordinate")
+            "qk-b8w16", "no-coordinate", "loaded")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters: int = 5) -> dict:
@@ -177,10 +177,12 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     elif variant.startswith("qk-b"):  # the fused q/k kernel with another launch shape: rows per program, warps
         rows, warps = variant[len("qk-b"):].split("w")
         wan.fused_qk_norm_rope.LAUNCH.update(BLOCK=int(rows), num_warps=int(warps))
-    elif variant not in ("default", "cross-fa4", "graph-forward"):
+    elif variant not in ("default", "cross-fa4", "graph-forward", "loaded"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
-        _, model, _ = build_dits("wan2.1-t2v-1.3b", torch.device("cuda"), torch.bfloat16, False)
+        # "loaded": weights mapped from Diffusers' model and materialized, as the loader (and the bench) does
+        _, model, ref = build_dits("wan2.1-t2v-1.3b", torch.device("cuda"), torch.bfloat16, variant == "loaded")
+        del ref
         if variant == "cross-fa4":  # text cross-attention on FlashAttention-4 too (AUTO gives it cuDNN SDPA)
             set_attention_backend(torch.nn.ModuleList(b.cross_attn for b in model.blocks), "FLASH_ATTN_4")
         compile_dit_blocks(model, mode=mode, options=options)
