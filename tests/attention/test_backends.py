@@ -36,6 +36,14 @@ def test_default_is_auto_and_picks_per_role(monkeypatch):
     assert LocalAttention(2, 8, backend="FLASH_ATTN_4").backend.name == "FLASH_ATTN_4"  # a name applies to all
     with pytest.raises(ValueError, match="unknown attention role 'text'"):
         get_attn_backend(role="text")
+    # AUTO's FlashAttention-4 hands inputs the kernel cannot take to SDPA; a named FLASH_ATTN_4 refuses them.
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 6, 2, 12, generator=g) for _ in range(3))  # fp32, head size 12
+    torch.testing.assert_close(get_attn_backend(role="self")(q, k, v), _naive_attention(q, k, v), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="FLASH_ATTN_4 needs float16/bfloat16 inputs, got torch.float32"):
+        get_attn_backend("FLASH_ATTN_4")(q, k, v)
+    with pytest.raises(ValueError, match="multiple of 8 up to 256, got 12"):
+        get_attn_backend("FLASH_ATTN_4")(q.bfloat16(), k.bfloat16(), v.bfloat16())
 
 
 def test_selection_by_env_var_and_argument(monkeypatch):

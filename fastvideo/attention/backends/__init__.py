@@ -47,6 +47,8 @@ def get_attn_backend(name: str | None = None, role: str = "self") -> AttentionBa
         if role not in AUTO_PREFERENCE:
             raise ValueError(f"unknown attention role {role!r}; known: {list(AUTO_PREFERENCE)}")
         key = next(k for k in AUTO_PREFERENCE[role] if BACKENDS[k].is_available())  # TORCH_SDPA always is
+        if key == FlashAttn4Backend.name:  # AUTO's pick hands what the kernel cannot take (fp32...) to SDPA
+            return FlashAttn4Backend(fallback=TorchSDPABackend())
     if key not in BACKENDS:
         raise ValueError(
             f"unknown attention backend {requested!r} (from {source}); "

@@ -65,14 +65,29 @@ class FlashAttn4Backend(AttentionBackend):
             return 'the flash-attn-4 package is not installed (pip install "fastvideo-studio[fa4]")'
         return ""
 
-    def __init__(self) -> None:
+    def __init__(self, fallback: AttentionBackend | None = None) -> None:
+        """``fallback`` (AUTO gives TORCH_SDPA) takes the inputs the kernel cannot: fp32, odd head sizes.
+        Without one, as when FLASH_ATTN_4 is named, such inputs are an error."""
         reason = self.unavailable_reason()
         if reason:
             raise ValueError(f"FLASH_ATTN_4 backend unavailable: {reason}")
+        self.fallback = fallback
+
+    @staticmethod
+    def unsupported(query: torch.Tensor) -> str:
+        """Why the kernel cannot take ``query`` ("" if it can)."""
+        if query.dtype not in (torch.float16, torch.bfloat16):
+            return f"FLASH_ATTN_4 needs float16/bfloat16 inputs, got {query.dtype}"
+        if query.shape[-1] % 8 or query.shape[-1] > 256:
+            return f"FLASH_ATTN_4 needs a head size that is a multiple of 8 up to 256, got {query.shape[-1]}"
+        return ""
 
     def forward(self, query, key, value, *, scale=None):
-        if query.dtype not in (torch.float16, torch.bfloat16):
-            raise ValueError(f"FLASH_ATTN_4 needs float16/bfloat16 inputs, got {query.dtype}; use TORCH_SDPA instead")
+        problem = self.unsupported(query)
+        if problem:
+            if self.fallback is not None:
+                return self.fallback(query, key, value, scale=scale)
+            raise ValueError(f"{problem}; use TORCH_SDPA (or AUTO) instead")
         if scale is None:
             scale = query.shape[-1] ** -0.5
         return flash_attn_4(query, key, value, float(scale))
