@@ -21,59 +21,26 @@ Triton present); the model falls back to the unfused path otherwise.
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 import torch
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # CPU-only installs
-    triton = None
+HAS_TRITON = importlib.util.find_spec("triton") is not None  # the kernel module imports it when first used
 
 #: Rows per program and warps per program (benchmarks/dit_variants.py sweeps them: the qk-* variants).
 LAUNCH = {"BLOCK": 4, "num_warps": 8}
 
 
 def available(x: torch.Tensor) -> bool:
-    return triton is not None and x.is_cuda
-
-
-if triton is not None:
-
-    @triton.jit
-    def _qk_norm_rope_kernel(
-        qkv_ptr, q_out_ptr, k_out_ptr, wq_ptr, wk_ptr, cos_ptr, sin_ptr,
-        rows, seq, stride_row, eps,
-        DIM: tl.constexpr, HALF_HEAD: tl.constexpr, PAIRS_POW2: tl.constexpr, BLOCK: tl.constexpr,
-    ):
-        row = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)  # flattened (batch, token)
-        col = tl.arange(0, 2 * PAIRS_POW2)  # channels of the row, read and written contiguously
-        pair = tl.arange(0, PAIRS_POW2)  # channel pair j: channels 2j, 2j+1
-        row_ok = row < rows
-        col_ok = col < DIM
-        ok = row_ok[:, None] & col_ok[None, :]
-        pair_ok = row_ok[:, None] & (pair < DIM // 2)[None, :]
-        angle = (row % seq)[:, None] * HALF_HEAD + (pair % HALF_HEAD)[None, :]  # cos/sin: [seq, head_dim / 2]
-        cos = tl.load(cos_ptr + angle, mask=pair_ok, other=0.0)
-        sin = tl.load(sin_ptr + angle, mask=pair_ok, other=0.0)
-        for part in tl.static_range(2):  # q (columns 0..DIM), then k (DIM..2*DIM)
-            src = qkv_ptr + row[:, None].to(tl.int64) * stride_row + part * DIM + col[None, :]
-            x = tl.load(src, mask=ok, other=0.0).to(tl.float32)
-            rstd = 1.0 / tl.sqrt(tl.sum(x * x, axis=1) / DIM + eps)
-            w_ptr = wq_ptr if part == 0 else wk_ptr
-            w = tl.load(w_ptr + col, mask=col_ok, other=0.0).to(tl.float32)
-            out_ptr = q_out_ptr if part == 0 else k_out_ptr
-            dtype = out_ptr.dtype.element_ty
-            n = (x * rstd[:, None] * w[None, :]).to(dtype).to(tl.float32)  # the norm's output, rounded
-            n1, n2 = tl.split(tl.reshape(n, (BLOCK, PAIRS_POW2, 2)))
-            rotated = tl.join(n1 * cos - n2 * sin, n1 * sin + n2 * cos)
-            dst = out_ptr + row[:, None].to(tl.int64) * DIM + col[None, :]
-            tl.store(dst, tl.reshape(rotated, (BLOCK, 2 * PAIRS_POW2)).to(dtype), mask=ok)
+    return HAS_TRITON and x.is_cuda
 
 
 @functools.cache
 def _op():
+    import triton
     from torch.library import triton_op, wrap_triton
+
+    from fastvideo.kernels._qk_norm_rope_triton import _qk_norm_rope_kernel
 
     @triton_op("fastvideo::qk_norm_rope", mutates_args=())
     def qk_norm_rope_op(qkv: torch.Tensor, weight_q: torch.Tensor, weight_k: torch.Tensor, cos: torch.Tensor,
