@@ -124,9 +124,9 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
     work1 = dit_forward_work(cfg, frames, height, width)
     ceil = results["ceilings"]
     floor1 = work1.floor_seconds(ceil[f"attention_{ceil['attention_fastest']}_flops"], ceil["matmul_flops"])
-    results["floor"] = {"attention_kernel": ceil["attention_fastest"], "tokens": work1.tokens, "attention_core_tflop": work1.attention_core / 1e12,
-                        "matmul_tflop": work1.matmul / 1e12, "forward_s": floor1, "cfg_pair_s": 2 * floor1,
-                        "loop_s": 2 * floor1 * steps}
+    results["floor"] = {"attention_kernel": ceil["attention_fastest"], "tokens": work1.tokens,
+                        "attention_core_tflop": work1.attention_core / 1e12, "matmul_tflop": work1.matmul / 1e12,
+                        "forward_s": floor1, "cfg_pair_s": 2 * floor1, "loop_s": 2 * floor1 * steps}
     timings = results["timings"]
     x1, t1, c1 = dit_inputs(cfg, frames, height, width, 1, device, dtype)
     x2, t2, c2 = torch.cat([x1, x1]), torch.cat([t1, t1]), torch.cat([c1, c1 * 0.5])
