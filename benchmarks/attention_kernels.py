@@ -24,20 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastvideo.attention.backends import FlashAttn4Backend  # noqa: E402
 from fastvideo.perf.bench import environment, rel_l2  # noqa: E402
-from fastvideo.perf.timing import time_cuda  # noqa: E402
-
-
-def sdpa(kernel):
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    k = getattr(SDPBackend, kernel)
-
-    def run(q, key, v):
-        with sdpa_kernel([k]):
-            out = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, key, v)))
-        return out.transpose(1, 2)
-
-    return run
+from fastvideo.perf.timing import sdpa_bshd, time_cuda  # noqa: E402
 
 
 def reference(q, k, v, chunk=4096):
@@ -58,7 +45,7 @@ def main() -> None:
     ap.add_argument("--text", type=int, default=512)
     ap.add_argument("--json")
     args = ap.parse_args()
-    kernels = {"cudnn": sdpa("CUDNN_ATTENTION"), "flash": sdpa("FLASH_ATTENTION")}
+    kernels = {"cudnn": sdpa_bshd("cudnn"), "flash": sdpa_bshd("flash")}
     if FlashAttn4Backend.is_available():
         kernels["fa4"] = FlashAttn4Backend()
     else:

@@ -150,16 +150,12 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     from fastvideo.perf.compile import compile_dit_blocks
 
     torch._dynamo.reset()
-    saved = {k: getattr(ic, k) for k in ("coordinate_descent_tuning", "max_autotune_gemm")}
     saved_multi_kernel = ic.triton.multi_kernel
     saved_launch = dict(wan.fused_qk_norm_rope.LAUNCH)
     saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.forward
     saved_fused_qk = wan.fused_qk_norm_rope.available
     mode, options = None, None  # compile_dit_blocks' defaults (coordinate-descent tuning on)
-    if variant in ("coordinate", "coordinate+multi-kernel"):
-        ic.coordinate_descent_tuning = True
-        ic.triton.multi_kernel = int(variant.endswith("multi-kernel"))
-    elif variant == "max-autotune":
+    if variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
     elif variant == "rope-swap":  # (the unfused q/k path: apply_rope is not called by the fused kernel)
         wan.apply_rope = apply_rope_swap
@@ -172,12 +168,13 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         options = {}
     elif variant == "reduce-overhead":  # Inductor's CUDA graphs, one per compiled block
         mode = "reduce-overhead"
-    elif variant == "multi-kernel":  # Inductor compiles persistent and looped reductions, picks the faster at run time
-        ic.triton.multi_kernel = 1
+    elif variant in ("multi-kernel", "coordinate+multi-kernel"):  # Inductor compiles persistent and looped
+        ic.triton.multi_kernel = 1  # reductions and picks the faster at run time (on top of coordinate descent)
     elif variant.startswith("qk-b"):  # the fused q/k kernel with another launch shape: rows per program, warps
         rows, warps = variant[len("qk-b"):].split("w")
         wan.fused_qk_norm_rope.LAUNCH.update(BLOCK=int(rows), num_warps=int(warps))
-    elif variant not in ("default", "cross-fa4", "graph-forward", "loaded"):
+    # "coordinate" (coordinate-descent tuning) is compile_dit's default since run 15: the same as "default".
+    elif variant not in ("default", "coordinate", "cross-fa4", "graph-forward", "loaded"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
         # "loaded": weights mapped from Diffusers' model and materialized, as the loader (and the bench) does
@@ -204,8 +201,6 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
                 res["profile"] = profile_summary(fn)
         return res, out
     finally:
-        for k, v in saved.items():
-            setattr(ic, k, v)
         ic.triton.multi_kernel = saved_multi_kernel
         wan.fused_qk_norm_rope.LAUNCH.update(saved_launch)
         wan.apply_rope, wan.SelfAttention.forward = saved_rope, saved_self_attn

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime
 import gc
-import json
 import platform
 import re
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from fastvideo.perf.flops import dit_forward_work, latent_grid
-from fastvideo.perf.timing import attention_ceiling, matmul_ceiling, time_cuda
+from fastvideo.perf.timing import attention_ceiling, matmul_ceiling, sdpa_bshd, time_cuda
 
 ARCHS: dict[str, dict[str, Any]] = {
     "wan2.1-t2v-1.3b": {},
@@ -342,17 +341,12 @@ def attention_ceilings(heads: int, tokens: int, head_dim: int, agreement: dict |
 
 def attention_agreement(heads: int, seq: int, head_dim: int) -> float:
     """rel. L2 of FlashAttention-4's output against cuDNN SDPA's on the same random bf16 inputs."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     from fastvideo.attention.backends import FlashAttn4Backend
 
     g = torch.Generator(device="cuda").manual_seed(3)
     q, k, v = (torch.randn(1, seq, heads, head_dim, device="cuda", dtype=torch.bfloat16, generator=g) for _ in range(3))
     with torch.inference_mode():
-        fa4 = FlashAttn4Backend()(q, k, v)
-        with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
-            ref = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))
-    return rel_l2(fa4, ref.transpose(1, 2))
+        return rel_l2(FlashAttn4Backend()(q, k, v), sdpa_bshd("cudnn")(q, k, v))
 
 
 def ratios(r: dict[str, Any]) -> dict[str, float]:

@@ -75,3 +75,18 @@ def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16,
 
     t = time_cuda(run, warmup=CEILING_WARMUP, iters=iters)["median"]
     return 4 * heads * seq * seq * head_dim / t
+
+
+def sdpa_bshd(kernel: str):
+    """SDPA on [B, S, H, D] inputs (the model's layout) with one kernel forced: "cudnn", "flash" or "efficient"."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    forced = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+              "efficient": SDPBackend.EFFICIENT_ATTENTION}[kernel]
+
+    def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        with sdpa_kernel([forced]):
+            out = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))
+        return out.transpose(1, 2)
+
+    return run

@@ -41,3 +41,15 @@ def test_attention_ceilings_skip_fa4_where_it_cannot_run(monkeypatch):
     out = bench.attention_ceilings(12, 64, 128)
     assert measured == ["cudnn", "flash"]  # no FlashAttention-4 on this machine
     assert out == {"attention_cudnn_flops": 5.0, "attention_flash_flops": 3.0, "attention_fastest": "cudnn"}
+
+
+def test_sdpa_bshd_takes_and_returns_the_model_layout():
+    import torch
+
+    from fastvideo.perf.timing import sdpa_bshd
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 7, 3, 8, generator=g) for _ in range(3))  # [B, S, H, D]
+    scores = torch.einsum("bshd,bthd->bhst", q, k) / 8**0.5
+    expected = torch.einsum("bhst,bthd->bshd", scores.softmax(-1), v)
+    torch.testing.assert_close(sdpa_bshd("flash")(q, k, v), expected, atol=1e-5, rtol=1e-5)  # flash runs on CPU

@@ -28,6 +28,7 @@ def _interface():
     return importlib.import_module("flash_attn.cute.interface")
 
 
+@functools.cache
 def _installed() -> bool:
     try:
         return importlib.util.find_spec("flash_attn.cute") is not None and importlib.util.find_spec("cutlass") is not None
