@@ -25,7 +25,8 @@ def register(sub) -> None:
     p.add_argument("--output", dest="output_path", default="outputs", help="output folder or .mp4 file path")
     p.add_argument("--vae-tiling", action="store_true")
     p.add_argument("--cpu-offload", action="store_true", help="keep text encoder, VAE and DiT on the CPU when idle")
-    p.add_argument("--attention-backend", default=None)
+    p.add_argument("--attention-backend", default=None,
+                   help="AUTO (default: the fastest available per layer), TORCH_SDPA, FLASH_ATTN or FLASH_ATTN_4")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
