@@ -20,7 +20,6 @@ Triton present); the model falls back to the unfused path otherwise.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 
 import torch
@@ -35,8 +34,19 @@ def available(x: torch.Tensor) -> bool:
     return HAS_TRITON and x.is_cuda
 
 
-@functools.cache
+_OP = None
+
+
 def _op():
+    """The op, built on first use.  A module global rather than ``functools.cache``: torch.compile traces
+    through a cache wrapper (and cannot trace building the op), but reads a global as a constant."""
+    global _OP
+    if _OP is None:
+        _OP = _build_op()
+    return _OP
+
+
+def _build_op():
     import triton
     from torch.library import triton_op, wrap_triton
 
