@@ -98,7 +98,7 @@ def apply_rope_swap(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
 
 
 def self_attention_heads_first(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """``SelfAttention.forward`` with q/k/v stored heads-first ([B, H, S, D] contiguous, handed over as
+    """``SelfAttention.attend`` with q/k/v stored heads-first ([B, H, S, D] contiguous, handed over as
     [B, S, H, D] views), so cuDNN gets contiguous heads; same math as the model's token-first layout."""
     q, k, v = self.to_qkv(x).chunk(3, dim=-1)
 
@@ -114,8 +114,41 @@ def self_attention_heads_first(self, x: torch.Tensor, rope: tuple[torch.Tensor, 
     q = rope_(heads_first(self.norm_q(q))).contiguous().transpose(1, 2)
     k = rope_(heads_first(self.norm_k(k))).contiguous().transpose(1, 2)
     v = heads_first(v).contiguous().transpose(1, 2)
-    out = self.attn(q, k, v).flatten(2).type_as(q)
-    return self.to_out(out)
+    return self.attn(q, k, v).flatten(2).type_as(q)
+
+
+class LinearKN(torch.nn.Module):
+    """A Linear whose weight is stored [K, N] (transposed, contiguous): ``addmm(bias, x, W^T)`` hands cuBLAS
+    the other operand layout, so it picks from other kernels; same math.  ``gelu``: bias + tanh-GELU in
+    cuBLASLt's epilogue, as the model's FFN up gets from Inductor."""
+
+    def __init__(self, linear: torch.nn.Linear, gelu: bool = False):
+        super().__init__()
+        self.weight_t = torch.nn.Parameter(linear.weight.detach().t().contiguous(), requires_grad=False)
+        self.bias = linear.bias
+        self.gelu = gelu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(0, -2)
+        if self.gelu:
+            out = torch._addmm_activation(self.bias, flat, self.weight_t, use_gelu=True)
+        else:
+            out = torch.addmm(self.bias, flat, self.weight_t)
+        return out.unflatten(0, x.shape[:-1])
+
+
+def weights_kn(model, which: str) -> None:
+    """Store the blocks' projection weights [K, N]: ``which`` = "all" or "ffn-up"."""
+    for block in model.blocks:
+        mlp = block.ffn
+        mlp.fc_in = LinearKN(mlp.fc_in, gelu=True)
+        mlp.act = torch.nn.Identity()
+        if which == "all":
+            mlp.fc_out = LinearKN(mlp.fc_out)
+            for attn in (block.self_attn, block.cross_attn):
+                for name, child in list(attn.named_children()):
+                    if isinstance(child, torch.nn.Linear):
+                        setattr(attn, name, LinearKN(child))
 
 
 def graph_forward(model, x, t, c):
@@ -140,7 +173,8 @@ def graph_forward(model, x, t, c):
 
 VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
             "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4", "qk-b8w8",
-            "qk-b8w16", "no-coordinate", "loaded")
+            "qk-b8w16", "no-coordinate", "loaded", "kn-weights", "kn-ffn-up",
+            "no-quack", "cublaslt-gelu")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters: int = 5) -> dict:
@@ -152,8 +186,9 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     torch._dynamo.reset()
     saved_multi_kernel = ic.triton.multi_kernel
     saved_launch = dict(wan.fused_qk_norm_rope.LAUNCH)
-    saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.forward
+    saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.attend
     saved_fused_qk = wan.fused_qk_norm_rope.available
+    saved_quack = (wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE)
     mode, options = None, None  # compile_dit_blocks' defaults (coordinate-descent tuning on)
     if variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
@@ -161,7 +196,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         wan.apply_rope = apply_rope_swap
         wan.fused_qk_norm_rope.available = lambda x: False
     elif variant == "heads-first":
-        wan.SelfAttention.forward = self_attention_heads_first
+        wan.SelfAttention.attend = self_attention_heads_first
     elif variant == "unfused-qk":  # q/k RMSNorm + RoPE left to Inductor instead of the fused Triton kernel
         wan.fused_qk_norm_rope.available = lambda x: False
     elif variant == "no-coordinate":  # Inductor's defaults, as compile_dit was up to run 13
@@ -173,8 +208,13 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     elif variant.startswith("qk-b"):  # the fused q/k kernel with another launch shape: rows per program, warps
         rows, warps = variant[len("qk-b"):].split("w")
         wan.fused_qk_norm_rope.LAUNCH.update(BLOCK=int(rows), num_warps=int(warps))
+    elif variant == "no-quack":  # no quack GEMMs: cuBLASLt, residual updates in Inductor's fused kernels
+        wan.fused_linear.ENABLED = False
+    elif variant == "cublaslt-gelu":  # the FFN up's bias + GELU in cuBLASLt's epilogue instead of quack's
+        wan.fused_linear.GELU_EPILOGUE = False
     # "coordinate" (coordinate-descent tuning) is compile_dit's default since run 15: the same as "default".
-    elif variant not in ("default", "coordinate", "cross-fa4", "graph-forward", "loaded"):
+    elif variant not in ("default", "coordinate", "cross-fa4", "graph-forward", "loaded", "kn-weights", "kn-ffn-up",
+                         "no-quack", "cublaslt-gelu"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
         # "loaded": weights mapped from Diffusers' model and materialized, as the loader (and the bench) does
@@ -182,6 +222,8 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         del ref
         if variant == "cross-fa4":  # text cross-attention on FlashAttention-4 too (AUTO gives it cuDNN SDPA)
             set_attention_backend(torch.nn.ModuleList(b.cross_attn for b in model.blocks), "FLASH_ATTN_4")
+        if variant in ("kn-weights", "kn-ffn-up"):  # projection weights stored [K, N]: other cuBLAS kernels
+            weights_kn(model, "all" if variant == "kn-weights" else "ffn-up")
         compile_dit_blocks(model, mode=mode, options=options)
         with torch.inference_mode():
             import time
@@ -203,8 +245,9 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     finally:
         ic.triton.multi_kernel = saved_multi_kernel
         wan.fused_qk_norm_rope.LAUNCH.update(saved_launch)
-        wan.apply_rope, wan.SelfAttention.forward = saved_rope, saved_self_attn
+        wan.apply_rope, wan.SelfAttention.attend = saved_rope, saved_self_attn
         wan.fused_qk_norm_rope.available = saved_fused_qk
+        wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE = saved_quack
 
 
 def main(argv=None):

@@ -36,6 +36,7 @@ from fastvideo.attention import DistributedAttention, LocalAttention
 from fastvideo.configs.models.dits.wan import WanVideoConfig
 from fastvideo.distributed import parallel_state as ps
 from fastvideo.distributed.communication import all_gather_cat, pad_to_multiple
+from fastvideo.kernels import fused_linear
 from fastvideo.kernels import qk_norm_rope as fused_qk_norm_rope
 
 ROPE_THETA = 10000.0
@@ -92,15 +93,21 @@ class MLP(nn.Module):
         self.act = activation
         self.fc_out = nn.Linear(dim_hidden, dim_out)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """activation(fc_in(x))."""
         # Inference only: aten::_addmm_activation has no backward (training takes the plain path).
         fused = x.is_cuda and not torch.is_grad_enabled() and _is_tanh_gelu(self.act)
         if fused and x.dtype == self.fc_in.weight.dtype:
+            if fused_linear.gelu_available(x):
+                return fused_linear.linear_gelu(x, self.fc_in)
             # cuBLASLt applies GELU(tanh) in the matmul's epilogue: no extra pass over the hidden tensor.
             flat = x.reshape(-1, x.shape[-1])
             hidden = torch._addmm_activation(self.fc_in.bias, flat, self.fc_in.weight.t(), use_gelu=True)
-            return self.fc_out(hidden.view(*x.shape[:-1], -1))
-        return self.fc_out(self.act(self.fc_in(x)))
+            return hidden.view(*x.shape[:-1], -1)
+        return self.act(self.fc_in(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(self.hidden(x))
 
 
 def _is_tanh_gelu(act: nn.Module) -> bool:
@@ -228,6 +235,10 @@ class SelfAttention(nn.Module):
         self.attn = DistributedAttention(num_heads, dim // num_heads)
 
     def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.to_out(self.attend(x, rope))
+
+    def attend(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """The attention output before the output projection ``to_out``."""
         qkv = self.to_qkv(x)
         q, k, v = qkv.chunk(3, dim=-1)
         if fused_qk_norm_rope.available(qkv) and not torch.is_grad_enabled():  # inference on CUDA: one kernel
@@ -237,8 +248,7 @@ class SelfAttention(nn.Module):
             q = apply_rope(self.norm_q(q).unflatten(2, (self.num_heads, -1)), *rope)
             k = apply_rope(self.norm_k(k).unflatten(2, (self.num_heads, -1)), *rope)
         v = v.unflatten(2, (self.num_heads, -1))
-        out = self.attn(q, k, v).flatten(2).type_as(q)
-        return self.to_out(out)
+        return self.attn(q, k, v).flatten(2).type_as(q)
 
 
 class CrossAttention(nn.Module):
@@ -266,6 +276,12 @@ class CrossAttention(nn.Module):
     def forward(
         self, x: torch.Tensor, context: torch.Tensor, context_image: torch.Tensor | None = None
     ) -> torch.Tensor:
+        return self.to_out(self.attend(x, context, context_image))
+
+    def attend(
+        self, x: torch.Tensor, context: torch.Tensor, context_image: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The attention output (text, plus image for I2V) before the output projection ``to_out``."""
         q = self._heads(self.norm_q(self.to_q(x)))
         k = self._heads(self.norm_k(self.to_k(context)))
         v = self._heads(self.to_v(context))
@@ -276,7 +292,7 @@ class CrossAttention(nn.Module):
             k_img = self._heads(self.norm_k_img(self.to_k_img(context_image)))
             v_img = self._heads(self.to_v_img(context_image))
             out = out + self.attn(q, k_img, v_img).flatten(2).type_as(q)
-        return self.to_out(out)
+        return out
 
 
 # ----------------------------------------------------------------------------- block and model
@@ -287,11 +303,24 @@ def add_gated(x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torc
     return (x.float() + update.float() * gate).type_as(x)
 
 
+def linear_residual(linear: nn.Linear, h: torch.Tensor, x: torch.Tensor, gate: torch.Tensor | None,
+                    fused: bool) -> torch.Tensor:
+    """``x + gate * linear(h)`` (``x + linear(h)`` without a gate); ``fused``: in the GEMM's epilogue."""
+    if fused:
+        return fused_linear.linear_residual(h, linear, x, gate)
+    update = linear(h)
+    return add_gated(x, update, gate) if gate is not None else x + update
+
+
 class WanTransformerBlock(nn.Module):
-    """One Wan block.  Its last residual update (FFN output times its gate) is returned *pending* and
-    applied at the start of the next block (or by the model after the last one): the same math, but
-    under ``torch.compile`` (one region per block) that add fuses with the next block's first norm,
-    one pass over the hidden states instead of two (the fused add + norm of vLLM's layers)."""
+    """One Wan block.
+
+    Where quack's GEMMs run (``fused_linear.available``: CUDA inference with flash-attn-4's
+    dependencies), each residual update runs in the epilogue of its output projection's GEMM.
+    Elsewhere the last update (FFN output times its gate) is returned *pending* and applied at the
+    start of the next block (or by the model after the last one): the same math, but under
+    ``torch.compile`` (one region per block) that add fuses with the next block's first norm, one
+    pass over the hidden states instead of two (the fused add + norm of vLLM's layers)."""
 
     def __init__(self, cfg: WanVideoConfig):
         super().__init__()
@@ -312,16 +341,20 @@ class WanTransformerBlock(nn.Module):
         timestep_proj: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
         pending: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """-> (x, pending): the block's output is ``add_gated(x, *pending)``."""
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """-> (x, pending): the block's output is ``add_gated(x, *pending)`` (``x`` if pending is None)."""
         if pending is not None:  # the previous block's FFN update
             x = add_gated(x, *pending)
         shift, scale, gate, c_shift, c_scale, c_gate = (self.modulation + timestep_proj.float()).chunk(6, dim=1)
-        attn = self.self_attn(modulate(self.self_attn_norm, x, shift, scale), rope)
-        x = add_gated(x, attn, gate)
-        x = x + self.cross_attn(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
-        ff = self.ffn(modulate(self.ffn_norm, x, c_shift, c_scale))
-        return x, (ff, c_gate)
+        fused = fused_linear.available(x)  # residual updates in the GEMMs' epilogues
+        attn = self.self_attn.attend(modulate(self.self_attn_norm, x, shift, scale), rope)
+        x = linear_residual(self.self_attn.to_out, attn, x, gate, fused)
+        cross = self.cross_attn.attend(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
+        x = linear_residual(self.cross_attn.to_out, cross, x, None, fused)
+        hidden = self.ffn.hidden(modulate(self.ffn_norm, x, c_shift, c_scale))
+        if fused:  # the FFN's update too: nothing left pending
+            return linear_residual(self.ffn.fc_out, hidden, x, c_gate, fused), None
+        return x, (self.ffn.fc_out(hidden), c_gate)
 
 
 class OutputHead(nn.Module):
