@@ -130,8 +130,10 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
     x1, t1, c1 = dit_inputs(cfg, frames, height, width, 1, device, dtype)
     x2, t2, c2 = torch.cat([x1, x1]), torch.cat([t1, t1]), torch.cat([c1, c1 * 0.5])
     big = floor1 > 2.0  # e.g. 14B at 720p: ~10 s a forward; fewer repeats
-    reps = dict(warmup=1, iters=2) if big else dict(warmup=2, iters=5)
-    pair_reps = dict(warmup=1, iters=1) if big else dict(warmup=1, iters=3)
+    # Ten forwards for the median: an H100 under sustained load swings its clocks over about a second
+    # (power capping), so single ~0.45 s forwards spread by several percent (434-465 ms in one run).
+    reps = dict(warmup=1, iters=2) if big else dict(warmup=2, iters=10)
+    pair_reps = dict(warmup=1, iters=1) if big else dict(warmup=1, iters=5)
     with torch.inference_mode():
         _peak_reset()
         timings["dit_forward"] = time_cuda(lambda: ours(x1, t1, c1), **reps)
@@ -142,7 +144,7 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
         if ref is not None:
             ref_fn = lambda: ref(hidden_states=x1, timestep=t1, encoder_hidden_states=c1, return_dict=False)[0]  # noqa: E731
             _peak_reset()
-            timings["diffusers_dit_forward"] = time_cuda(ref_fn)
+            timings["diffusers_dit_forward"] = time_cuda(ref_fn, **reps)
             timings["diffusers_dit_forward"]["peak_memory"] = _peak()
             out_ref = ref_fn()
             results["agreement"]["dit_rel_l2"] = rel_l2(out_ours, out_ref)
@@ -278,7 +280,7 @@ def environment() -> dict[str, Any]:
         env["gpu"] = "none (CPU)"
     from importlib.metadata import PackageNotFoundError, version
 
-    for package in ("diffusers", "flash-attn-4", "nvidia-cutlass-dsl", "triton"):
+    for package in ("diffusers", "flash-attn-4", "nvidia-cutlass-dsl", "quack-kernels", "triton"):
         try:
             env[package] = version(package)
         except PackageNotFoundError:
@@ -312,6 +314,11 @@ def run_bench(arch: str = "wan2.1-t2v-1.3b", height: int = 480, width: int = 832
     from fastvideo.attention.backends import ROLES, get_attn_backend
 
     results["attention_backend"] = {role: get_attn_backend(role=role).name for role in ROLES}
+    from fastvideo.kernels import fused_linear
+
+    probe = torch.empty(1, device=device, dtype=dtype)
+    with torch.inference_mode():  # residual updates and the FFN's GELU: in quack's GEMM epilogues or not
+        results["gemm_epilogues"] = "quack" if fused_linear.available(probe) else "cuBLASLt + Inductor"
     if {"dit", "step", "loop"} & set(parts):
         log("timing the DiT ...")
         bench_dit(results, arch, frames, height, width, steps, compare == "diffusers", compile_dit, parts, device,
@@ -400,7 +407,8 @@ def format_table(r: dict[str, Any]) -> str:
                       if f"attention_{k}_flops" in c)
     lines.append(f"GPU: {r['env'].get('gpu')}  matmul {c.get('matmul_flops', 0) / 1e12:.0f} TFLOP/s, attention {attn} "
                  f"TFLOP/s (floor: {c.get('attention_fastest', '-')}; our model: "
-                 + ", ".join(f"{role} {name}" for role, name in r.get("attention_backend", {}).items()) + ")")
+                 + ", ".join(f"{role} {name}" for role, name in r.get("attention_backend", {}).items())
+                 + (f"; GEMM epilogues: {r['gemm_epilogues']}" if "gemm_epilogues" in r else "") + ")")
     for k, v in r.get("ratios", {}).items():
         lines.append(f"{k}: {v:.3f}")
     for k, v in r.get("agreement", {}).items():

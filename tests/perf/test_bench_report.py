@@ -32,6 +32,9 @@ def test_report_names_the_floor_kernel_and_the_backends(fa4, fastest):
     assert "attention cudnn 580 / flash 360" in table
     assert ("fa4 690" in table) == (fa4 is not None)
     assert "DiT forward compiled" in table and "1.100" in table
+    assert "GEMM epilogues" not in table  # older results say nothing about them
+    r["gemm_epilogues"] = "quack"
+    assert "cross TORCH_SDPA; GEMM epilogues: quack)" in bench.format_table(r)
 
 
 def test_attention_ceilings_skip_fa4_where_it_cannot_run(monkeypatch):
