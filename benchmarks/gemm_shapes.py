@@ -32,43 +32,40 @@ TOKENS, DIM, FFN = 32760, 1536, 8960
 SHAPES = {"qkv": (DIM, 3 * DIM), "out": (DIM, DIM), "ffn_up": (DIM, FFN), "ffn_down": (FFN, DIM)}
 
 
-def ceiling_windows(seconds: float = 3.0, n: int = 8192, window: int = 64) -> list[float]:
-    """TFLOP/s of each window of ``window`` back-to-back n^3 products, for ``seconds``."""
-    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+def windows(fn, flop: float, seconds: float, window: int) -> list[float]:
+    """TFLOP/s of each window of ``window`` back-to-back calls of ``fn`` (``flop`` each), for ``seconds``
+    (after one untimed call, which may compile)."""
+    fn()
     rates, t0 = [], time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         for _ in range(window):
-            a @ b
-        end.record()
-        end.synchronize()
-        rates.append(2 * n**3 * window / (start.elapsed_time(end) / 1e3) / 1e12)
-    return rates
-
-
-def attention_windows(kernel: str, seconds: float = 2.0, window: int = 10) -> list[float]:
-    """TFLOP/s of each window of ``window`` back-to-back self-attention calls (12 heads x 128, all tokens)."""
-    q, k, v = (torch.randn(1, TOKENS, 12, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
-    if kernel == "fa4":
-        from fastvideo.attention.backends.flash4 import FlashAttn4Backend
-
-        fn = FlashAttn4Backend()
-    else:
-        from fastvideo.perf.timing import sdpa_bshd
-
-        fn = sdpa_bshd(kernel)
-    flop = 4 * 12 * TOKENS * TOKENS * 128
-    rates, t0 = [], time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(window):
-            fn(q, k, v)
+            fn()
         end.record()
         end.synchronize()
         rates.append(flop * window / (start.elapsed_time(end) / 1e3) / 1e12)
     return rates
+
+
+def ceiling_windows(seconds: float = 3.0, n: int = 8192) -> list[float]:
+    """8192^3 products, 64 to a window (~0.1 s)."""
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    return windows(lambda: a @ b, 2 * n**3, seconds, window=64)
+
+
+def attention_windows(kernel: str, seconds: float = 2.0) -> list[float]:
+    """Self-attention over all tokens (12 heads x 128), 10 calls to a window (~0.1 s)."""
+    q, k, v = (torch.randn(1, TOKENS, 12, 128, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+    if kernel == "fa4":
+        from fastvideo.attention.backends.flash4 import FlashAttn4Backend
+
+        attn = FlashAttn4Backend()
+    else:
+        from fastvideo.perf.timing import sdpa_bshd
+
+        attn = sdpa_bshd(kernel)
+    return windows(lambda: attn(q, k, v), 4 * 12 * TOKENS * TOKENS * 128, seconds, window=10)
 
 
 def rate(fn, flop: float) -> float:

@@ -24,14 +24,27 @@ switch it off (``benchmarks/dit_variants.py`` compares).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import warnings
 
 import torch
 from torch import nn
 
-#: Off: the model takes the unfused path everywhere (benchmarks/dit_variants.py's "no-quack" variant).
+#: Off: the model takes the unfused path everywhere (benchmarks/dit_variants.py's "no-quack" variant;
+#: the parity runner, whose per-module comparison hooks the modules the unfused path calls).
 ENABLED = True
+
+
+@contextlib.contextmanager
+def disabled():
+    """The unfused path inside the block."""
+    global ENABLED
+    saved, ENABLED = ENABLED, False
+    try:
+        yield
+    finally:
+        ENABLED = saved
 
 
 HAS_QUACK = importlib.util.find_spec("quack") is not None  # (found, not imported: that happens on first use)

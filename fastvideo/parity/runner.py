@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from fastvideo.kernels import fused_linear
 from fastvideo.models.loader.mapping import compile_rules, map_name
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
@@ -189,7 +190,7 @@ def activation_summary(ours_model, ref_model, pairs, run_ours: Callable[[], Any]
     ours_rec = ActivationRecorder(ours_model, {o for o, _ in pairs})
     ref_rec = ActivationRecorder(ref_model, {r for _, rs in pairs for r in rs})
     try:
-        with torch.no_grad():
+        with torch.no_grad(), fused_linear.disabled():  # every module called, so every hook fires
             run_ours()
             run_ref()
     finally:

@@ -117,3 +117,11 @@ def test_a_failing_quack_import_falls_back_with_a_warning(monkeypatch):
     with pytest.warns(RuntimeWarning, match="quack's GEMM epilogues are unavailable"):
         assert fused_linear._epilogues() is None
     assert fused_linear._epilogues() is None  # decided once
+
+
+def test_disabled_restores_the_switch():
+    assert fused_linear.ENABLED
+    with pytest.raises(RuntimeError), fused_linear.disabled():
+        assert not fused_linear.ENABLED
+        raise RuntimeError
+    assert fused_linear.ENABLED

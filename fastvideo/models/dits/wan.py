@@ -303,15 +303,6 @@ def add_gated(x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torc
     return (x.float() + update.float() * gate).type_as(x)
 
 
-def linear_residual(linear: nn.Linear, h: torch.Tensor, x: torch.Tensor, gate: torch.Tensor | None,
-                    fused: bool) -> torch.Tensor:
-    """``x + gate * linear(h)`` (``x + linear(h)`` without a gate); ``fused``: in the GEMM's epilogue."""
-    if fused:
-        return fused_linear.linear_residual(h, linear, x, gate)
-    update = linear(h)
-    return add_gated(x, update, gate) if gate is not None else x + update
-
-
 class WanTransformerBlock(nn.Module):
     """One Wan block.
 
@@ -345,16 +336,25 @@ class WanTransformerBlock(nn.Module):
         """-> (x, pending): the block's output is ``add_gated(x, *pending)`` (``x`` if pending is None)."""
         if pending is not None:  # the previous block's FFN update
             x = add_gated(x, *pending)
-        shift, scale, gate, c_shift, c_scale, c_gate = (self.modulation + timestep_proj.float()).chunk(6, dim=1)
-        fused = fused_linear.available(x)  # residual updates in the GEMMs' epilogues
+        mod = (self.modulation + timestep_proj.float()).chunk(6, dim=1)
+        if fused_linear.available(x):
+            return self._forward_fused(x, context, context_image, rope, *mod)
+        shift, scale, gate, c_shift, c_scale, c_gate = mod
+        attn = self.self_attn(modulate(self.self_attn_norm, x, shift, scale), rope)
+        x = add_gated(x, attn, gate)
+        x = x + self.cross_attn(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
+        ff = self.ffn(modulate(self.ffn_norm, x, c_shift, c_scale))
+        return x, (ff, c_gate)
+
+    def _forward_fused(self, x, context, context_image, rope, shift, scale, gate, c_shift, c_scale, c_gate):
+        """The same steps with each residual update in its output projection's GEMM epilogue: nothing
+        is left pending."""
         attn = self.self_attn.attend(modulate(self.self_attn_norm, x, shift, scale), rope)
-        x = linear_residual(self.self_attn.to_out, attn, x, gate, fused)
+        x = fused_linear.linear_residual(attn, self.self_attn.to_out, x, gate)
         cross = self.cross_attn.attend(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
-        x = linear_residual(self.cross_attn.to_out, cross, x, None, fused)
+        x = fused_linear.linear_residual(cross, self.cross_attn.to_out, x)
         hidden = self.ffn.hidden(modulate(self.ffn_norm, x, c_shift, c_scale))
-        if fused:  # the FFN's update too: nothing left pending
-            return linear_residual(self.ffn.fc_out, hidden, x, c_gate, fused), None
-        return x, (self.ffn.fc_out(hidden), c_gate)
+        return fused_linear.linear_residual(hidden, self.ffn.fc_out, x, c_gate), None
 
 
 class OutputHead(nn.Module):
