@@ -49,7 +49,10 @@ def test_importing_fastvideo_and_cli_loads_no_qt():
         "build_parser()\n"
         "for m in pkgutil.walk_packages(fastvideo.__path__, 'fastvideo.'):\n"
         "    if m.name.endswith('__main__'): continue\n"
-        "    importlib.import_module(m.name)\n"
+        "    try:\n"
+        "        importlib.import_module(m.name)\n"
+        "    except ModuleNotFoundError as e:  # a GPU-only optional package (fastvideo.kernels._quack_epilogues)\n"
+        "        if (e.name or '').split('.')[0] not in ('cutlass', 'quack'): raise\n"
         "print(sorted(k for k in sys.modules if k.split('.')[0] in %r))" % (QT,)
     )
     assert out == "[]"
