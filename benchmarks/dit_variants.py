@@ -172,9 +172,8 @@ def graph_forward(model, x, t, c):
 
 
 VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
-            "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4", "qk-b8w8",
-            "qk-b8w16", "no-coordinate", "loaded", "kn-weights", "kn-ffn-up",
-            "no-quack", "cublaslt-gelu")
+            "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4",
+            "qk-b8w8", "qk-b8w16", "no-coordinate", "loaded", "kn-weights", "kn-ffn-up", "no-quack", "cublaslt-gelu")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters: int = 5) -> dict:
@@ -223,6 +222,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         if variant == "cross-fa4":  # text cross-attention on FlashAttention-4 too (AUTO gives it cuDNN SDPA)
             set_attention_backend(torch.nn.ModuleList(b.cross_attn for b in model.blocks), "FLASH_ATTN_4")
         if variant in ("kn-weights", "kn-ffn-up"):  # projection weights stored [K, N]: other cuBLAS kernels
+            wan.fused_linear.ENABLED = False  # (cuBLAS layouts: measured against run 18's model, before quack)
             weights_kn(model, "all" if variant == "kn-weights" else "ffn-up")
         compile_dit_blocks(model, mode=mode, options=options)
         with torch.inference_mode():

@@ -2,8 +2,9 @@
 
 One process, one GPU, Wan2.1-T2V-1.3B at 480x832x81 (32,760 tokens, bf16):
 
-1. the 8192^3 matmul ceiling (and FlashAttention-4's and cuDNN's at the model's self-attention) over time: back-to-back products, the rate of each ~100 ms window, so the
-   clock ramp at the start and any throttling under sustained load show;
+1. the 8192^3 matmul rate over time (and FlashAttention-4's and cuDNN's at the model's self-attention):
+   back-to-back calls, the rate of each ~100 ms window, so the clock ramp at the start and any
+   throttling under sustained load show;
 2. each projection of a block (q/k/v, output, cross-attention, FFN up with bias + GELU, FFN down) as
    ``F.linear`` (weight [N, K], what the model does), as ``addmm`` with the weight stored [K, N]
    contiguous (another cuBLAS layout, so another kernel choice), and for the FFN up: bias + GELU in

@@ -1,9 +1,10 @@
-"""GEMM epilogues for quack's CuTe-DSL GEMMs (imported only where quack is installed, i.e. with flash-attn-4).
+"""GEMM epilogues for quack's CuTe-DSL GEMMs (imported only where quack is installed: the ``fa4`` extra).
 
 Each is a plain function over the fp32 accumulator ``acc`` (quack's ``@gemm_epilogue`` contract),
-compiled into the GEMM's epilogue; ``c`` is the GEMM's C operand (the residual stream), ``bias`` and
-``gate`` are row vectors (1, N), ``second`` a column vector (1, M).  They live at module level in an importable module because quack's
-compile workers and the custom op it records under ``torch.compile`` find an epilogue by importing it.
+compiled into the GEMM's epilogue: ``c`` is the GEMM's C operand (the residual stream), ``bias``,
+``gate*`` are row vectors (1, N) and ``second`` a column vector (1, M).  They live at module level in an
+importable module because quack's compile workers, and the custom op it records under
+``torch.compile``, find an epilogue again by importing it.  ``fused_linear`` calls them.
 """
 
 from __future__ import annotations

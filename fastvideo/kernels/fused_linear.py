@@ -38,7 +38,7 @@ ENABLED = True
 
 @contextlib.contextmanager
 def disabled():
-    """The unfused path inside the block."""
+    """Within the ``with`` block, the unfused path everywhere (``ENABLED`` off, then restored)."""
     global ENABLED
     saved, ENABLED = ENABLED, False
     try:
