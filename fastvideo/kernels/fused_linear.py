@@ -24,34 +24,23 @@ switch it off (``benchmarks/dit_variants.py`` compares).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import warnings
 
 import torch
 from torch import nn
 
-#: Off: the model takes the unfused path everywhere (benchmarks/dit_variants.py's "no-quack" variant;
-#: the parity runner, whose per-module comparison hooks the modules the unfused path calls).
+from fastvideo.kernels import fused_allowed
+
+#: Off: the model takes the unfused path (benchmarks/dit_variants.py's "no-quack" variant).
 ENABLED = True
-
-
-@contextlib.contextmanager
-def disabled():
-    """Within the ``with`` block, the unfused path everywhere (``ENABLED`` off, then restored)."""
-    global ENABLED
-    saved, ENABLED = ENABLED, False
-    try:
-        yield
-    finally:
-        ENABLED = saved
 
 
 HAS_QUACK = importlib.util.find_spec("quack") is not None  # (found, not imported: that happens on first use)
 
 
 def available(x: torch.Tensor) -> bool:
-    return (ENABLED and HAS_QUACK and x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
+    return (ENABLED and HAS_QUACK and fused_allowed() and x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
             and not torch.is_grad_enabled() and torch.cuda.get_device_capability(x.device)[0] in (9, 10)
             and _epilogues() is not None)
 

@@ -24,6 +24,8 @@ import importlib.util
 
 import torch
 
+from fastvideo.kernels import fused_allowed
+
 HAS_TRITON = importlib.util.find_spec("triton") is not None  # the kernel module imports it when first used
 
 #: Rows per program and warps per program (benchmarks/dit_variants.py sweeps them: the qk-* variants).
@@ -31,7 +33,7 @@ LAUNCH = {"BLOCK": 4, "num_warps": 8}
 
 
 def available(x: torch.Tensor) -> bool:
-    return HAS_TRITON and x.is_cuda
+    return HAS_TRITON and x.is_cuda and fused_allowed()
 
 
 _OP = None

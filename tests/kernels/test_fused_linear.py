@@ -119,9 +119,20 @@ def test_a_failing_quack_import_falls_back_with_a_warning(monkeypatch):
     assert fused_linear._epilogues() is None  # decided once
 
 
-def test_disabled_restores_the_switch():
-    assert fused_linear.ENABLED
-    with pytest.raises(RuntimeError), fused_linear.disabled():
-        assert not fused_linear.ENABLED
-        raise RuntimeError
-    assert fused_linear.ENABLED
+def test_plain_math_turns_every_fused_kernel_off(monkeypatch):
+    """Inside ``plain_math`` (the parity runner's hooked run) no fused kernel is chosen, even on a GPU:
+    the block calls its attention and FFN modules (so their hooks fire) and the MLP calls fc_in."""
+    from fastvideo import kernels
+    from fastvideo.kernels import qk_norm_rope
+
+    monkeypatch.setattr(fused_linear, "HAS_QUACK", True)
+    monkeypatch.setattr(qk_norm_rope, "HAS_TRITON", True)
+    cuda_like = torch.empty(0, device="meta", dtype=torch.bfloat16)
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    with torch.inference_mode():
+        assert qk_norm_rope.available(cuda_like)
+        with pytest.raises(RuntimeError), kernels.plain_math():
+            assert not kernels.fused_allowed()
+            assert not fused_linear.available(cuda_like) and not qk_norm_rope.available(cuda_like)
+            raise RuntimeError
+    assert kernels.fused_allowed()

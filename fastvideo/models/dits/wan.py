@@ -36,7 +36,7 @@ from fastvideo.attention import DistributedAttention, LocalAttention
 from fastvideo.configs.models.dits.wan import WanVideoConfig
 from fastvideo.distributed import parallel_state as ps
 from fastvideo.distributed.communication import all_gather_cat, pad_to_multiple
-from fastvideo.kernels import fused_linear
+from fastvideo.kernels import fused_allowed, fused_linear
 from fastvideo.kernels import qk_norm_rope as fused_qk_norm_rope
 
 ROPE_THETA = 10000.0
@@ -96,7 +96,7 @@ class MLP(nn.Module):
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """activation(fc_in(x))."""
         # Inference only: aten::_addmm_activation has no backward (training takes the plain path).
-        fused = x.is_cuda and not torch.is_grad_enabled() and _is_tanh_gelu(self.act)
+        fused = x.is_cuda and not torch.is_grad_enabled() and _is_tanh_gelu(self.act) and fused_allowed()
         if fused and x.dtype == self.fc_in.weight.dtype:
             if fused_linear.gelu_available(x):
                 return fused_linear.linear_gelu(x, self.fc_in)
