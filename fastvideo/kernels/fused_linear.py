@@ -30,6 +30,7 @@ import warnings
 import torch
 from torch import nn
 
+from fastvideo.attention.backends.flash4 import SUPPORTED_MAJORS  # quack's GEMMs: the same CuTe DSL archs
 from fastvideo.kernels import fused_allowed
 
 #: Off: the model takes the unfused path (benchmarks/dit_variants.py's "no-quack" variant).
@@ -41,7 +42,7 @@ HAS_QUACK = importlib.util.find_spec("quack") is not None  # (found, not importe
 
 def available(x: torch.Tensor) -> bool:
     return (ENABLED and HAS_QUACK and fused_allowed() and x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
-            and not torch.is_grad_enabled() and torch.cuda.get_device_capability(x.device)[0] in (9, 10)
+            and not torch.is_grad_enabled() and torch.cuda.get_device_capability(x.device)[0] in SUPPORTED_MAJORS
             and _epilogues() is not None)
 
 

@@ -44,6 +44,17 @@ def matmul_ceiling(n: int = 8192, dtype=torch.bfloat16, iters: int = 20) -> floa
     return 2 * n**3 / t
 
 
+def _sdpa_kernels(name: str | None) -> list:
+    """SDPA's kernel list for a name: "cudnn", "flash", "efficient" forced, or None for PyTorch's choice."""
+    from torch.nn.attention import SDPBackend
+
+    single = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
+              "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    if name is None:
+        return [*single.values(), SDPBackend.MATH]
+    return [single[name]]
+
+
 def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16, backend: str | None = "cudnn",
                       iters: int = 20) -> float:
     """FLOP/s of attention at 1 x heads x seq x head_dim with the chosen kernel.
@@ -61,13 +72,10 @@ def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16,
         def run():
             attn(q, k, v)
     else:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
+        from torch.nn.attention import sdpa_kernel
 
         q, k, v = (torch.randn(1, heads, seq, head_dim, device=dev, dtype=dtype) for _ in range(3))
-        kernels = {"cudnn": [SDPBackend.CUDNN_ATTENTION], "flash": [SDPBackend.FLASH_ATTENTION],
-                   "efficient": [SDPBackend.EFFICIENT_ATTENTION],
-                   None: [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                          SDPBackend.MATH]}[backend]
+        kernels = _sdpa_kernels(backend)
 
         def run():
             with sdpa_kernel(kernels):
@@ -79,13 +87,12 @@ def attention_ceiling(heads: int, seq: int, head_dim: int, dtype=torch.bfloat16,
 
 def sdpa_bshd(kernel: str):
     """SDPA on [B, S, H, D] inputs (the model's layout) with one kernel forced: "cudnn", "flash" or "efficient"."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.nn.attention import sdpa_kernel
 
-    forced = {"cudnn": SDPBackend.CUDNN_ATTENTION, "flash": SDPBackend.FLASH_ATTENTION,
-              "efficient": SDPBackend.EFFICIENT_ATTENTION}[kernel]
+    forced = _sdpa_kernels(kernel)
 
     def run(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        with sdpa_kernel([forced]):
+        with sdpa_kernel(forced):
             out = torch.nn.functional.scaled_dot_product_attention(*(t.transpose(1, 2) for t in (q, k, v)))
         return out.transpose(1, 2)
 
