@@ -85,7 +85,25 @@ def profile_summary(fn, top=25) -> dict:
     for name, ms, _ in kernels:
         cats[categorize(name)] = cats.get(categorize(name), 0.0) + ms
     kernels.sort(key=lambda r: -r[1])
-    return {"categories_ms": cats, "top": [{"kernel": n[:140], "ms": ms, "count": c} for n, ms, c in kernels[:top]]}
+    return {"categories_ms": cats, "top": [{"kernel": n[:140], "ms": ms, "count": c} for n, ms, c in kernels[:top]],
+            "idle_before_ms": idle_gaps(prof, top)}
+
+
+def idle_gaps(prof, top: int) -> dict:
+    """GPU idle time on the stream between consecutive kernels, summed by the kernel that waited (the one
+    that starts after the gap): where the forward's wall time exceeds the sum of its kernels."""
+    from torch.autograd import DeviceType
+
+    spans = sorted((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
+                   if e.device_type == DeviceType.CUDA and not e.name.startswith("Memset"))
+    gaps: dict[str, float] = {}
+    end = None
+    for start, stop, name in spans:
+        if end is not None and start > end:
+            gaps[name[:100]] = gaps.get(name[:100], 0.0) + (start - end) / 1e3
+        end = stop if end is None else max(end, stop)
+    ranked = sorted(gaps.items(), key=lambda kv: -kv[1])
+    return {"total": sum(gaps.values()), "kernels": len(spans), "top": dict(ranked[:top])}
 
 
 def apply_rope_swap(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -173,7 +191,8 @@ def graph_forward(model, x, t, c):
 
 VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
             "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4",
-            "qk-b8w8", "qk-b8w16", "no-coordinate", "loaded", "kn-weights", "kn-ffn-up", "no-quack", "cublaslt-gelu")
+            "qk-b8w8", "qk-b8w16", "no-coordinate", "loaded", "kn-weights", "kn-ffn-up", "no-quack", "cublaslt-gelu",
+            "no-fold")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters: int = 5) -> dict:
@@ -187,7 +206,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     saved_launch = dict(wan.fused_qk_norm_rope.LAUNCH)
     saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.attend
     saved_fused_qk = wan.fused_qk_norm_rope.available
-    saved_quack = (wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE)
+    saved_quack = (wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD)
     mode, options = None, None  # compile_dit_blocks' defaults (coordinate-descent tuning on)
     if variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
@@ -211,9 +230,11 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         wan.fused_linear.ENABLED = False
     elif variant == "cublaslt-gelu":  # the FFN up's bias + GELU in cuBLASLt's epilogue instead of quack's
         wan.fused_linear.GELU_EPILOGUE = False
+    elif variant == "no-fold":  # quack's epilogues, but the LayerNorms as their own (Inductor) kernels
+        wan.fused_linear.NORM_FOLD = False
     # "coordinate" (coordinate-descent tuning) is compile_dit's default since run 15: the same as "default".
     elif variant not in ("default", "coordinate", "cross-fa4", "graph-forward", "loaded", "kn-weights", "kn-ffn-up",
-                         "no-quack", "cublaslt-gelu"):
+                         "no-quack", "cublaslt-gelu", "no-fold"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
         # "loaded": weights mapped from Diffusers' model and materialized, as the loader (and the bench) does
@@ -237,6 +258,14 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
             else:
                 fn = lambda: model(x, t, c)  # noqa: E731
             res = {"compile_and_first_s": first, "forward": time_cuda(fn, warmup=2, iters=iters)}
+            issue = []  # host time to enqueue one forward: near the forward's GPU time means the host limits it
+            for _ in range(3):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                fn()
+                issue.append(time.perf_counter() - t0)
+            torch.cuda.synchronize()
+            res["host_issue_s"] = sorted(issue)[1]
             if reference is not None:
                 res["rel_l2_vs_default"] = rel_l2(out, reference)
             if profile:
@@ -247,7 +276,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         wan.fused_qk_norm_rope.LAUNCH.update(saved_launch)
         wan.apply_rope, wan.SelfAttention.attend = saved_rope, saved_self_attn
         wan.fused_qk_norm_rope.available = saved_fused_qk
-        wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE = saved_quack
+        wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD = saved_quack
 
 
 def main(argv=None):
@@ -256,6 +285,8 @@ def main(argv=None):
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
                    help="the first one is the reference (and is profiled); a variant named twice is run twice")
     p.add_argument("--iters", type=int, default=5, help="timed forwards per variant (median reported)")
+    p.add_argument("--batch", type=int, default=1, help="2: the CFG pair (one timestep), as the denoising loop runs")
+    p.add_argument("--profile-all", action="store_true", help="profile every variant (default: the first only)")
     args = p.parse_args(argv)
     torch.backends.cudnn.benchmark = True
     r: dict = {"env": environment(), "shape": SHAPE}
@@ -269,7 +300,8 @@ def main(argv=None):
     attention = ceil[f"attention_{ceil['attention_fastest']}_flops"]
     r["ceilings_tflops"] = {k: v / 1e12 if isinstance(v, float) else v for k, v in ceil.items()}
     r["attention_backend"] = {role: get_attn_backend(role=role).name for role in ROLES}
-    r["floor_s"] = work.floor_seconds(attention, ceil["matmul_flops"])
+    r["batch"] = args.batch
+    r["floor_s"] = args.batch * work.floor_seconds(attention, ceil["matmul_flops"])
     r["attention_core_s_at_ceiling"] = work.attention_core / attention
     r["matmul_s_at_ceiling"] = work.matmul / ceil["matmul_flops"]
     print("ceilings", r["ceilings_tflops"], "floor", r["floor_s"], flush=True)
@@ -278,13 +310,14 @@ def main(argv=None):
     for k, v in r["attention_layouts"].items():
         print(f"sdpa {k:24s} {v['ms']:.2f} ms {v['tflops']:.0f} TFLOP/s out stride {v['out_stride']}", flush=True)
     save()
-    x, t, c = dit_inputs(cfg, SHAPE["frames"], SHAPE["height"], SHAPE["width"], 1, "cuda", torch.bfloat16)
+    x, t, c = dit_inputs(cfg, SHAPE["frames"], SHAPE["height"], SHAPE["width"], args.batch, "cuda", torch.bfloat16)
     r["variants"] = {}
     reference = None
     for i, v in enumerate(args.variants):
         name = v if v not in r["variants"] else f"{v}#{sum(k.split('#')[0] == v for k in r['variants']) + 1}"
         try:
-            res, out = compiled_forward(v, x, t, c, profile=i == 0, reference=reference, iters=args.iters)
+            res, out = compiled_forward(v, x, t, c, profile=i == 0 or args.profile_all, reference=reference,
+                                        iters=args.iters)
         except Exception as exc:  # record and go on: one broken variant should not lose the others
             r["variants"][name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
             print(f"compiled [{name}] failed: {r['variants'][name]['error'][:400]}", flush=True)
@@ -295,9 +328,12 @@ def main(argv=None):
         res["over_floor"] = res["forward"]["median"] / r["floor_s"]
         r["variants"][name] = res
         print(f"compiled [{name}] {res['forward']['median'] * 1e3:.1f} ms = {res['over_floor']:.3f}x floor "
-              f"(compile+first {res['compile_and_first_s']:.0f} s)", flush=True)
+              f"(compile+first {res['compile_and_first_s']:.0f} s, host issue {res['host_issue_s'] * 1e3:.0f} ms)",
+              flush=True)
         if "profile" in res:
-            print("  by category (ms):", {k: round(m, 1) for k, m in res["profile"]["categories_ms"].items()})
+            print("  by category (ms):", {k: round(m, 1) for k, m in res["profile"]["categories_ms"].items()},
+                  f"idle {res['profile']['idle_before_ms']['total']:.1f} ms over "
+                  f"{res['profile']['idle_before_ms']['kernels']} kernels")
             for row in res["profile"]["top"]:
                 print(f"  {row['ms']:8.2f} ms x{row['count']:4d}  {row['kernel'][:110]}")
         save()

@@ -7,7 +7,10 @@ model runs now, in interleaved rounds (so clock changes hit both alike):
 * FFN up with bias + tanh-GELU: cuBLASLt's GELU epilogue vs quack's (``bias_gelu_epi``);
 * FFN down / attention output projection with the gated residual ``x + gate * (h @ W^T + b)``:
   cuBLASLt + one fused elementwise kernel (what Inductor makes) vs one quack GEMM whose epilogue does it;
-* a plain projection (q/k/v) as a check on quack's mainloop.
+* a plain projection (q/k/v) as a check on quack's mainloop;
+* the q/k/v projection after its LayerNorm + modulation: Inductor's norm kernel + cuBLASLt vs the norm folded
+  into a quack GEMM (``fused_linear.norm_linear``, compiled with its weight folding), and the output projection
+  with the per-row sums that fold needs (``gated_residual_stats_epi``).
 
     python benchmarks/quack_gemms.py --json OUT.json [--tuned]
 """
@@ -44,7 +47,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     from quack.gemm_interface import gemm
 
-    from fastvideo.kernels._quack_epilogues import bias_gelu_epi, gated_residual_epi
+    from fastvideo.kernels import fused_linear
+    from fastvideo.kernels._quack_epilogues import bias_gelu_epi, gated_residual_epi, gated_residual_stats_epi
 
     r: dict = {"env": environment(), "cases": {}}
     dev, bf = "cuda", torch.bfloat16
@@ -65,7 +69,35 @@ def main(argv=None):
     def ref_gated(a, w, b):
         return (x.float() + (a.float() @ w.float().t() + b.float()) * gate).to(bf)
 
+    qkv = torch.nn.Linear(DIM, 3 * DIM).to(dev, bf).requires_grad_(False)
+    qkv.weight.data, qkv.bias.data = w_qkv, b_qkv
+    scale, shift = randn(DIM, scale=0.3, dtype=torch.float32), randn(DIM, scale=0.3, dtype=torch.float32)
+
+    def ln_mod(x):
+        return (F.layer_norm(x.float(), (DIM,), eps=1e-6) * (1 + scale) + shift).to(bf)
+
+    ln_then_qkv = torch.compile(lambda x: F.linear(ln_mod(x), w_qkv, b_qkv), dynamic=False)
+    folded_qkv = torch.compile(lambda x: fused_linear.norm_linear(x, fused_linear.row_stats(x), qkv, 1 + scale,
+                                                                  shift, 1e-6), dynamic=False)
+    stats = fused_linear.row_stats(x)
+    folded_qkv_given_stats = torch.compile(lambda x, hsum, sqsum: fused_linear.norm_linear(
+        x, fused_linear.RowStats(hsum, sqsum), qkv, 1 + scale, shift, 1e-6), dynamic=False)
+
     cases = {
+        "qkv_after_layer_norm": {
+            "flop": 2 * TOKENS * DIM * 3 * DIM,
+            "ref": lambda: ln_mod(x).float() @ w_qkv.float().t() + b_qkv.float(),
+            "cublaslt": lambda: ln_then_qkv(x),
+            "quack_folded": lambda: folded_qkv_given_stats(x, *stats),
+            "quack_folded_with_stats_pass": lambda: folded_qkv(x),
+        },
+        "out_proj_gated_residual_stats": {
+            "flop": 2 * TOKENS * DIM * DIM,
+            "ref": lambda: ref_gated(x, w_o, b_o),
+            "quack": lambda: gated_residual_epi(x, w_o.t(), x, bias=b_o[None], gate=gate[None], tuned=False)["D"],
+            "quack_stats": lambda: gated_residual_stats_epi(x, w_o.t(), x, bias=b_o[None], gate=gate[None],
+                                                            tuned=False)["D"],
+        },
         "ffn_up_gelu": {
             "flop": 2 * TOKENS * DIM * FFN,
             "ref": lambda: F.gelu(x.float() @ w_up.float().t() + b_up.float(), approximate="tanh"),

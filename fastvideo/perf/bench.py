@@ -112,7 +112,7 @@ def dit_inputs(cfg, frames, height, width, batch, device, dtype, text_len=512, s
     t_lat = (frames - 1) // 4 + 1
     x = torch.randn(batch, cfg.in_channels, t_lat, height // 8, width // 8, generator=g).to(device, dtype)
     text = torch.randn(batch, text_len, cfg.text_dim, generator=g).to(device, dtype)
-    t = torch.full((batch,), 999.0, device=device)
+    t = torch.tensor(999.0, device=device).expand(batch)  # one timestep for the batch, as in sampling
     return x, t, text
 
 
@@ -128,7 +128,7 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
                         "forward_s": floor1, "cfg_pair_s": 2 * floor1, "loop_s": 2 * floor1 * steps}
     timings = results["timings"]
     x1, t1, c1 = dit_inputs(cfg, frames, height, width, 1, device, dtype)
-    x2, t2, c2 = torch.cat([x1, x1]), torch.cat([t1, t1]), torch.cat([c1, c1 * 0.5])
+    x2, t2, c2 = torch.cat([x1, x1]), t1.expand(2), torch.cat([c1, c1 * 0.5])  # one timestep, as in sampling
     big = floor1 > 2.0  # e.g. 14B at 720p: ~10 s a forward; fewer repeats
     # Ten forwards for the median: an H100 under sustained load swings its clocks over about a second
     # (power capping), so single ~0.45 s forwards spread by several percent (434-465 ms in one run).

@@ -44,6 +44,103 @@ def _rel(a, b):
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
+def twin_gemm(epilogue, a, w, c=None, **ops):
+    """Each ``_quack_epilogues`` function in plain torch (fp32 math on ``a @ w^T``, rounded once): what
+    ``fused_linear._gemm`` computes, on any device."""
+    acc = a.float() @ w.float().t()
+    name = epilogue.removesuffix("_epi")
+    stats = name.endswith("_stats")
+    name = name.removesuffix("_stats")
+    col = {k: v.t() for k, v in ops.items() if k in ("s", "t", "second")}  # (1, M) -> (M, 1)
+    if name == "gated_residual":
+        y = c.float() + (acc + ops["bias"].float()) * ops["gate"]
+    elif name == "gated_residual_pair":
+        y = c.float() + (acc + ops["bias"].float()) * (ops["gate0"] + col["second"] * (ops["gate1"] - ops["gate0"]))
+    elif name == "bias_residual":
+        y = c.float() + (acc + ops["bias"].float())
+    elif name == "bias_gelu":
+        y = torch.nn.functional.gelu(acc + ops["bias"].float(), approximate="tanh")
+    elif name in ("norm_linear", "norm_linear_gelu"):
+        y = acc * col["s"] - col["t"] * ops["wg"] + ops["wb"]
+        y = torch.nn.functional.gelu(y, approximate="tanh") if name == "norm_linear_gelu" else y
+    else:
+        raise AssertionError(f"no twin for {epilogue}")
+    out = {"D": y.to(a.dtype)}
+    if stats:
+        out["hsum"], out["sqsum"] = y.sum(-1, keepdim=True), y.square().sum(-1, keepdim=True)
+    return out
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_folded_layer_norm_is_the_model_math(monkeypatch, affine):
+    """norm_linear's algebra (fold_norm, norm_scales, the epilogue) against LayerNorm -> gain/shift -> Linear,
+    on a stream with a large mean (the cancellation the fold has to survive).  The fold computes in fp32, as on
+    the GPU: agreement to fp32 precision, well below a bf16 rounding (4e-3)."""
+    monkeypatch.setattr(fused_linear, "_gemm", twin_gemm)
+    torch.manual_seed(0)
+    k, n = 64, 48
+    x = torch.randn(2, 10, k, dtype=torch.float64) * 3 + 20
+    linear = torch.nn.Linear(k, n).double()
+    norm = torch.nn.LayerNorm(k, 1e-6, elementwise_affine=affine).double()
+    gain, shift = torch.randn(k, dtype=torch.float64), torch.randn(k, dtype=torch.float64)
+    if affine:  # the cross-attention norm: LN's own weight and bias are the gain and shift
+        torch.nn.init.normal_(norm.weight)
+        torch.nn.init.normal_(norm.bias)
+        gain, shift = norm.weight, norm.bias
+        expected = linear(norm(x))
+    else:  # adaLN: LN(x) * (1 + scale) + shift
+        expected = linear(norm(x) * gain + shift)
+    with torch.no_grad():
+        ours = fused_linear.norm_linear(x, fused_linear.row_stats(x), linear, gain, shift, 1e-6)
+        gelu = fused_linear.norm_linear(x, fused_linear.row_stats(x), linear, gain, shift, 1e-6, gelu=True)
+        expected = expected.detach()
+    assert ours.shape == expected.shape
+    assert _rel(ours, expected) < 1e-5
+    assert _rel(gelu, torch.nn.functional.gelu(expected, approximate="tanh")) < 1e-5
+
+
+def _tiny_model():
+    from fastvideo.configs.models.dits.wan import WanVideoConfig
+    from fastvideo.testing.tiny import TINY_DIT
+
+    cfg = WanVideoConfig(**TINY_DIT)
+    torch.manual_seed(0)
+    return wan.WanTransformer3DModel(cfg).eval(), cfg
+
+
+def test_block_folds_its_norms_when_the_batch_shares_a_timestep(monkeypatch):
+    """With the GEMMs swapped for their plain twins, the fused block path (residuals in the epilogues, each
+    LayerNorm folded into the next GEMM, its statistics handed from block to block) computes the model's
+    math; statistics are summed over the stream only once, before the first block."""
+    model, cfg = _tiny_model()
+    x, text = torch.randn(2, cfg.in_channels, 3, 8, 8), torch.randn(2, 7, cfg.text_dim)
+    t = torch.tensor(500.0).expand(2)  # one timestep for the batch (the denoising loop's CFG pair)
+    calls = {"row_stats": 0, "gemm": []}
+    row_stats = fused_linear.row_stats
+
+    def counted_stats(x):
+        calls["row_stats"] += 1
+        return row_stats(x)
+
+    def recorded_gemm(epilogue, *args, **ops):
+        calls["gemm"].append(epilogue)
+        return twin_gemm(epilogue, *args, **ops)
+
+    with torch.no_grad():
+        plain = model(x, t, text)
+        # embedded once or per sample: the same math (a batch-1 matmul may round the last bit differently)
+        assert _rel(model(x, torch.tensor([500.0, 500.0]), text), plain) < 1e-6
+        monkeypatch.setattr(fused_linear, "available", lambda x: True)
+        monkeypatch.setattr(fused_linear, "_gemm", recorded_gemm)
+        monkeypatch.setattr(fused_linear, "row_stats", counted_stats)
+        folded = model(x, t, text)
+    assert calls["row_stats"] == 1
+    per_block = ["norm_linear_epi", "gated_residual_stats_epi", "norm_linear_epi", "bias_residual_stats_epi",
+                 "norm_linear_gelu_epi", "gated_residual_stats_epi"]
+    assert calls["gemm"] == per_block * cfg.num_layers
+    assert _rel(folded, plain) < 1e-4
+
+
 @pytest.mark.gpu
 @needs_quack
 def test_linear_residual_matches_plain_math_on_cuda():
@@ -68,7 +165,53 @@ def test_linear_residual_matches_plain_math_on_cuda():
 
 @pytest.mark.gpu
 @needs_quack
-def test_dit_forward_fused_residuals_match_unfused_on_cuda(monkeypatch):
+def test_epilogues_match_their_twins_on_cuda():
+    """Every quack epilogue against ``twin_gemm`` (the same fp32 math in torch), stats sums included."""
+    g = torch.Generator(device="cuda").manual_seed(2)
+    m, k, n = 300, 256, 192  # rows not a multiple of the tile
+
+    def rnd(*shape, scale=1.0):
+        return torch.randn(*shape, device="cuda", generator=g) * scale
+
+    a, w, c = rnd(m, k).bfloat16(), rnd(n, k, scale=k**-0.5).bfloat16(), (rnd(m, n) + 3).bfloat16()
+    row = {"bias": rnd(1, n).bfloat16(), "gate": rnd(1, n), "wg": rnd(1, n), "wb": rnd(1, n)}
+    col = {"s": rnd(1, m).abs() + 0.5, "t": rnd(1, m)}
+    cases = {
+        "gated_residual_stats_epi": (c, {"bias": row["bias"], "gate": row["gate"]}),
+        "bias_residual_stats_epi": (c, {"bias": row["bias"]}),
+        "norm_linear_epi": (None, {**col, "wg": row["wg"], "wb": row["wb"]}),
+        "norm_linear_gelu_epi": (None, {**col, "wg": row["wg"], "wb": row["wb"]}),
+    }
+    with torch.inference_mode():
+        for name, (c_, ops) in cases.items():
+            ours, twin = fused_linear._gemm(name, a, w, c_, **ops), twin_gemm(name, a, w, c_, **ops)
+            assert ours["D"].shape == (m, n) and ours["D"].dtype == torch.bfloat16, name
+            assert _rel(ours["D"], twin["D"]) < 5e-3, name
+            for stat in ("hsum", "sqsum") if "stats" in name else ():  # partial sums: one per column tile
+                assert ours[stat].shape[0] == m, (name, stat)
+                assert _rel(ours[stat].sum(-1), twin[stat].sum(-1)) < 1e-3, (name, stat)
+
+
+@pytest.mark.gpu
+@needs_quack
+def test_folded_norm_is_as_close_to_exact_as_the_plain_path_on_cuda():
+    g = torch.Generator(device="cuda").manual_seed(3)
+    k, n = 256, 384
+    x = (torch.randn(2, 150, k, device="cuda", generator=g) * 2 + 5).bfloat16()
+    linear = torch.nn.Linear(k, n).cuda().bfloat16()
+    scale, shift = torch.randn(k, device="cuda", generator=g) * 0.3, torch.randn(k, device="cuda", generator=g)
+    norm = wan.FP32LayerNorm(k, 1e-6, elementwise_affine=False)
+    with torch.inference_mode():
+        ours = fused_linear.norm_linear(x, fused_linear.row_stats(x), linear, 1 + scale, shift, 1e-6)
+        plain = linear(wan.modulate(norm, x, shift, scale))
+        xd = x.double()
+        ln = (xd - xd.mean(-1, keepdim=True)) / (xd.var(-1, unbiased=False, keepdim=True) + 1e-6).sqrt()
+        exact = (ln * (1 + scale.double()) + shift.double()) @ linear.weight.double().t() + linear.bias.double()
+    assert _rel(ours, exact) <= 1.5 * _rel(plain, exact)
+
+
+def _small_cuda_dit(t: torch.Tensor):
+    """A two-block bf16 DiT on CUDA, forward inputs for timestep(s) ``t``, and its first block's inputs."""
     from fastvideo.configs.models.dits.wan import WanVideoConfig
 
     cfg = WanVideoConfig(num_attention_heads=2, attention_head_dim=64, ffn_dim=256, num_layers=2, text_dim=64,
@@ -76,22 +219,47 @@ def test_dit_forward_fused_residuals_match_unfused_on_cuda(monkeypatch):
     torch.manual_seed(0)
     model = wan.WanTransformer3DModel(cfg).to("cuda", torch.bfloat16).eval()
     x = torch.randn(2, 4, 3, 16, 16, device="cuda", dtype=torch.bfloat16)
-    t = torch.tensor([500.0, 900.0], device="cuda")
     ctx = torch.randn(2, 7, 64, device="cuda", dtype=torch.bfloat16)
     with torch.inference_mode():
-        fused = model(x, t, ctx)
-        compiled = torch.compile(model.blocks[0], fullgraph=True)  # quack's op traces into one graph
-        rope = model.rope((3, 8, 8), x.device)
         tokens, _ = model.patchify(x)
-        temb, proj = model.condition_embedder.embed_time(t, model.dtype)
+        _, proj = model.condition_embedder.embed_time(t[:1] if t.stride(0) == 0 else t, model.dtype)
         context, _ = model.condition_embedder.embed_context(ctx, None)
-        eager_block = model.blocks[0](tokens, context, None, proj, rope)
-        compiled_block = compiled(tokens, context, None, proj, rope)
+    return model, (x, t, ctx), (tokens, context, None, proj, model.rope((3, 8, 8), x.device))
+
+
+@pytest.mark.gpu
+@needs_quack
+def test_dit_forward_fused_residuals_match_unfused_on_cuda(monkeypatch):
+    model, inputs, block_inputs = _small_cuda_dit(torch.tensor([500.0, 900.0], device="cuda"))
+    with torch.inference_mode():
+        fused = model(*inputs)
+        eager_block = model.blocks[0](*block_inputs)
+        compiled_block = torch.compile(model.blocks[0], fullgraph=True)(*block_inputs)  # quack's op: one graph
         monkeypatch.setattr(fused_linear, "ENABLED", False)
-        plain = model(x, t, ctx)
-    assert eager_block[1] is None and compiled_block[1] is None
+        plain = model(*inputs)
+    assert eager_block[1] is None and compiled_block[1] is None  # two timesteps: residual epilogues, no fold
     assert _rel(compiled_block[0], eager_block[0]) < 1e-2
     assert _rel(fused, plain) < 1e-2
+
+
+@pytest.mark.gpu
+@needs_quack
+def test_dit_forward_folded_norms_match_unfused_on_cuda(monkeypatch):
+    """One timestep for the batch (the CFG pair): every LayerNorm folded into its GEMM, eager and compiled."""
+    model, inputs, block_inputs = _small_cuda_dit(torch.tensor(700.0, device="cuda").expand(2))
+    with torch.inference_mode():
+        folded = model(*inputs)
+        eager_block = model.blocks[0](*block_inputs)
+        compiled_block = torch.compile(model.blocks[0], fullgraph=True)(*block_inputs)
+        monkeypatch.setattr(fused_linear, "NORM_FOLD", False)
+        unfolded = model(*inputs)
+        monkeypatch.setattr(fused_linear, "ENABLED", False)
+        plain = model(*inputs)
+    assert isinstance(eager_block[1], fused_linear.RowStats) and isinstance(compiled_block[1], fused_linear.RowStats)
+    exact_stats = fused_linear.row_stats(eager_block[0])
+    assert _rel(eager_block[1].sqsum.sum(-1), exact_stats.sqsum.sum(-1)) < 1e-2
+    assert _rel(compiled_block[0], eager_block[0]) < 1e-2
+    assert _rel(folded, plain) < 1e-2 and _rel(unfolded, plain) < 1e-2
 
 
 @pytest.mark.gpu

@@ -27,6 +27,7 @@ patchify and gather it before the head.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -239,7 +240,10 @@ class SelfAttention(nn.Module):
 
     def attend(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The attention output before the output projection ``to_out``."""
-        qkv = self.to_qkv(x)
+        return self.attend_qkv(self.to_qkv(x), rope)
+
+    def attend_qkv(self, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """``attend`` from the q/k/v projection's output."""
         q, k, v = qkv.chunk(3, dim=-1)
         if fused_qk_norm_rope.available(qkv) and not torch.is_grad_enabled():  # inference on CUDA: one kernel
             q, k = fused_qk_norm_rope.qk_norm_rope(qkv, self.norm_q.weight, self.norm_k.weight, *rope,
@@ -282,7 +286,13 @@ class CrossAttention(nn.Module):
         self, x: torch.Tensor, context: torch.Tensor, context_image: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The attention output (text, plus image for I2V) before the output projection ``to_out``."""
-        q = self._heads(self.norm_q(self.to_q(x)))
+        return self.attend_q(self.to_q(x), context, context_image)
+
+    def attend_q(
+        self, q_lin: torch.Tensor, context: torch.Tensor, context_image: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``attend`` from the q projection's output."""
+        q = self._heads(self.norm_q(q_lin))
         k = self._heads(self.norm_k(self.to_k(context)))
         v = self._heads(self.to_v(context))
         out = self.attn(q, k, v).flatten(2).type_as(q)
@@ -303,13 +313,23 @@ def add_gated(x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torc
     return (x.float() + update.float() * gate).type_as(x)
 
 
+class Pending(NamedTuple):
+    """A gated residual update not applied yet: the block's output is ``add_gated(x, update, gate)``."""
+
+    update: torch.Tensor
+    gate: torch.Tensor
+
+
 class WanTransformerBlock(nn.Module):
     """One Wan block.
 
     Where quack's GEMMs run (``fused_linear.available``: CUDA inference with flash-attn-4's
-    dependencies), each residual update runs in the epilogue of its output projection's GEMM.
-    Elsewhere the last update (FFN output times its gate) is returned *pending* and applied at the
-    start of the next block (or by the model after the last one): the same math, but under
+    dependencies), each residual update runs in the epilogue of its output projection's GEMM, and
+    when the whole batch shares one modulation (one timestep: always so in sampling) each LayerNorm
+    is folded into the GEMM after it, its statistics summed by the GEMM before it
+    (``fused_linear.norm_linear``): the block hands the next one ``fused_linear.RowStats``.
+    Elsewhere the last update (FFN output times its gate) is handed on as :class:`Pending` and applied
+    at the start of the next block (or by the model after the last one): the same math, but under
     ``torch.compile`` (one region per block) that add fuses with the next block's first norm, one
     pass over the hidden states instead of two (the fused add + norm of vLLM's layers)."""
 
@@ -331,30 +351,54 @@ class WanTransformerBlock(nn.Module):
         context_image: torch.Tensor | None,
         timestep_proj: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
-        pending: tuple[torch.Tensor, torch.Tensor] | None = None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """-> (x, pending): the block's output is ``add_gated(x, *pending)`` (``x`` if pending is None)."""
-        if pending is not None:  # the previous block's FFN update
-            x = add_gated(x, *pending)
+        carry: Pending | fused_linear.RowStats | None = None,
+    ) -> tuple[torch.Tensor, Pending | fused_linear.RowStats | None]:
+        """-> (x, carry): the previous block's :class:`Pending` update is applied first; ``RowStats`` (from
+        the fused path) are ``x``'s LayerNorm statistics."""
+        if isinstance(carry, Pending):  # the previous block's FFN update
+            x, carry = add_gated(x, *carry), None
         mod = (self.modulation + timestep_proj.float()).chunk(6, dim=1)
         if fused_linear.available(x):
-            return self._forward_fused(x, context, context_image, rope, *mod)
+            return self._forward_fused(x, carry, context, context_image, rope, *mod)
         shift, scale, gate, c_shift, c_scale, c_gate = mod
         attn = self.self_attn(modulate(self.self_attn_norm, x, shift, scale), rope)
         x = add_gated(x, attn, gate)
         x = x + self.cross_attn(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
         ff = self.ffn(modulate(self.ffn_norm, x, c_shift, c_scale))
-        return x, (ff, c_gate)
+        return x, Pending(ff, c_gate)
 
-    def _forward_fused(self, x, context, context_image, rope, shift, scale, gate, c_shift, c_scale, c_gate):
-        """The same steps with each residual update in its output projection's GEMM epilogue: nothing
-        is left pending."""
-        attn = self.self_attn.attend(modulate(self.self_attn_norm, x, shift, scale), rope)
-        x = fused_linear.linear_residual(attn, self.self_attn.to_out, x, gate)
-        cross = self.cross_attn.attend(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
-        x = fused_linear.linear_residual(cross, self.cross_attn.to_out, x)
-        hidden = self.ffn.hidden(modulate(self.ffn_norm, x, c_shift, c_scale))
-        return fused_linear.linear_residual(hidden, self.ffn.fc_out, x, c_gate), None
+    def _forward_fused(self, x, stats, context, context_image, rope, shift, scale, gate, c_shift, c_scale, c_gate):
+        """The same steps with each residual update in its output projection's GEMM epilogue and, with one
+        modulation for the batch, each LayerNorm folded into the next GEMM: -> (x, RowStats or None)."""
+        fold = fused_linear.NORM_FOLD and shift.shape[0] == 1
+        if fold and stats is None:
+            stats = fused_linear.row_stats(x)
+        eps, cross_norm = self.self_attn_norm.eps, self.cross_attn_norm
+        if fold:
+            qkv = fused_linear.norm_linear(x, stats, self.self_attn.to_qkv, 1 + scale.flatten(), shift.flatten(), eps)
+        else:
+            qkv = self.self_attn.to_qkv(modulate(self.self_attn_norm, x, shift, scale))
+        x, stats = self._residual(self.self_attn.attend_qkv(qkv, rope), self.self_attn.to_out, x, gate, fold)
+        if fold and not isinstance(cross_norm, nn.Identity):
+            q = fused_linear.norm_linear(x, stats, self.cross_attn.to_q, cross_norm.weight.float(),
+                                         cross_norm.bias.float(), cross_norm.eps)
+        else:
+            q = self.cross_attn.to_q(cross_norm(x.float()).type_as(x))
+        cross = self.cross_attn.attend_q(q, context, context_image)
+        x, stats = self._residual(cross, self.cross_attn.to_out, x, None, fold)
+        if fold:  # (the block's FFN activation is always tanh-GELU)
+            hidden = fused_linear.norm_linear(x, stats, self.ffn.fc_in, 1 + c_scale.flatten(), c_shift.flatten(), eps,
+                                              gelu=True)
+        else:
+            hidden = self.ffn.hidden(modulate(self.ffn_norm, x, c_shift, c_scale))
+        return self._residual(hidden, self.ffn.fc_out, x, c_gate, fold)
+
+    @staticmethod
+    def _residual(h, linear, x, gate, stats: bool):
+        """fused_linear.linear_residual -> (x, its RowStats if ``stats`` else None)."""
+        if stats:
+            return fused_linear.linear_residual(h, linear, x, gate, stats=True)
+        return fused_linear.linear_residual(h, linear, x, gate), None
 
 
 class OutputHead(nn.Module):
@@ -421,10 +465,10 @@ class WanTransformer3DModel(nn.Module):
     ) -> torch.Tensor:
         """All transformer blocks.  Token-wise except self-attention, so ``x`` and ``rope``
         may be matching sequence shards under sequence parallelism."""
-        pending = None
+        carry = None
         for block in self.blocks:
-            x, pending = block(x, context, context_image, timestep_proj, rope, pending)
-        return add_gated(x, *pending) if pending is not None else x
+            x, carry = block(x, context, context_image, timestep_proj, rope, carry)
+        return add_gated(x, *carry) if isinstance(carry, Pending) else x
 
     def final_layer(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         return self.head(x, temb)
@@ -489,7 +533,7 @@ class WanTransformer3DModel(nn.Module):
     ) -> torch.Tensor:
         """Predict the flow (noise - x0) for latents ``hidden_states`` [B, C, F, H, W].
 
-        ``timestep`` [B] is sigma * 1000 (float); ``encoder_hidden_states`` [B, L, text_dim];
+        ``timestep`` [B] (or a scalar: one for the batch) is sigma * 1000 (float); ``encoder_hidden_states`` [B, L, text_dim];
         ``encoder_hidden_states_image`` [B, 257, image_dim] for I2V models.
         Returns [B, out_channels, F, H, W] in the model dtype.
         """
@@ -497,7 +541,10 @@ class WanTransformer3DModel(nn.Module):
         dtype = self.dtype
         x, grid = self.patchify(hidden_states.to(dtype))
         rope = self.rope(grid, x.device)
-        temb, timestep_proj = self.condition_embedder.embed_time(timestep, dtype)
+        # One timestep for the whole batch (a scalar, or expanded as the denoising loop passes it: stride 0)
+        # is embedded once, and the blocks see one modulation shared by every sample.
+        shared = timestep.shape[0] > 1 and timestep.stride(0) == 0
+        temb, timestep_proj = self.condition_embedder.embed_time(timestep[:1] if shared else timestep, dtype)
         image = encoder_hidden_states_image.to(dtype) if encoder_hidden_states_image is not None else None
         context, context_image = self.condition_embedder.embed_context(encoder_hidden_states.to(dtype), image)
         sp_size = ps.get_sp_world_size()
