@@ -192,7 +192,7 @@ def graph_forward(model, x, t, c):
 VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
             "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4",
             "qk-b8w8", "qk-b8w16", "no-coordinate", "loaded", "kn-weights", "kn-ffn-up", "no-quack", "cublaslt-gelu",
-            "no-fold")
+            "no-fold", "qk-rows")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters: int = 5) -> dict:
@@ -203,7 +203,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
 
     torch._dynamo.reset()
     saved_multi_kernel = ic.triton.multi_kernel
-    saved_launch = dict(wan.fused_qk_norm_rope.LAUNCH)
+    saved_launch = dict(wan.fused_qk_norm_rope.LAUNCH), dict(wan.fused_qk_norm_rope.CHUNKED)
     saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.attend
     saved_fused_qk = wan.fused_qk_norm_rope.available
     saved_quack = (wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD)
@@ -223,9 +223,12 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         mode = "reduce-overhead"
     elif variant in ("multi-kernel", "coordinate+multi-kernel"):  # Inductor compiles persistent and looped
         ic.triton.multi_kernel = 1  # reductions and picks the faster at run time (on top of coordinate descent)
-    elif variant.startswith("qk-b"):  # the fused q/k kernel with another launch shape: rows per program, warps
+    elif variant.startswith("qk-b"):  # the whole-row q/k kernel with another launch shape: rows per program, warps
         rows, warps = variant[len("qk-b"):].split("w")
         wan.fused_qk_norm_rope.LAUNCH.update(BLOCK=int(rows), num_warps=int(warps))
+        wan.fused_qk_norm_rope.CHUNKED["enabled"] = False
+    elif variant == "qk-rows":  # the whole-row q/k kernel (before the chunked one)
+        wan.fused_qk_norm_rope.CHUNKED["enabled"] = False
     elif variant == "no-quack":  # no quack GEMMs: cuBLASLt, residual updates in Inductor's fused kernels
         wan.fused_linear.ENABLED = False
     elif variant == "cublaslt-gelu":  # the FFN up's bias + GELU in cuBLASLt's epilogue instead of quack's
@@ -273,7 +276,8 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         return res, out
     finally:
         ic.triton.multi_kernel = saved_multi_kernel
-        wan.fused_qk_norm_rope.LAUNCH.update(saved_launch)
+        wan.fused_qk_norm_rope.LAUNCH.update(saved_launch[0])
+        wan.fused_qk_norm_rope.CHUNKED.update(saved_launch[1])
         wan.apply_rope, wan.SelfAttention.attend = saved_rope, saved_self_attn
         wan.fused_qk_norm_rope.available = saved_fused_qk
         wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD = saved_quack

@@ -30,6 +30,20 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None  # the kernel module
 
 #: Rows per program and warps per program (benchmarks/dit_variants.py sweeps them: the qk-* variants).
 LAUNCH = {"BLOCK": 4, "num_warps": 8}
+#: The kernel that reads rows in whole-head chunks, q and k in separate programs, where the head size
+#: allows (``chunk_size``), and its launch shape.  Off: the whole-row kernel everywhere.
+CHUNKED = {"enabled": True, "BLOCK": 4, "num_warps": 4}
+
+
+def chunk_size(dim: int, head_dim: int, cap: int = 1024) -> int:
+    """The chunked kernel's chunk: the largest power of two <= ``cap`` that divides ``dim`` and is a multiple
+    of ``head_dim`` (each chunk then holds whole heads); 0 where there is none."""
+    chunk = cap
+    while chunk >= head_dim:
+        if dim % chunk == 0 and chunk % head_dim == 0:
+            return chunk
+        chunk //= 2
+    return 0
 
 
 def available(x: torch.Tensor) -> bool:
@@ -52,7 +66,7 @@ def _build_op():
     import triton
     from torch.library import triton_op, wrap_triton
 
-    from fastvideo.kernels._qk_norm_rope_triton import _qk_norm_rope_kernel
+    from fastvideo.kernels._qk_norm_rope_triton import _qk_norm_rope_chunked_kernel, _qk_norm_rope_kernel
 
     @triton_op("fastvideo::qk_norm_rope", mutates_args=())
     def qk_norm_rope_op(qkv: torch.Tensor, weight_q: torch.Tensor, weight_k: torch.Tensor, cos: torch.Tensor,
@@ -62,14 +76,19 @@ def _build_op():
         q = torch.empty(b, s, dim, device=qkv.device, dtype=qkv.dtype)
         k = torch.empty_like(q)
         rows = b * s
-        kernel = _qk_norm_rope_kernel
+        chunk = chunk_size(dim, 2 * cos.shape[-1]) if CHUNKED["enabled"] else 0
+        kernel = _qk_norm_rope_chunked_kernel if chunk else _qk_norm_rope_kernel
         if isinstance(kernel, triton.runtime.JITFunction):  # not under Triton's CPU interpreter (the tests)
             kernel = wrap_triton(kernel)  # so torch.compile sees the kernel inside the op
-        kernel[(triton.cdiv(rows, LAUNCH["BLOCK"]),)](
-            qkv, q, k, weight_q, weight_k, cos, sin, rows, s, qkv.stride(1), eps,
-            DIM=dim, HALF_HEAD=cos.shape[-1], PAIRS_POW2=triton.next_power_of_2(dim // 2), BLOCK=LAUNCH["BLOCK"],
-            num_warps=LAUNCH["num_warps"],
-        )
+        args = (qkv, q, k, weight_q, weight_k, cos, sin, rows, s, qkv.stride(1), eps)
+        if chunk:
+            block = CHUNKED["BLOCK"]
+            kernel[(triton.cdiv(rows, block), 2)](*args, DIM=dim, HALF_HEAD=cos.shape[-1], CHUNK=chunk, BLOCK=block,
+                                                  num_warps=CHUNKED["num_warps"])
+        else:
+            kernel[(triton.cdiv(rows, LAUNCH["BLOCK"]),)](
+                *args, DIM=dim, HALF_HEAD=cos.shape[-1], PAIRS_POW2=triton.next_power_of_2(dim // 2),
+                BLOCK=LAUNCH["BLOCK"], num_warps=LAUNCH["num_warps"])
         return q, k
 
     return qk_norm_rope_op

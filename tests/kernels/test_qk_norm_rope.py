@@ -36,18 +36,22 @@ def case(device, dtype, batch=2, grid=(3, 4, 5), heads=4, head_dim=24, seed=0):
 
 @pytest.mark.skipif(not HAS_TRITON, reason="triton is not installed")
 def test_kernel_matches_unfused_path_in_triton_interpreter():
-    """Indexing, reduction and rotation checked exactly in fp32 on the CPU (TRITON_INTERPRET=1),
-    batch 2, 4 heads of 24 channels (12 pairs, 48 pairs a row: a masked power-of-two block)."""
+    """Indexing, reduction and rotation checked exactly in fp32 on the CPU (TRITON_INTERPRET=1), batch 2:
+    the whole-row kernel with 4 heads of 24 channels (48 pairs a row: a masked power-of-two block), and the
+    chunked kernel with 6 heads of 16 (three chunks of 32 channels), each also with the other kernel."""
     code = textwrap.dedent("""
         import torch
         from fastvideo.kernels import qk_norm_rope as m
         from tests.kernels.test_qk_norm_rope import case, unfused
-        args = case("cpu", torch.float32)
-        q, k = m.qk_norm_rope(*args)
-        rq, rk = unfused(*args)
-        assert q.shape == rq.shape == (2, 60, 4, 24), q.shape
-        torch.testing.assert_close(q, rq, atol=2e-6, rtol=2e-6)
-        torch.testing.assert_close(k, rk, atol=2e-6, rtol=2e-6)
+        for heads, head_dim, chunked in ((4, 24, True), (6, 16, True), (6, 16, False)):
+            m.CHUNKED["enabled"] = chunked
+            args = case("cpu", torch.float32, heads=heads, head_dim=head_dim)
+            q, k = m.qk_norm_rope(*args)
+            rq, rk = unfused(*args)
+            assert q.shape == rq.shape == (2, 60, heads, head_dim), q.shape
+            torch.testing.assert_close(q, rq, atol=2e-6, rtol=2e-6)
+            torch.testing.assert_close(k, rk, atol=2e-6, rtol=2e-6)
+        assert m.chunk_size(96, 16) == 32 and m.chunk_size(96, 24) == 0 and m.chunk_size(1536, 128) == 512
         print("ok")
     """)
     env = dict(os.environ, TRITON_INTERPRET="1")
