@@ -8,10 +8,13 @@ For each token row it reads q and k once from the fused q/k/v projection
 output, normalises each across all heads in fp32, multiplies by the weight,
 rounds to the input dtype (as the unfused ``rms_norm`` output is), rotates each
 channel pair (x[2j], x[2j+1]) of every head by the token's angle in fp32 and
-writes q and k in the input dtype, reading and writing whole rows contiguously.
+writes q and k in the input dtype, reading and writing rows contiguously.
 On an H100 at Wan2.1-1.3B's 480p shape (32,760 tokens x 1,536 channels, q and k)
-Inductor's fused kernel for the same graph took 0.36 ms a call; this one takes
-0.21 ms (docs/benchmarks/README.md, runs 9-10).
+Inductor's fused kernel for the same graph took 0.36 ms a call; the whole-row
+kernel 0.21-0.27 ms (runs 9-10, 32), and the chunked one, which reads each row in
+whole-head power-of-two chunks with q and k in separate programs and is used
+where the head size allows (:func:`chunk_size`), 0.235 ms against 0.273 ms in
+the same run (docs/benchmarks/README.md, run 32).
 
 ``qk_norm_rope`` is a ``torch.library`` Triton op, so ``torch.compile`` sees
 through it.  :func:`available` says whether it can run on a tensor (CUDA and

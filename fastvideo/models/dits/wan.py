@@ -533,8 +533,9 @@ class WanTransformer3DModel(nn.Module):
     ) -> torch.Tensor:
         """Predict the flow (noise - x0) for latents ``hidden_states`` [B, C, F, H, W].
 
-        ``timestep`` [B] (or a scalar: one for the batch) is sigma * 1000 (float); ``encoder_hidden_states`` [B, L, text_dim];
-        ``encoder_hidden_states_image`` [B, 257, image_dim] for I2V models.
+        ``timestep`` [B] (or a scalar: one for the batch) is sigma * 1000 (float);
+        ``encoder_hidden_states`` [B, L, text_dim]; ``encoder_hidden_states_image`` [B, 257, image_dim] for
+        I2V models.
         Returns [B, out_channels, F, H, W] in the model dtype.
         """
         timestep = self.check_inputs(hidden_states, timestep, encoder_hidden_states, encoder_hidden_states_image)
