@@ -99,6 +99,15 @@ def test_folded_layer_norm_is_the_model_math(monkeypatch, affine):
     assert _rel(gelu, torch.nn.functional.gelu(expected, approximate="tanh")) < 1e-5
 
 
+def test_row_stats_need_one_gate_for_the_batch(monkeypatch):
+    monkeypatch.setattr(fused_linear, "_gemm", twin_gemm)
+    h, x, linear = torch.randn(2, 5, 8), torch.randn(2, 5, 6), torch.nn.Linear(8, 6)
+    with pytest.raises(ValueError, match="shared gate only"):
+        fused_linear.linear_residual(h, linear, x, torch.randn(2, 1, 6), stats=True)
+    out, stats = fused_linear.linear_residual(h, linear, x, torch.randn(1, 1, 6), stats=True)
+    assert torch.allclose(stats.hsum.sum(-1), out.reshape(10, 6).sum(-1), atol=1e-5)
+
+
 def _tiny_model():
     from fastvideo.configs.models.dits.wan import WanVideoConfig
     from fastvideo.testing.tiny import TINY_DIT
