@@ -3,9 +3,9 @@
 Each is a plain function over the fp32 accumulator ``acc`` (quack's ``@gemm_epilogue`` contract),
 compiled into the GEMM's epilogue: ``c`` is the GEMM's C operand (the residual stream), ``bias``,
 ``gate*`` are row vectors (1, N) and ``second`` a column vector (1, M); reduces (``hsum``, ``sqsum``)
-come back as per-row sums (M,).  They live at module level in an
-importable module because quack's compile workers, and the custom op it records under
-``torch.compile``, find an epilogue again by importing it.  ``fused_linear`` calls them.
+are per-row sums, one partial per column tile.  They live at module level in an importable module
+because quack's compile workers, and the custom op it records under ``torch.compile``, find an epilogue
+again by importing it.  ``fused_linear`` calls them.
 """
 
 from __future__ import annotations
@@ -51,10 +51,9 @@ def bias_gelu_epi(acc, bias):
     return {"D": _gelu_tanh(acc + bias)}
 
 
-
 # --- LayerNorm folded into the GEMMs around it (fused_linear.norm_linear) -----------------------------
 # The residual GEMMs also write per-row partial sums of the new residual stream and of its squares (one
-# per CTA column tile; quack sums them on return), from which the next GEMM's LayerNorm statistics come
+# per CTA column tile, added up by the next norm's statistics kernel), from which the next GEMM's LayerNorm statistics come
 # without another pass over the stream.  That next GEMM multiplies the raw stream by a weight with the
 # norm's per-channel gain folded in and applies the per-row statistics in its epilogue:
 #     LN(x) * g + h @ W^T + b  ==  s * (x @ (W * g)^T) - t * rowsum(W * g) + (W @ h + b)
