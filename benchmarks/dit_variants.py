@@ -106,6 +106,41 @@ def idle_gaps(prof, top: int) -> dict:
     return {"total": sum(gaps.values()), "kernels": len(spans), "top": dict(ranked[:top])}
 
 
+def time_queued(fn, iters: int, lead_s: float = 0.25) -> dict:
+    """Median seconds of ``fn`` with the GPU held busy (a spin kernel) while the host enqueues it: the
+    forward's GPU time without the host's start-up latency.  Against ``time_cuda`` (the isolated call),
+    the difference is the time the GPU waits for the host at the start of a forward."""
+    import statistics
+
+    times = []
+    for _ in range(iters):
+        torch.cuda.synchronize()
+        torch.cuda._sleep(int(lead_s * 1.5e9))  # cycles (~1.5-2 GHz): longer than the host's enqueue of a forward
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) / 1000)
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": iters}
+
+
+def time_back_to_back(fn, iters: int) -> dict:
+    """Median seconds per call of ``fn`` run ``iters`` times back to back with no host sync between them
+    (events between consecutive calls), as the denoising loop runs its forwards."""
+    import statistics
+
+    torch.cuda.synchronize()
+    events = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]
+    events[0].record()
+    for i in range(iters):
+        fn()
+        events[i + 1].record()
+    events[-1].synchronize()
+    times = [a.elapsed_time(b) / 1000 for a, b in zip(events, events[1:])]
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": iters}
+
+
 def apply_rope_swap(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """RoPE as ``x * cos' + swap_pairs(x) * sin'`` with cos/sin spread over all D channels: the same math as
     the model's ``apply_rope`` (rotate each pair (x[2j], x[2j+1])), another kernel shape for Inductor."""
@@ -192,7 +227,7 @@ def graph_forward(model, x, t, c):
 VARIANTS = ("default", "coordinate", "max-autotune", "rope-swap", "heads-first", "cross-fa4", "unfused-qk",
             "reduce-overhead", "graph-forward", "multi-kernel", "coordinate+multi-kernel", "qk-b1w4", "qk-b2w4",
             "qk-b8w8", "qk-b8w16", "no-coordinate", "loaded", "kn-weights", "kn-ffn-up", "no-quack", "cublaslt-gelu",
-            "no-fold", "qk-rows")
+            "no-fold", "qk-rows", "fold-torch")
 
 
 def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters: int = 5) -> dict:
@@ -207,6 +242,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.attend
     saved_fused_qk = wan.fused_qk_norm_rope.available
     saved_quack = (wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD)
+    saved_fold_kernel = dict(wan.fused_linear.FOLD_KERNEL)
     mode, options = None, None  # compile_dit_blocks' defaults (coordinate-descent tuning on)
     if variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
@@ -235,9 +271,11 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         wan.fused_linear.GELU_EPILOGUE = False
     elif variant == "no-fold":  # quack's epilogues, but the LayerNorms as their own (Inductor) kernels
         wan.fused_linear.NORM_FOLD = False
+    elif variant == "fold-torch":  # the folded weights from Inductor's kernels instead of the one-pass Triton kernel
+        wan.fused_linear.FOLD_KERNEL["enabled"] = False
     # "coordinate" (coordinate-descent tuning) is compile_dit's default since run 15: the same as "default".
     elif variant not in ("default", "coordinate", "cross-fa4", "graph-forward", "loaded", "kn-weights", "kn-ffn-up",
-                         "no-quack", "cublaslt-gelu", "no-fold"):
+                         "no-quack", "cublaslt-gelu", "no-fold", "fold-torch"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
     try:
         # "loaded": weights mapped from Diffusers' model and materialized, as the loader (and the bench) does
@@ -261,6 +299,8 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
             else:
                 fn = lambda: model(x, t, c)  # noqa: E731
             res = {"compile_and_first_s": first, "forward": time_cuda(fn, warmup=2, iters=iters)}
+            res["forward_queued"] = time_queued(fn, iters=iters)
+            res["forward_back_to_back"] = time_back_to_back(fn, iters=iters)
             issue = []  # host time to enqueue one forward: near the forward's GPU time means the host limits it
             for _ in range(3):
                 torch.cuda.synchronize()
@@ -281,6 +321,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         wan.apply_rope, wan.SelfAttention.attend = saved_rope, saved_self_attn
         wan.fused_qk_norm_rope.available = saved_fused_qk
         wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD = saved_quack
+        wan.fused_linear.FOLD_KERNEL.update(saved_fold_kernel)
 
 
 def main(argv=None):
@@ -332,8 +373,9 @@ def main(argv=None):
         res["over_floor"] = res["forward"]["median"] / r["floor_s"]
         r["variants"][name] = res
         print(f"compiled [{name}] {res['forward']['median'] * 1e3:.1f} ms = {res['over_floor']:.3f}x floor "
-              f"(compile+first {res['compile_and_first_s']:.0f} s, host issue {res['host_issue_s'] * 1e3:.0f} ms)",
-              flush=True)
+              f"(compile+first {res['compile_and_first_s']:.0f} s, host issue {res['host_issue_s'] * 1e3:.0f} ms; "
+              f"queued {res['forward_queued']['median'] * 1e3:.1f} ms, back to back "
+              f"{res['forward_back_to_back']['median'] * 1e3:.1f} ms)", flush=True)
         if "profile" in res:
             print("  by category (ms):", {k: round(m, 1) for k, m in res["profile"]["categories_ms"].items()},
                   f"idle {res['profile']['idle_before_ms']['total']:.1f} ms over "

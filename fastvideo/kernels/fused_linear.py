@@ -55,6 +55,7 @@ NORM_FOLD = True
 
 
 HAS_QUACK = importlib.util.find_spec("quack") is not None  # (found, not imported: that happens on first use)
+HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
 def available(x: torch.Tensor) -> bool:
@@ -176,16 +177,66 @@ def linear_residual(h: torch.Tensor, linear: nn.Linear, x: torch.Tensor, gate: t
     return (d, RowStats(out["hsum"], out["sqsum"])) if stats else d
 
 
+#: Fold the norm into the weights with one Triton kernel (each weight read once) on CUDA; off: the plain
+#: torch ops below (which Inductor fuses into two passes).  BLOCK_N rows of K // BLOCK_K chunks per program.
+FOLD_KERNEL = {"enabled": True, "BLOCK_N": 8, "BLOCK_K": 512, "num_warps": 4}
+
+
 def fold_norm(linear: nn.Linear, gain: torch.Tensor, shift: torch.Tensor | None):
     """The weights of ``linear(norm * gain + shift)`` for a GEMM over the un-normalised input:
     ``(W * gain)`` in the weight's dtype, its row sums ``wg`` and ``wb = W @ shift + b`` (fp32 [1, N])."""
     w = linear.weight
+    if FOLD_KERNEL["enabled"] and w.is_cuda and HAS_TRITON:
+        return fold_weights(w, gain, shift, linear.bias)
     folded = (w.float() * gain.reshape(1, -1)).to(w.dtype)
     wg = folded.float().sum(-1)
     wb = (w.float() * shift.reshape(1, -1)).sum(-1) if shift is not None else torch.zeros_like(wg)
     if linear.bias is not None:
         wb = wb + linear.bias.float()
     return folded, wg[None], wb[None]
+
+
+def fold_weights(w: torch.Tensor, gain: torch.Tensor, shift: torch.Tensor | None, bias: torch.Tensor | None):
+    """:func:`fold_norm`'s result from the Triton kernel (``_fold_norm_triton``; any device under Triton's
+    interpreter): ``w`` [N, K] contiguous, ``gain``/``shift`` [K], ``bias`` [N]."""
+    n, k = w.shape
+    gain = gain.reshape(k).float().contiguous()
+    shift = gain.new_zeros(k) if shift is None else shift.reshape(k).float().contiguous()
+    bias = gain.new_zeros(n) if bias is None else bias
+    folded, wg, wb = _fold_op()(w.contiguous(), gain, shift, bias)
+    return folded, wg[None], wb[None]
+
+
+_FOLD_OP = None
+
+
+def _fold_op():
+    """The fold as a ``torch.library`` Triton op (torch.compile sees the kernel), built on first use; a
+    module global, which torch.compile reads as a constant."""
+    global _FOLD_OP
+    if _FOLD_OP is None:
+        import triton
+        from torch.library import triton_op, wrap_triton
+
+        from fastvideo.kernels._fold_norm_triton import _fold_norm_kernel
+
+        @triton_op("fastvideo::fold_norm", mutates_args=())
+        def fold_norm_op(w: torch.Tensor, gain: torch.Tensor, shift: torch.Tensor,
+                         bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            n, k = w.shape
+            folded = torch.empty_like(w)
+            wg = torch.empty(n, device=w.device, dtype=torch.float32)
+            wb = torch.empty_like(wg)
+            kernel = _fold_norm_kernel
+            if isinstance(kernel, triton.runtime.JITFunction):  # not under Triton's CPU interpreter (the tests)
+                kernel = wrap_triton(kernel)
+            block_n = FOLD_KERNEL["BLOCK_N"]
+            kernel[(triton.cdiv(n, block_n),)](w, gain, shift, bias, folded, wg, wb, n, K_COLS=k, BLOCK_N=block_n,
+                                               BLOCK_K=FOLD_KERNEL["BLOCK_K"], num_warps=FOLD_KERNEL["num_warps"])
+            return folded, wg, wb
+
+        _FOLD_OP = fold_norm_op
+    return _FOLD_OP
 
 
 def norm_scales(stats: RowStats, dim: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,6 +1,10 @@
 """Residual updates in the GEMM epilogue (fastvideo/kernels/fused_linear.py) against the model's plain math."""
 
 import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
@@ -97,6 +101,57 @@ def test_folded_layer_norm_is_the_model_math(monkeypatch, affine):
     assert ours.shape == expected.shape
     assert _rel(ours, expected) < 1e-5
     assert _rel(gelu, torch.nn.functional.gelu(expected, approximate="tanh")) < 1e-5
+
+
+def _fold_twin(w, gain, shift, bias):
+    """fold_norm's plain-torch path (the CPU's), for the kernel tests."""
+    linear = torch.nn.Linear(w.shape[1], w.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        linear.weight.data, linear.bias = w, None if bias is None else torch.nn.Parameter(bias)
+        return fused_linear.fold_norm(linear, gain, shift)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_fold_kernel_matches_the_torch_fold_in_triton_interpreter():
+    """The one-pass fold kernel (W * gain rounded, its row sums, W @ shift + b) under Triton's CPU
+    interpreter: 37 x 100 fp32 weights (neither a multiple of the 8-row / 64-column blocks: masked tails), with
+    and without shift and bias, equal to the torch fold; a kernel that dropped the bias or a column
+    chunk would be off by far more than the fp32 summation order (1e-5).  (fp32: the interpreter rounds to
+    bf16 toward zero, the GPU to nearest; the bf16 rounding is checked exactly on the GPU.)"""
+    code = textwrap.dedent("""
+        import torch
+        from fastvideo.kernels import fused_linear as m
+        from tests.kernels.test_fused_linear import _fold_twin
+        m.FOLD_KERNEL.update(BLOCK_N=8, BLOCK_K=64)
+        g = torch.Generator().manual_seed(0)
+        w = torch.randn(37, 100, generator=g)
+        gain, shift, bias = torch.randn(100, generator=g) + 1, torch.randn(100, generator=g), torch.randn(37, generator=g)
+        for sh, b in ((shift, bias), (None, None), (shift, None)):
+            folded, wg, wb = m.fold_weights(w, gain, sh, b)
+            tf, twg, twb = _fold_twin(w, gain, sh, b)
+            assert folded.dtype == torch.float32 and wg.shape == wb.shape == (1, 37), (wg.shape, wb.shape)
+            assert torch.equal(folded, tf)
+            torch.testing.assert_close(wg, twg, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(wb, twb, atol=1e-5, rtol=1e-5)
+        print("ok")
+    """)
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+@pytest.mark.gpu
+def test_fold_kernel_matches_the_torch_fold_on_cuda():
+    g = torch.Generator(device="cuda").manual_seed(1)
+    w = torch.randn(4608, 1536, device="cuda", generator=g).bfloat16()
+    gain, shift = torch.randn(1536, device="cuda", generator=g) * 0.3 + 1, torch.randn(1536, device="cuda", generator=g)
+    bias = torch.randn(4608, device="cuda", generator=g).bfloat16()
+    folded, wg, wb = fused_linear.fold_weights(w, gain, shift, bias)
+    tf, twg, twb = _fold_twin(w.cpu(), gain.cpu(), shift.cpu(), bias.cpu())
+    assert torch.equal(folded.cpu(), tf)
+    torch.testing.assert_close(wg.cpu(), twg, atol=1e-3, rtol=1e-5)
+    torch.testing.assert_close(wb.cpu(), twb, atol=1e-3, rtol=1e-5)
 
 
 def test_row_stats_need_one_gate_for_the_batch(monkeypatch):
