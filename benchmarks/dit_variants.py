@@ -6,7 +6,9 @@ One process, one GPU, the Wan2.1-T2V-1.3B architecture (random bf16 weights), 48
 2. SDPA at 1x12x32760x128 with q/k/v laid out as the model hands them over ([B, S, H, D] viewed as
    [B, H, S, D]) against contiguous [B, H, S, D], cuDNN and flash;
 3. the compiled forward (``compile_dit_blocks``) with a profile summed per kernel category
-   (attention, GEMM, Triton-generated elementwise, other) and the top kernels;
+   (attention, GEMM, Triton-generated elementwise, other) and the top kernels; each forward is also timed
+   back to back (no host sync between forwards, as the denoising loop runs them) and queued behind a GPU
+   spin (the host's start-up latency left out; on a power-capped GPU also the clocks of a rested board);
 4. the same forward compiled with other Inductor settings, another RoPE formulation or q/k/v layout (``--variants``),
    each checked against the first variant's output.
 

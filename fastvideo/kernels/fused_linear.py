@@ -23,10 +23,13 @@ With one modulation for the whole batch (one timestep: the denoising loop), the 
 The GEMM runs over the raw residual stream ``x`` with ``gain`` folded into the weight; the per-row
 mean and rstd come from ``stats`` (:class:`RowStats`: row sums of ``x`` and ``x**2``, which the residual
 GEMM that wrote ``x`` summed in its epilogue) and are applied in the epilogue, with ``shift`` and the bias
-(algebra in ``_quack_epilogues``).  No norm kernel reads and writes the stream.  Measured in the compiled
-forward (runs 27-30): the CFG pair 850-853 ms against 865-871 ms with the norms as kernels; batch 1
-within noise of it (435-443 against 433-440 ms), although the kernels it removes summed 6-7 ms in the
-profile (why that does not show in batch 1's wall time is not resolved).
+(algebra in ``_quack_epilogues``).  No norm kernel reads and writes the stream.  The folded weights (the
+gain is the timestep's modulation, so they change every forward) come from one Triton kernel that reads each
+weight row once (:func:`fold_weights`): 9.6 / 17.4 us for the q/k/v / FFN-up weights on an H200 against
+17.0 / 30.7 us for Inductor's fusion of the torch form (run 43).  Measured in the compiled forward: the
+CFG pair 850-853 ms against 865-871 ms with the norms as kernels (H100, run 31); batch 1 439 against
+442 ms (H200, run 37) and within noise on H100s (runs 27-29), under a GPU that is power-capped while the
+forward runs (docs/benchmarks/README.md, run 40).
 
 quack (``quack-kernels``) comes with flash-attn-4 (``pip install "fastvideo-studio[fa4]"``).
 :func:`available` says whether the fused path can run on a tensor: quack importable, a CUDA tensor on
