@@ -181,7 +181,8 @@ def linear_residual(h: torch.Tensor, linear: nn.Linear, x: torch.Tensor, gate: t
 
 
 #: Fold the norm into the weights with one Triton kernel (each weight read once) on CUDA; off: the plain
-#: torch ops below (which Inductor fuses into two passes).  BLOCK_N rows of K // BLOCK_K chunks per program.
+#: torch ops below, as Inductor compiles them.  Launch: BLOCK_N weight rows per program, read in BLOCK_K-column
+#: chunks (benchmarks/fold_norm.py times other shapes).
 FOLD_KERNEL = {"enabled": True, "BLOCK_N": 8, "BLOCK_K": 512, "num_warps": 4}
 
 
