@@ -53,7 +53,7 @@ class WanI2VPipeline(WanT2VPipeline):
     task = "i2v"
 
     def create_stages(self):
-        m, cfg = self.loaded, self.config
+        m = self.loaded
         stages = [InputValidationStage(), self.text_stage()]
         if m.get("image_encoder") is not None and m["transformer"].arch_config.image_dim:
             stages.append(ImageEncodingStage(m["image_processor"], m["image_encoder"], m.device, self.dit_dtype(),
