@@ -33,7 +33,7 @@ from fastvideo.attention.backends import ROLES, get_attn_backend  # noqa: E402
 from fastvideo.attention.layer import set_attention_backend  # noqa: E402
 from fastvideo.perf.bench import attention_ceilings, build_dits, dit_inputs, environment, rel_l2  # noqa: E402
 from fastvideo.perf.flops import dit_forward_work  # noqa: E402
-from fastvideo.perf.timing import matmul_ceiling, time_cuda  # noqa: E402
+from fastvideo.perf.timing import matmul_ceiling, summarize, time_cuda  # noqa: E402
 
 SHAPE = dict(frames=81, height=480, width=832)
 
@@ -112,26 +112,16 @@ def time_queued(fn, iters: int, lead_s: float = 0.25) -> dict:
     """Median seconds of ``fn`` with the GPU held busy (a spin kernel) while the host enqueues it: the
     forward's GPU time without the host's start-up latency.  Against ``time_cuda`` (the isolated call),
     the difference is the time the GPU waits for the host at the start of a forward."""
-    import statistics
-
-    times = []
-    for _ in range(iters):
+    def spin():
         torch.cuda.synchronize()
         torch.cuda._sleep(int(lead_s * 1.5e9))  # cycles (~1.5-2 GHz): longer than the host's enqueue of a forward
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / 1000)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": iters}
+
+    return time_cuda(fn, warmup=0, iters=iters, before=spin)
 
 
 def time_back_to_back(fn, iters: int) -> dict:
     """Median seconds per call of ``fn`` run ``iters`` times back to back with no host sync between them
     (events between consecutive calls), as the denoising loop runs its forwards."""
-    import statistics
-
     torch.cuda.synchronize()
     events = [torch.cuda.Event(enable_timing=True) for _ in range(iters + 1)]
     events[0].record()
@@ -139,8 +129,7 @@ def time_back_to_back(fn, iters: int) -> dict:
         fn()
         events[i + 1].record()
     events[-1].synchronize()
-    times = [a.elapsed_time(b) / 1000 for a, b in zip(events, events[1:])]
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": iters}
+    return summarize([a.elapsed_time(b) / 1000 for a, b in zip(events, events[1:])])
 
 
 def apply_rope_swap(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

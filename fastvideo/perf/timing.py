@@ -9,13 +9,17 @@ from collections.abc import Callable
 import torch
 
 
-def time_cuda(fn: Callable[[], object], warmup: int = 2, iters: int = 5) -> dict[str, float]:
-    """Median / min / max seconds of ``fn`` measured with CUDA events (host clock on CPU)."""
+def time_cuda(fn: Callable[[], object], warmup: int = 2, iters: int = 5,
+              before: Callable[[], object] | None = None) -> dict[str, float]:
+    """Median / min / max seconds of ``fn`` measured with CUDA events (host clock on CPU).  ``before``, if
+    given, runs ahead of each timed call, outside the timed span."""
     for _ in range(warmup):
         fn()
     cuda = torch.cuda.is_available()
     times = []
     for _ in range(iters):
+        if before is not None:
+            before()
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -27,7 +31,12 @@ def time_cuda(fn: Callable[[], object], warmup: int = 2, iters: int = 5) -> dict
             t = time.perf_counter()
             fn()
             times.append(time.perf_counter() - t)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": iters}
+    return summarize(times)
+
+
+def summarize(times: list[float]) -> dict[str, float]:
+    """Median / min / max of timed calls (seconds) and their count."""
+    return {"median": statistics.median(times), "min": min(times), "max": max(times), "iters": len(times)}
 
 
 # Ceilings get a long warm-up: the first ~100 ms of a kernel's repeats run below its sustained rate
