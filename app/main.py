@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--panel", metavar="NAME", default="generate",
                    help="panel to show: generate, queue, history, settings, models, mapping, parity (default generate)")
     p.add_argument("--size", metavar="WxH", default="1280x820", help="window size for --screenshot")
+    p.add_argument("--check-qt", action="store_true",
+                   help="check that this PySide6 is safe on this Python (reference-count probe), print it and exit")
     p.add_argument("--setup-runtime", action="store_true",
                    help="set up (or repair) the inference runtime in the terminal and exit (packaged app)")
     from app.bootstrap.cli import add_arguments
@@ -90,9 +92,22 @@ def main(argv: list[str] | None = None) -> int:
         return setup_runtime(args, args.data_dir)
     from PySide6.QtWidgets import QApplication
 
-    if args.screenshot and not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY") \
+    if (args.screenshot or args.check_qt) and not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY") \
             and sys.platform.startswith("linux"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+    create_app()
+    from app import qtcheck
+
+    if args.check_qt:
+        result = qtcheck.probe()
+        print(result.describe() + (": AFFECTED" if result.affected else ": ok"), flush=True)
+        return 1 if result.affected else 0
+    if not os.environ.get("FASTVIDEO_STUDIO_SKIP_QT_CHECK"):
+        problem = qtcheck.problem()
+        if problem:
+            print(f"fastvideo-studio: {problem}", file=sys.stderr, flush=True)
+            return 3
 
     from app.bootstrap import is_frozen
 
@@ -124,6 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         return screenshot(app, window, studio, args.screenshot, _parse_size(args.size))
 
     window.show()
+    run_event_loop(app, window)
+    shutdown(app, window)
+    return 0
+
+
+def run_event_loop(app, window) -> None:
+    """Run the studio (asyncio on Qt's loop) until the last window closes."""
     import qasync
 
     loop = qasync.QEventLoop(app)
@@ -131,12 +153,39 @@ def main(argv: list[str] | None = None) -> int:
     closed = asyncio.Event()
     app.aboutToQuit.connect(closed.set)
     # Ctrl+C in the terminal closes the window cleanly (the worker is shut down).
-    signal.signal(signal.SIGINT, lambda *_: window.close())
-    with loop:
-        loop.run_until_complete(closed.wait())
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    try:
+        with loop:
+            loop.run_until_complete(closed.wait())
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        app.aboutToQuit.disconnect(closed.set)
+        asyncio.set_event_loop(None)
+
+
+def shutdown(app, window) -> None:
+    """Tear the studio down in an order that leaves nothing for interpreter finalization.
+
+    The window closes first (the inference process is stopped, the job database closed); the background
+    threads finish and their signal bridge goes while Qt still exists; the window's C++ objects are deleted
+    by Qt's event loop, not by Python's garbage collector; last, the QApplication itself is shut down.
+    Otherwise Python frees these objects at exit in an arbitrary order, after Qt's own teardown.
+    """
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    from app.services import background
+
     if not window._closed:
         window.close()
-    return 0
+    background.shutdown(wait=True)
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
+    del window
+    gc.collect()
+    app.shutdown()
 
 
 def screenshot(app, window, studio, path: str, size: tuple[int, int]) -> int:
@@ -155,7 +204,7 @@ def screenshot(app, window, studio, path: str, size: tuple[int, int]) -> int:
     ok = window.grab().save(str(tmp), "PNG")
     if ok:
         os.replace(tmp, out)
-    window.close()
+    shutdown(app, window)
     if not ok:
         print(f"fastvideo-studio: could not write {out}", file=sys.stderr)
         return 1

@@ -81,6 +81,17 @@ def make_buildenv() -> float:
     return time.monotonic() - t0
 
 
+def check_qt() -> None:
+    """Refuse to freeze a PySide6 that aborts on this Python (app/qtcheck.py: 6.12.0 on 3.10/3.11)."""
+    out = subprocess.run([str(env_python()), "-m", "app.qtcheck"], cwd=ROOT, capture_output=True, text=True,
+                         env=dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT)), timeout=120)
+    log(out.stdout.strip() or out.stderr.strip())
+    if out.returncode != 0:
+        raise SystemExit("the build environment's PySide6 drops Python references on this Python (see above); "
+                         "a bundle built from it would abort. Pin a tested PySide6 in "
+                         "packaging/requirements-build.txt (docs/packaging.md lists them) and run with --clean.")
+
+
 def make_wheel() -> Path:
     out = BUILD / "wheel"
     if out.exists():
@@ -203,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     timings["build_env_s"] = make_buildenv()
+    check_qt()
     t = time.monotonic()
     wheel = make_wheel()
     timings["wheel_s"] = time.monotonic() - t

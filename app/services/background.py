@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
 
-_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="studio-bg")
-_bridge_lock = threading.Lock()
+_lock = threading.Lock()
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
 _bridge: "_Bridge | None" = None
 
 
@@ -35,17 +35,36 @@ class _Bridge(QObject):
                 raise
 
 
-def _get_bridge() -> _Bridge:
-    global _bridge
-    with _bridge_lock:
+def _get() -> tuple[concurrent.futures.ThreadPoolExecutor, _Bridge]:
+    global _pool, _bridge
+    with _lock:
         if _bridge is None:
             _bridge = _Bridge()  # created on the GUI thread (first call comes from there)
-        return _bridge
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="studio-bg")
+        return _pool, _bridge
+
+
+def shutdown(wait: bool = True) -> None:
+    """Finish (or drop) queued background work and free the bridge while the QApplication still exists.
+
+    Called when the studio closes: a worker thread must not emit into a bridge that Python frees during
+    interpreter finalization, after Qt is gone.  A later :func:`run_in_background` starts afresh.
+    """
+    global _pool, _bridge
+    with _lock:
+        pool, bridge = _pool, _bridge
+        _pool = _bridge = None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+    if bridge is not None:
+        bridge.done.disconnect(bridge._deliver)
+        bridge.deleteLater()
 
 
 def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
                       on_error: Callable[[BaseException], None] | None = None) -> concurrent.futures.Future:
-    bridge = _get_bridge()
+    pool, bridge = _get()
 
     def work() -> Any:
         try:
@@ -56,4 +75,4 @@ def run_in_background(fn: Callable[[], Any], on_done: Callable[[Any], None] | No
         bridge.done.emit(on_done, value, False)
         return value
 
-    return _pool.submit(work)
+    return pool.submit(work)

@@ -92,6 +92,14 @@ def test_frozen_binary_shows_the_main_window(bundle, tmp_path):
     assert not (tmp_path / "data" / "runtime").exists()
 
 
+def test_frozen_pyside_keeps_reference_counts(bundle):
+    """The bundle's PySide6 on the bundle's Python passes the reference-count probe (app/qtcheck.py)."""
+    proc = subprocess.run([str(bundle / "fastvideo-studio"), "--check-qt"], env=frozen_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith(": ok"), proc.stdout + proc.stderr
+    print(proc.stdout.strip())
+
+
 def _wheel_folder(tmp_path_factory) -> Path | None:
     given = os.environ.get("FASTVIDEO_TEST_WHEELS")
     if given:
