@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from fastvideo.kernels import plain_math
-from fastvideo.models.loader.mapping import compile_rules, map_name
+from fastvideo.models.loader.mapping import compile_rules, map_name, rules_list
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -387,13 +387,15 @@ def run_parity(
     dtype: str = "fp32",
     seed: int = 0,
     progress: Callable[[dict[str, Any]], None] | None = None,
-    rules: dict[str, Any] | None = None,
+    rules: dict[str, Any] | list | None = None,
 ) -> dict[str, Any]:
     """Compare our ``component`` of a Diffusers-layout model with the reference; a JSON-ready dict.
 
     ``rules`` replaces the arch config's ``param_names_mapping`` for loading *ours*
     (e.g. a candidate or deliberately broken mapping); the module correspondence
-    of the activation summary always comes from the arch config's mapping.
+    of the activation summary always comes from the arch config's mapping.  Rules are
+    ordered (first match wins): pass a list of ``(pattern, replacement)`` pairs (JSON:
+    ``[[pattern, replacement], ...]``) or a dict; the result echoes them as ``rules``.
     """
     from fastvideo.configs.registry import resolve_model
 
@@ -415,6 +417,9 @@ def run_parity(
     info.component_class(component)  # clear error if the folder has no such component
     effective_dtype = "fp32" if component == "scheduler" else dtype
     tol = _tolerance(effective_dtype)
+    if rules is not None:
+        rules = rules_list(rules)  # ordered (pattern, value) pairs, merge values as tuples
+        compile_rules(rules)  # a bad rule fails here, naming it
     case = CASES[component](info, component, info.path / component, DTYPES[effective_dtype], seed, rules)
     torch.manual_seed(seed)
     say("load")
@@ -450,6 +455,7 @@ def run_parity(
         "first_divergent": None if first is None else {"module": first["ours"], "ours": first["ours"],
                                                        "reference": first["reference"]},
         "modules": modules,
+        "rules": None if rules is None else [[p, list(v) if isinstance(v, tuple) else v] for p, v in rules],
     }
     say("done", passed=passed)
     return result

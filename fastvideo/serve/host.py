@@ -530,8 +530,10 @@ class Host:
         except ImportError as exc:
             raise RuntimeError(f"inspect is not available in this fastvideo build ({exc})") from None
         rules = msg.get("rules")
-        if isinstance(rules, dict):  # JSON turns merge tuples into lists
-            rules = {k: (tuple(v) if isinstance(v, list) else v) for k, v in rules.items()}
+        if rules is not None:  # ordered [[pattern, replacement], ...] (a dict is accepted too); merge lists -> tuples
+            from fastvideo.models.loader.mapping import rules_list
+
+            rules = rules_list(rules)
         reply: dict[str, Any] = {"type": P.EV_INSPECT_RESULT, "reply_to": msg.get("id")}
         if msg.get("include_inputs"):
             # What the studio needs to re-run the mapping engine itself on every rule edit:
@@ -545,7 +547,8 @@ class Host:
                 "source": {k: {"shape": list(v.shape), "dtype": v.dtype} for k, v in source.items()},
                 "target": {k: {"shape": list(getattr(v, "shape", v)), "aliases": list(getattr(v, "aliases", ()))}
                            for k, v in target.items()},
-                "rules": [[k, list(v) if isinstance(v, tuple) else v] for k, v in default_rules.items()],
+                "rules": [[k, list(v) if isinstance(v, tuple) else v] for k, v in (
+                    default_rules.items() if isinstance(default_rules, dict) else default_rules)],
             }
         else:
             result = inspect_mapping(msg.get("model_path"), msg.get("component"), rules=rules)

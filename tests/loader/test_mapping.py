@@ -70,10 +70,10 @@ def test_incomplete_and_misshapen_merge():
     assert rep.counts["shape_mismatch"] == 3
 
 
-def test_duplicate_target_is_unexpected():
+def test_duplicate_target_is_reported():
     rules = {r"^old\.(.*)$": r"new.\1"}
     rep = build_report({"old.w": info(2), "new.w": info(2)}, {"new.w": (2,)}, rules)
-    assert rep.counts["mapped"] == 1 and rep.counts["unexpected"] == 1
+    assert rep.counts["duplicate_target"] == 2 and rep.counts["unexpected"] == 0 and not rep.ok
 
 
 def test_tied_alias_counts_as_primary():

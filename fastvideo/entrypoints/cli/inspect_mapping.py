@@ -23,14 +23,22 @@ def run(args) -> int:
     report = inspect_mapping(args.model_path, args.component, rules)
     rows = [r for r in report.rows if not args.status or r.status in args.status]
     if args.format == "json":
+        from fastvideo.models.loader.mapping import report_suggestions
+
         data = report.to_json()
         data["rows"] = [r.to_json() for r in rows]
+        data["ok"] = report.ok
+        # the near misses the studio's inspector shows (ranked by name and shape; "possible": false = shapes
+        # cannot fit)
+        data["near_misses"] = report_suggestions(report)
         json.dump(data, sys.stdout, indent=1)
         print()
     else:
         print_table(rows)
         counts = report.counts
         print("  ".join(f"{k}: {v}" for k, v in counts.items()))
+        if report.problems("duplicate_target"):
+            print("duplicate targets: two checkpoint keys map onto one model key; loading refuses this mapping")
     return 0 if report.ok else 1
 
 
