@@ -225,7 +225,7 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
     import torch._dynamo
     import torch._inductor.config as ic
 
-    from fastvideo.perf.compile import compile_dit_blocks
+    from fastvideo.pipelines.compile import compile_dit_blocks
 
     torch._dynamo.reset()
     saved_multi_kernel = ic.triton.multi_kernel

@@ -9,7 +9,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from fastvideo.perf.bench import build_dits, dit_inputs
-from fastvideo.perf.compile import compile_dit_blocks
+from fastvideo.pipelines.compile import compile_dit_blocks
 from fastvideo.perf.timing import time_cuda
 
 

@@ -150,7 +150,7 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
             results["agreement"]["dit_rel_l2"] = rel_l2(out_ours, out_ref)
             del out_ref
         if compile_dit:
-            from fastvideo.perf.compile import compile_dit_blocks
+            from fastvideo.pipelines.compile import compile_dit_blocks
 
             compile_dit_blocks(ours)
             timings["dit_forward_compiled"] = time_cuda(lambda: ours(x1, t1, c1), **reps)

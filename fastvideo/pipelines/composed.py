@@ -71,7 +71,7 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
     if device.type == "cuda" and hasattr(loaded.modules.get("vae"), "use_channels_last"):
         loaded.modules["vae"].use_channels_last()  # NDHWC: cuDNN's 3D convs skip two transposes each
     if config.compile_dit:
-        from fastvideo.perf.compile import compile_dit_blocks
+        from fastvideo.pipelines.compile import compile_dit_blocks
 
         compile_dit_blocks(loaded.modules["transformer"])
     return loaded
