@@ -208,7 +208,7 @@ class MainWindow(QMainWindow):
         self.parity.set_model(path)
         self.show_panel("parity")
 
-    def _parity_with_rules(self, rules: dict, label: str) -> None:
+    def _parity_with_rules(self, rules: list, label: str) -> None:  # ordered (pattern, value) pairs
         self.parity.set_model(self.mapping.model_path or self.mapping.current_model_path(),
                               self.mapping.inputs.component if self.mapping.inputs else None)
         self.parity.set_rules(rules, label)

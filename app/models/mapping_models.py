@@ -23,7 +23,7 @@ from PySide6.QtGui import QBrush, QColor, QFont
 
 from fastvideo.models.loader.mapping import (
     STATUSES, MappingReport, MappingRow, RuleError, TargetInfo, TensorInfo, build_report, compile_rules,
-    rules_from_python, rules_to_python,
+    rules_from_python, rules_list, rules_to_arch_config, rules_to_python,
 )
 
 RowRole = Qt.ItemDataRole.UserRole + 1
@@ -32,9 +32,9 @@ SortKeyRole = Qt.ItemDataRole.UserRole + 3
 ErrorRole = Qt.ItemDataRole.UserRole + 4
 
 STATUS_LABELS = {"mapped": "mapped", "merged": "merged", "missing": "missing", "unexpected": "unexpected",
-                 "shape_mismatch": "shape mismatch"}
+                 "shape_mismatch": "shape mismatch", "duplicate_target": "duplicate target", "ignored": "ignored"}
 STATUS_COLORS = {"mapped": "#45c486", "merged": "#6fb4ff", "missing": "#ff6b6b", "unexpected": "#d9a441",
-                 "shape_mismatch": "#ff8f5a"}
+                 "shape_mismatch": "#ff8f5a", "duplicate_target": "#ff5fa2", "ignored": "#8b95a3"}
 NEAR_MISS_BG = QColor("#3a2f12")
 
 
@@ -55,16 +55,21 @@ class MappingInputs:
         return cls(component, source, target, rules)
 
 
-def rule_value(replacement: str, part: int | None, count: int | None) -> Any:
+def rule_value(replacement: str, part: int | None, count: int | None, ignore: bool = False) -> Any:
+    if ignore:
+        return None  # an ignore rule: matching checkpoint keys are dropped
     return replacement if count is None else (replacement, part, count)
 
 
-def evaluate(inputs: MappingInputs, rules: list[tuple[str, Any]]) -> tuple[MappingReport, dict[int, str]]:
-    """Report for ``rules`` (rules with errors are skipped) and {rule index: error message}."""
+def evaluate(inputs: MappingInputs, rules: list[tuple[str, Any]],
+             disabled: set[int] | frozenset[int] = frozenset()) -> tuple[MappingReport, dict[int, str]]:
+    """Report for ``rules`` (rules with errors and ``disabled`` rows are skipped) and {rule index: error}."""
     errors: dict[int, str] = {}
     good: list[tuple[str, Any]] = []
     index_of: list[int] = []
     for i, (pattern, value) in enumerate(rules):
+        if i in disabled:
+            continue
         try:
             compile_rules([(pattern, value)])
         except RuleError as exc:
@@ -222,39 +227,72 @@ class MappingFilterProxy(QSortFilterProxyModel):
 
 
 class RulesModel(ColumnTableModel):
-    """Ordered ``{pattern: replacement | (target, part, count)}`` rules, editable in a table."""
+    """Ordered ``(pattern, replacement | (target, part, count) | None)`` rules, editable in a table.
 
-    COLUMNS = ("#", "Pattern (regex)", "Replacement", "Part", "Of", "Hits")
-    NUM, PATTERN, REPLACEMENT, PART, COUNT, HITS = range(6)
+    Rules are ordered data (first match wins): they are kept, handed on and exported as a list of
+    pairs, never as a map.  Each row can be switched off ("On") and can be an *ignore* rule
+    ("Ignore": the replacement is ``None``, matching checkpoint keys are dropped).
+    """
+
+    COLUMNS = ("#", "On", "Pattern (regex)", "Replacement", "Part", "Of", "Ignore", "Hits")
+    NUM, ENABLED, PATTERN, REPLACEMENT, PART, COUNT, IGNORE, HITS = range(8)
 
     rules_changed = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.items: list[list[Any]] = []  # [pattern, replacement, part|None, count|None]
+        # [pattern, replacement, part|None, count|None, ignore, enabled]
+        self.items: list[list[Any]] = []
         self.errors: dict[int, str] = {}
         self.hits: dict[int, int] = {}
+        self.edited = False  # changed since the last set_rules
 
     # ------------------------------------------------------------------ content
     def set_rules(self, rules: list[tuple[str, Any]] | dict[str, Any]) -> None:
-        items = list(rules.items()) if isinstance(rules, dict) else list(rules)
         self.beginResetModel()
         self.items = []
-        for pattern, value in items:
-            if isinstance(value, (tuple, list)) and len(value) == 3:
-                self.items.append([str(pattern), str(value[0]), int(value[1]), int(value[2])])
+        for pattern, value in rules_list(rules):
+            if value is None:
+                self.items.append([str(pattern), "", None, None, True, True])
+            elif isinstance(value, (tuple, list)) and len(value) == 3:
+                self.items.append([str(pattern), str(value[0]), int(value[1]), int(value[2]), False, True])
             else:
-                self.items.append([str(pattern), str(value), None, None])
+                self.items.append([str(pattern), str(value), None, None, False, True])
         self.errors, self.hits = {}, {}
         self.endResetModel()
         self.rules_changed.emit()
+        self.edited = False
 
     def rules(self) -> list[tuple[str, Any]]:
-        return [(p, rule_value(r, i, c)) for p, r, i, c in self.items]
+        """Every row as (pattern, value), in order (disabled rows included: see :meth:`disabled`)."""
+        return [(it[0], rule_value(it[1], it[2], it[3], it[4])) for it in self.items]
+
+    def disabled(self) -> set[int]:
+        return {i for i, it in enumerate(self.items) if not it[5]}
+
+    def active_rules(self) -> list[tuple[str, Any]]:
+        """The rules that apply, in order: enabled and valid ones."""
+        off = self.disabled()
+        return [r for i, r in enumerate(self.rules()) if i not in off and i not in self.errors]
 
     def valid_rules_dict(self) -> dict[str, Any]:
-        """The rules without the invalid ones (later duplicates of a pattern win, as in a dict)."""
-        return {p: v for i, (p, v) in enumerate(self.rules()) if i not in self.errors}
+        """The active rules as a dict (order kept; for callers that want a mapping)."""
+        return dict(self.active_rules())
+
+    def export_problems(self) -> list[str]:
+        """Why the rules cannot be written as a param_names_mapping: invalid rows and repeated patterns,
+        each naming the rule (empty: fine)."""
+        problems = [f"rule #{i} ({self.items[i][0]!r}): {msg}" for i, msg in sorted(self.errors.items())
+                    if self.items[i][5]]
+        seen: dict[str, int] = {}
+        off = self.disabled()
+        for i, (p, _v) in enumerate(self.rules()):
+            if i in off:
+                continue
+            if p in seen:
+                problems.append(f"rule #{i} ({p!r}): same pattern as rule #{seen[p]} (a mapping keeps only one)")
+            seen.setdefault(p, i)
+        return problems
 
     def set_status(self, errors: dict[int, str], hits: dict[int, int]) -> None:
         self.errors, self.hits = dict(errors), dict(hits)
@@ -271,26 +309,35 @@ class RulesModel(ColumnTableModel):
         f = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
         if index.column() in (self.PATTERN, self.REPLACEMENT, self.PART, self.COUNT):
             f |= Qt.ItemFlag.ItemIsEditable
+        if index.column() in (self.ENABLED, self.IGNORE):
+            f |= Qt.ItemFlag.ItemIsUserCheckable
         return f
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not (0 <= index.row() < len(self.items)):
             return None
         row, col = index.row(), index.column()
-        pattern, repl, part, count = self.items[row]
+        pattern, repl, part, count, ignore, enabled = self.items[row]
+        if role == Qt.ItemDataRole.CheckStateRole:
+            if col == self.ENABLED:
+                return Qt.CheckState.Checked if enabled else Qt.CheckState.Unchecked
+            if col == self.IGNORE:
+                return Qt.CheckState.Checked if ignore else Qt.CheckState.Unchecked
+            return None
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
             if col == self.NUM:
                 return str(row)
             if col == self.PATTERN:
                 return pattern
             if col == self.REPLACEMENT:
-                return repl
+                return "(dropped)" if ignore and role == Qt.ItemDataRole.DisplayRole else repl
             if col == self.PART:
                 return "" if part is None else str(part)
             if col == self.COUNT:
                 return "" if count is None else str(count)
             if col == self.HITS:
-                return "" if row in self.errors else str(self.hits.get(row, 0))
+                return "off" if not enabled else "" if row in self.errors else str(self.hits.get(row, 0))
+            return ""
         if role == ErrorRole:
             return self.errors.get(row)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -298,10 +345,17 @@ class RulesModel(ColumnTableModel):
                 return f"Invalid: {self.errors[row]}"
             if col in (self.PART, self.COUNT):
                 return "Fused target: this source is part PART (0-based) of OF tensors concatenated on dim 0"
+            if col == self.IGNORE:
+                return "Ignore rule: checkpoint keys this pattern matches are truly extra and are dropped " \
+                       "(replacement None in the arch config, null in JSON)"
+            if col == self.ENABLED:
+                return "Off: the rule is kept in the editor but not applied, exported or sent to parity"
             return None
         if role == Qt.ItemDataRole.BackgroundRole and row in self.errors:
             return QBrush(QColor("#4a1f24"))
         if role == Qt.ItemDataRole.ForegroundRole:
+            if not enabled:
+                return QBrush(QColor("#6c7684"))
             if row in self.errors and col in (self.PATTERN, self.REPLACEMENT, self.PART, self.COUNT):
                 return QBrush(QColor("#ff9a9a"))
             if col == self.HITS and row not in self.errors and not self.hits.get(row):
@@ -309,10 +363,19 @@ class RulesModel(ColumnTableModel):
         return None
 
     def setData(self, index: QModelIndex, value: Any, role=Qt.ItemDataRole.EditRole) -> bool:  # noqa: N802
-        if not index.isValid() or role != Qt.ItemDataRole.EditRole or not (0 <= index.row() < len(self.items)):
+        if not index.isValid() or not (0 <= index.row() < len(self.items)):
             return False
         row, col = index.row(), index.column()
         item = self.items[row]
+        if role == Qt.ItemDataRole.CheckStateRole and col in (self.ENABLED, self.IGNORE):
+            checked = value in (Qt.CheckState.Checked, Qt.CheckState.Checked.value, 2, True)
+            item[5 if col == self.ENABLED else 4] = checked
+            self.edited = True
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+            self.rules_changed.emit()
+            return True
+        if role != Qt.ItemDataRole.EditRole:
+            return False
         text = "" if value is None else str(value)
         if col == self.PATTERN:
             item[0] = text
@@ -333,6 +396,7 @@ class RulesModel(ColumnTableModel):
                     item[other] = 0 if other == 2 else max(n + 1, 2)
         else:
             return False
+        self.edited = True
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
         self.rules_changed.emit()
         return True
@@ -342,8 +406,9 @@ class RulesModel(ColumnTableModel):
             return False
         self.beginInsertRows(QModelIndex(), row, row + count - 1)
         for _ in range(count):
-            self.items.insert(row, [r"^", "", None, None])
+            self.items.insert(row, ["", "", None, None, False, False])  # empty and off until filled in
         self.endInsertRows()
+        self.edited = True
         self.rules_changed.emit()
         return True
 
@@ -353,6 +418,7 @@ class RulesModel(ColumnTableModel):
         self.beginRemoveRows(QModelIndex(), row, row + count - 1)
         del self.items[row:row + count]
         self.endRemoveRows()
+        self.edited = True
         self.rules_changed.emit()
         return True
 
@@ -370,15 +436,18 @@ class RulesModel(ColumnTableModel):
         at = dst_child - count if dst_child > src_row else dst_child
         self.items[at:at] = moving
         self.endMoveRows()
+        self.edited = True
         self.rules_changed.emit()
         return True
 
-    def add_rule(self, pattern: str, replacement: str, part: int | None = None, count: int | None = None,
-                 row: int | None = None) -> int:
+    def add_rule(self, pattern: str, replacement: str | None, part: int | None = None, count: int | None = None,
+                 row: int | None = None, enabled: bool = True) -> int:
+        """Insert a rule (``replacement`` None: an ignore rule)."""
         row = len(self.items) if row is None else max(0, min(row, len(self.items)))
         self.beginInsertRows(QModelIndex(), row, row)
-        self.items.insert(row, [pattern, replacement, part, count])
+        self.items.insert(row, [pattern, replacement or "", part, count, replacement is None, enabled])
         self.endInsertRows()
+        self.edited = True
         self.rules_changed.emit()
         return row
 
@@ -392,18 +461,30 @@ class RulesModel(ColumnTableModel):
 
     # ------------------------------------------------------------------ import / export
     def to_python(self) -> str:
-        return rules_to_python(dict(self.rules()))
+        """The active rules as a Python dict literal, in order."""
+        return rules_to_python(self.active_rules())
+
+    def to_arch_config(self) -> str:
+        """A ready-to-paste ``param_names_mapping`` field for the arch config (active rules, in order)."""
+        return rules_to_arch_config(self.active_rules())
 
     def to_json(self) -> str:
-        return json.dumps({p: (list(v) if isinstance(v, tuple) else v) for p, v in self.rules()}, indent=2)
+        """The active rules as a JSON object, in order (``null``: ignore; ``fastvideo ... --rules`` reads it)."""
+        return json.dumps({p: (list(v) if isinstance(v, tuple) else v) for p, v in self.active_rules()}, indent=2)
 
 
-def parse_rules_text(text: str) -> dict[str, Any]:
-    """Rules from JSON (``{pattern: replacement | [target, part, count]}``) or a Python dict literal."""
+def rules_json(rules: list[tuple[str, Any]] | dict[str, Any]) -> list[list[Any]]:
+    """Rules in their wire form: ``[[pattern, replacement | [target, part, count] | null], ...]`` (ordered)."""
+    return [[p, list(v) if isinstance(v, tuple) else v] for p, v in rules_list(rules)]
+
+
+def parse_rules_text(text: str) -> list[tuple[str, Any]]:
+    """Ordered rules from JSON (an object ``{pattern: replacement | [target, part, count] | null}`` or a list
+    of ``[pattern, replacement]`` pairs) or a Python dict literal."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError:
-        return rules_from_python(text)
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object of pattern -> replacement")
-    return {str(k): (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+        return rules_list(rules_from_python(text))
+    if not isinstance(data, (dict, list)):
+        raise ValueError("expected a JSON object of pattern -> replacement (or a list of [pattern, replacement])")
+    return rules_list(data)

@@ -16,15 +16,16 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QListWidget, QListWidgetItem, QPushButton, QSplitter, QTabBar, QTableView, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
+    QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QTabBar, QTableView,
+    QVBoxLayout, QWidget,
 )
 
 from app.models.mapping_models import (
     STATUS_LABELS, MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate, parse_rules_text,
 )
 from app.widgets.model_combo import ModelPathCombo
-from fastvideo.models.loader.mapping import STATUSES, MappingReport, MappingRow, near_misses
+from fastvideo.models.loader.mapping import PROBLEM_STATUSES, STATUSES, MappingReport, MappingRow, Suggestion, suggest
 
 STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s in STATUSES)
 WEIGHT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
@@ -43,8 +44,9 @@ def model_components(model_path: str) -> list[str]:
 
 
 class MappingPanel(QWidget):
-    #: rules (dict) and a label, for the Parity panel ("run parity with these rules")
-    rules_for_parity = Signal(dict, str)
+    #: rules -- an ordered list of (pattern, value) pairs, never a dict: a Qt map would come back sorted
+    #: by key -- and a label, for the Parity panel ("run parity with these rules")
+    rules_for_parity = Signal(object, str)
     notify = Signal(str, str)
     #: emitted after every (re)evaluation
     report_changed = Signal()
@@ -131,13 +133,18 @@ class MappingPanel(QWidget):
         rh = self.rules_view.horizontalHeader()
         rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         rh.setStretchLastSection(False)
-        for col, width in enumerate((30, 210, 170, 40, 36, 44)):
+        for col, width in enumerate((30, 30, 200, 160, 36, 32, 46, 40)):
             self.rules_view.setColumnWidth(col, width)
         self.rules_error = QLabel()
         self.rules_error.setObjectName("fieldError")
         self.rules_error.setWordWrap(True)
         self.rules_error.hide()
         self.add_rule_button = QPushButton("Add")
+        self.add_rule_button.setToolTip("A copy of the selected rule (off), a rule for the selected unexpected key, "
+                                        "or an empty rule (off until filled in)")
+        self.ignore_button = QPushButton("Ignore key")
+        self.ignore_button.setToolTip("An ignore rule for the selected unexpected checkpoint key (truly extra: "
+                                      "dropped, never read)")
         self.delete_rule_button = QPushButton("Delete")
         self.up_button = QPushButton("Up")
         self.down_button = QPushButton("Down")
@@ -148,6 +155,10 @@ class MappingPanel(QWidget):
         self.export_json_button = QPushButton("Export JSON…")
         self.copy_py_button = QPushButton("Copy")
         self.copy_py_button.setToolTip("Copy the rules as a Python dict literal (for the arch config)")
+        self.arch_block_button = QPushButton("param_names_mapping…")
+        self.arch_block_button.setToolTip("Show and copy a ready-to-paste param_names_mapping field for the arch "
+                                          "config, from the edited rules")
+        self.block_dialog: QDialog | None = None
         self.parity_button = QPushButton("Parity with these rules")
 
         rules_box = QWidget()
@@ -158,10 +169,10 @@ class MappingPanel(QWidget):
         rl.addWidget(rtitle)
         rl.addWidget(self.rules_view, 1)
         rl.addWidget(self.rules_error)
-        rows = ((self.add_rule_button, self.delete_rule_button, self.up_button, self.down_button,
+        rows = ((self.add_rule_button, self.ignore_button, self.delete_rule_button, self.up_button, self.down_button,
                  self.reset_rules_button),
                 (self.import_button, self.export_py_button, self.export_json_button),
-                (self.copy_py_button, self.parity_button))
+                (self.copy_py_button, self.arch_block_button, self.parity_button))
         for buttons in rows:
             r = QHBoxLayout()
             for b in buttons:
@@ -231,10 +242,12 @@ class MappingPanel(QWidget):
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _p: self._select(cur))
         self.near_list.itemDoubleClicked.connect(self._jump_to_candidate)
         self.add_rule_button.clicked.connect(self._add_rule)
+        self.ignore_button.clicked.connect(self.ignore_selected_key)
+        self.arch_block_button.clicked.connect(self.show_arch_config_block)
         self.delete_rule_button.clicked.connect(self._delete_rule)
         self.up_button.clicked.connect(lambda: self._move_rule(-1))
         self.down_button.clicked.connect(lambda: self._move_rule(1))
-        self.reset_rules_button.clicked.connect(self.reset_rules)
+        self.reset_rules_button.clicked.connect(lambda: self.reset_rules())
         self.import_button.clicked.connect(self._import_dialog)
         self.export_py_button.clicked.connect(lambda: self._export_dialog("python"))
         self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
@@ -326,7 +339,7 @@ class MappingPanel(QWidget):
         if self.inputs is None:
             return
         keep = self._current_row()
-        report, errors = evaluate(self.inputs, self.rules_model.rules())
+        report, errors = evaluate(self.inputs, self.rules_model.rules(), self.rules_model.disabled())
         self.report = report
         hits = Counter(r.rule for r in report.rows if r.rule is not None)
         self.rules_model.set_status(errors, dict(hits))
@@ -349,12 +362,12 @@ class MappingPanel(QWidget):
         return self.report.counts if self.report is not None else {s: 0 for s in STATUSES}
 
     def _update_counts(self) -> None:
-        counts = self.counts()
+        counts = self.report.all_counts if self.report is not None else self.counts()
         total = sum(counts.values())
         for i, (label, status) in enumerate(STATUS_TABS):
             n = total if status is None else counts.get(status, 0)
             self.status_tabs.setTabText(i, f"{label} ({n})")
-            if status in ("missing", "unexpected", "shape_mismatch"):
+            if status in PROBLEM_STATUSES:
                 self.status_tabs.setTabTextColor(i, QColor("#ff8f8f" if n else "#8b95a3"))
 
     # ================================================================== filtering
@@ -426,31 +439,14 @@ class MappingPanel(QWidget):
     def _refresh_details(self) -> None:
         self._show_details(self._current_row())
 
-    def near_miss_candidates(self, row: MappingRow, limit: int = 5) -> list[tuple[MappingRow, float]]:
-        """For a missing key: the closest unexpected checkpoint keys (by source and mapped name).
-        For an unexpected key: the closest missing model keys."""
+    def near_miss_candidates(self, row: MappingRow, limit: int = 5) -> list[Suggestion]:
+        """For a missing key: the closest unexpected checkpoint keys; for an unexpected key: the closest
+        missing model keys -- ranked by name *and* shape by the engine (``suggest``, the same list
+        ``inspect-mapping --format json`` gives): a candidate whose shape cannot fit is marked and always
+        ranks after every possible one."""
         if self.report is None:
             return []
-        if row.status == "missing":
-            pool = [r for r in self.report.rows if r.status == "unexpected" and r.source]
-            want = row.target or ""
-            names = {}
-            for r in pool:
-                names.setdefault(r.source, r)
-                if r.target:
-                    names.setdefault(r.target, r)
-        elif row.status == "unexpected":
-            pool = [r for r in self.report.rows if r.status == "missing" and r.target]
-            want = row.target or row.source or ""
-            names = {r.target: r for r in pool}
-        else:
-            return []
-        best: dict[int, tuple[MappingRow, float]] = {}
-        for name, score in near_misses(want, list(names), limit=len(names)):
-            r = names[name]
-            if id(r) not in best or best[id(r)][1] < score:
-                best[id(r)] = (r, score)
-        return sorted(best.values(), key=lambda x: -x[1])[:limit]
+        return suggest(row, self.report, limit)
 
     def _show_details(self, row: MappingRow | None) -> None:
         self.near_list.clear()
@@ -468,10 +464,14 @@ class MappingPanel(QWidget):
             lines.append(f"<b>Model key:</b> {row.target} {_shape(row.target_shape)}")
         if row.rule is not None:
             pattern, value = self.rules_model.rules()[row.rule]
-            repl = value if isinstance(value, str) else f"{value[0]} [part {value[1]} of {value[2]}]"
+            repl = ("(ignore: dropped)" if value is None else value if isinstance(value, str)
+                    else f"{value[0]} [part {value[1]} of {value[2]}]")
             lines.append(f"<b>Rule #{row.rule} fired:</b> <code>{_esc(pattern)}</code> → <code>{_esc(repl)}</code>")
         elif row.source:
             lines.append("<b>No rule matched:</b> the name passes through unchanged.")
+        if row.status == "duplicate_target":
+            lines.append("<b>Duplicate target:</b> more than one checkpoint key maps onto this model key; loading "
+                         "refuses this mapping until a rule tells them apart (or ignores the extra one).")
         if row.status == "shape_mismatch":
             lines.append(f"<b>Shapes differ:</b> checkpoint {_shape(row.source_shape)}, "
                          f"model {_shape(row.target_shape)}")
@@ -487,12 +487,20 @@ class MappingPanel(QWidget):
         self.near_label.setText("Closest unexpected checkpoint keys" if row.status == "missing"
                                 else "Closest missing model keys")
         rows = set()
-        for r, score in cands:
-            name = r.source if row.status == "missing" else r.target
-            item = QListWidgetItem(f"{score:.2f}  {name}")
-            item.setData(Qt.ItemDataRole.UserRole, (r.source, r.target))
+        for s in cands:
+            text = f"{s.score:.2f}  {s.name}  {_shape(s.shape)}"
+            if not s.possible:
+                text += "  — shape cannot fit"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, (s.source, s.target))
+            if not s.possible:
+                item.setForeground(QColor("#6c7684"))
+                item.setToolTip(f"Impossible pairing: shape {_shape(s.shape)} cannot fill "
+                                f"{_shape(row.target_shape if row.status == 'missing' else row.source_shape)}")
             self.near_list.addItem(item)
-            i = self.table_model.find(r.source, r.target)
+            if not s.possible:
+                continue  # never highlighted as a candidate
+            i = self.table_model.find(s.source, s.target)
             if i >= 0:
                 rows.add(i)
         self.table_model.set_highlighted(rows)
@@ -509,19 +517,38 @@ class MappingPanel(QWidget):
         idx = self.rules_view.selectionModel().currentIndex()
         return idx.row() if idx.isValid() else -1
 
-    def _add_rule(self) -> None:
-        row = self._selected_rule()
-        pattern, repl = r"^", ""
-        cur = self._current_row()
-        if cur is not None and cur.status == "unexpected" and cur.source:
-            import re as _re
+    def _add_rule(self) -> int:
+        """A new rule: a copy of the selected rule (off, above it), a rule for the selected unexpected key
+        (onto its best *possible* near miss), or an empty rule (off) -- never a match-everything rule."""
+        import re as _re
 
+        row = self._selected_rule()
+        cur = self._current_row()
+        if row >= 0:
+            pattern, repl, part, count, ignore, _on = self.rules_model.items[row]
+            new = self.rules_model.add_rule(pattern, None if ignore else repl, part, count, row=row, enabled=False)
+        elif cur is not None and cur.status == "unexpected" and cur.source:
             pattern = "^" + _re.escape(cur.source) + "$"  # a start: the selected unexpected key
-            cands = self.near_miss_candidates(cur, 1)
-            repl = cands[0][0].target if cands else cur.source
-        new = self.rules_model.add_rule(pattern, repl, row=row if row >= 0 else 0)
+            cands = [s for s in self.near_miss_candidates(cur) if s.possible]
+            repl = cands[0].target if cands else cur.source
+            new = self.rules_model.add_rule(pattern, repl, row=0)
+        else:
+            new = self.rules_model.add_rule("", "", row=0, enabled=False)
         self.rules_view.selectRow(new)
         self.rules_view.edit(self.rules_model.index(new, RulesModel.PATTERN))
+        return new
+
+    def ignore_selected_key(self) -> int:
+        """An ignore rule (on, at the top) for the selected unexpected checkpoint key; -1 if none is selected."""
+        import re as _re
+
+        cur = self._current_row()
+        if cur is None or cur.status != "unexpected" or not cur.source:
+            self.notify.emit("Select an unexpected checkpoint key to ignore.", "info")
+            return -1
+        new = self.rules_model.add_rule("^" + _re.escape(cur.source) + "$", None, row=0)
+        self.rules_view.selectRow(new)
+        return new
 
     def _delete_rule(self) -> None:
         row = self._selected_rule()
@@ -533,15 +560,56 @@ class MappingPanel(QWidget):
         if row >= 0:
             self.rules_view.selectRow(self.rules_model.move(row, delta))
 
-    def reset_rules(self) -> None:
-        if self.inputs is not None:
-            self.rules_model.set_rules(self.inputs.default_rules)
+    def reset_rules(self, confirm: bool = True) -> bool:
+        """Back to the arch config's rules; edits are discarded only after a yes (when there are any)."""
+        if self.inputs is None:
+            return False
+        if confirm and self.rules_model.edited:
+            answer = QMessageBox.question(
+                self, "Reset the rules?", "Discard your edits and go back to the arch config's "
+                "param_names_mapping?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        self.rules_model.set_rules(self.inputs.default_rules)
+        return True
 
     def export_rules(self, path: str | os.PathLike, fmt: str = "python") -> Path:
+        """Write the active rules (in order); refuses (ValueError naming the rule) while any rule is invalid."""
+        self.reevaluate()  # errors are current
+        problems = self.rules_model.export_problems()
+        if problems:
+            raise ValueError("not written: " + "; ".join(problems))
         path = Path(path)
         text = self.rules_model.to_python() if fmt == "python" else self.rules_model.to_json()
         path.write_text(text + "\n")
         return path
+
+    def arch_config_block(self) -> str:
+        return self.rules_model.to_arch_config()
+
+    def show_arch_config_block(self) -> str:
+        """Copy the ready-to-paste param_names_mapping field and show it (non-modal)."""
+        self.reevaluate()
+        text = self.arch_config_block()
+        problems = self.rules_model.export_problems()
+        QGuiApplication.clipboard().setText(text)
+        if self.block_dialog is None:
+            self.block_dialog = QDialog(self)
+            self.block_dialog.setWindowTitle("param_names_mapping for the arch config")
+            self.block_dialog.resize(720, 420)
+            lay = QVBoxLayout(self.block_dialog)
+            self.block_note = QLabel()
+            self.block_note.setWordWrap(True)
+            self.block_text = QPlainTextEdit()
+            self.block_text.setReadOnly(True)
+            lay.addWidget(self.block_note)
+            lay.addWidget(self.block_text, 1)
+        self.block_text.setPlainText(text)
+        self.block_note.setText("Copied. Paste it into the arch config dataclass (rules in order, first match "
+                                "wins)." + ("" if not problems else " Left out: " + "; ".join(problems)))
+        self.block_dialog.show()
+        return text
 
     def import_rules(self, path: str | os.PathLike) -> int:
         rules = parse_rules_text(Path(path).read_text())
@@ -554,8 +622,14 @@ class MappingPanel(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export rules", default,
                                               "Python (*.py)" if fmt == "python" else "JSON (*.json)")
         if path:
-            self.export_rules(path, fmt)
-            self.notify.emit(f"Rules written to {path}.", "info")
+            try:
+                self.export_rules(path, fmt)
+            except (OSError, ValueError) as exc:
+                self.notify.emit(f"Rules not written to {path}: {exc}", "error")
+                return
+            off = len(self.rules_model.disabled())
+            self.notify.emit(f"Rules written to {path}." + (f" {off} switched-off rule(s) left out." if off else ""),
+                             "info")
 
     def _import_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import rules", "", "Rules (*.json *.py *.txt);;All files (*)")
@@ -568,16 +642,22 @@ class MappingPanel(QWidget):
             return
         self.notify.emit(f"{n} rules imported from {Path(path).name}.", "info")
 
+    def rules_for_parity_run(self) -> list[tuple[str, Any]]:
+        """The rules parity runs with: the active ones, in editor order."""
+        return self.rules_model.active_rules()
+
     def _send_to_parity(self) -> None:
-        label = f"edited rules ({len(self.rules_model.items)})"
-        self.rules_for_parity.emit(self.rules_model.valid_rules_dict(), label)
+        self.reevaluate()
+        rules = self.rules_for_parity_run()
+        label = f"edited rules ({len(rules)})"
+        self.rules_for_parity.emit(rules, label)
 
     def _update_buttons(self) -> None:
         have = self.inputs is not None
         self.load_button.setEnabled(not self.loading and bool(self.component_combo.currentText()))
-        for b in (self.add_rule_button, self.delete_rule_button, self.up_button, self.down_button,
+        for b in (self.add_rule_button, self.ignore_button, self.delete_rule_button, self.up_button, self.down_button,
                   self.reset_rules_button, self.import_button, self.export_py_button, self.export_json_button,
-                  self.copy_py_button, self.parity_button):
+                  self.copy_py_button, self.arch_block_button, self.parity_button):
             b.setEnabled(have)
 
 

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from app.models.mapping_models import parse_rules_text
+from app.models.mapping_models import parse_rules_text, rules_json
 from app.models.parity_models import CompareModel, HistoryModel, ModulesModel, OutputsModel, RunRole, SortRole
 from app.services.parity_store import ParityRun, ParityStore, compare_runs
 from app.widgets.model_combo import ModelPathCombo
@@ -57,7 +57,8 @@ class ParityPanel(QWidget):
         super().__init__(parent)
         self.studio = studio
         self.store = ParityStore(studio.db)
-        self.custom_rules: dict[str, Any] | None = None
+        #: rules from the inspector or a file: an ordered list of (pattern, value) pairs (first match wins)
+        self.custom_rules: list[tuple[str, Any]] | None = None
         self.custom_label = ""
         self.running = False
         self._rid: str | None = None
@@ -238,9 +239,9 @@ class ParityPanel(QWidget):
         if path:
             self.set_model(path)
 
-    def set_rules(self, rules: dict[str, Any] | None, label: str = "custom rules") -> None:
-        """Rules to load *ours* with (None: the arch config's); selects them for the next run."""
-        self.custom_rules = dict(rules) if rules is not None else None
+    def set_rules(self, rules: list[tuple[str, Any]] | dict[str, Any] | None, label: str = "custom rules") -> None:
+        """Rules to load *ours* with, in order (None: the arch config's); selects them for the next run."""
+        self.custom_rules = [(p, v) for p, v in rules_json(rules)] if rules is not None else None
         self.custom_label = label if rules is not None else ""
         self._update_rules_item()
         self.rules_combo.setCurrentIndex(self.rules_combo.findData("custom" if rules is not None else "default"))
@@ -269,7 +270,7 @@ class ParityPanel(QWidget):
             return
         self.set_rules(rules, f"file {Path(path).name}")
 
-    def _rules_for_run(self) -> tuple[dict[str, Any] | None, str]:
+    def _rules_for_run(self) -> tuple[list[tuple[str, Any]] | None, str]:
         if self.rules_combo.currentData() == "custom" and self.custom_rules is not None:
             return self.custom_rules, self.custom_label
         return None, ""
@@ -286,7 +287,7 @@ class ParityPanel(QWidget):
         args: dict[str, Any] = {"model_path": path, "component": comp, "reference": self.reference_combo.currentText(),
                                 "dtype": self.dtype_combo.currentText(), "seed": int(self.seed_spin.value())}
         if rules is not None:
-            args["rules"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in rules.items()}
+            args["rules"] = rules_json(rules)  # ordered [[pattern, replacement], ...]: never a map
         self._run_spec = {**args, "rules_label": label}
         self.running = True
         self._started = time.monotonic()
@@ -319,13 +320,15 @@ class ParityPanel(QWidget):
             result = h["result"]
             run_id = self.store.add(model_path=spec["model_path"], component=spec["component"],
                                     reference=spec["reference"], dtype=spec["dtype"], seed=spec["seed"],
-                                    result=result, rules_label=spec.get("rules_label", ""), duration=duration)
+                                    result=result, rules_label=spec.get("rules_label", ""), duration=duration,
+                                    rules=spec.get("rules"))
             self.stage_label.setText(f"Finished in {duration:.1f} s.")
         else:
             message = str(h.get("message") or "no answer from the inference process")
             run_id = self.store.add(model_path=spec["model_path"], component=spec["component"],
                                     reference=spec["reference"], dtype=spec["dtype"], seed=spec["seed"],
-                                    error=message, rules_label=spec.get("rules_label", ""), duration=duration)
+                                    error=message, rules_label=spec.get("rules_label", ""), duration=duration,
+                                    rules=spec.get("rules"))
             self.stage_label.setText(f"<span style='color:#ff7b7b'>Parity could not run: {message}</span>")
         run = self.store.get(run_id)
         self.refresh_history()
@@ -347,6 +350,8 @@ class ParityPanel(QWidget):
             self.chart.setVisible(False)
             return
         r = run.result
+        self.verdict.setToolTip("Rules: arch config (default)" if run.rules is None else
+                                "Rules, in order:\n" + "\n".join(f"#{i} {p} -> {v}" for i, (p, v) in enumerate(run.rules)))
         head = (f"{Path(run.model_path).name} · {run.component} vs {run.reference} · {run.dtype} · seed {run.seed}"
                 + (f" · {run.rules_label}" if run.rules_label else ""))
         if run.error:

@@ -1,7 +1,8 @@
 """Parity runs kept in the studio's database (table ``parity_runs``, schema v2 of jobs_db).
 
-Each run stores what was compared (model, component, reference, dtype, seed, which
-rules), the verdict, the versions reported by the inference process and the whole
+Each run stores what was compared (model, component, reference, dtype, seed, the
+exact rules -- an ordered ``[[pattern, replacement], ...]`` list, column ``rules``,
+added to older databases on open -- and their label), the verdict, the versions reported by the inference process and the whole
 JSON result, so history can be listed, compared and exported (CSV, JSON).
 """
 
@@ -32,6 +33,8 @@ class ParityRun:
     versions: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: the exact rules ours was loaded with, in order ([[pattern, replacement], ...]); None: the arch config's
+    rules: list[list[Any]] | None = None
 
     @property
     def verdict(self) -> str:
@@ -57,7 +60,7 @@ class ParityRun:
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "created_at": self.created_at, "model_path": self.model_path,
                 "component": self.component, "reference": self.reference, "dtype": self.dtype, "seed": self.seed,
-                "rules": self.rules_label, "passed": self.passed, "duration": self.duration,
+                "rules_label": self.rules_label, "rules": self.rules, "passed": self.passed, "duration": self.duration,
                 "versions": self.versions, "error": self.error, "result": self.result}
 
 
@@ -69,19 +72,29 @@ CSV_COLUMNS = ("id", "time", "model_path", "component", "reference", "dtype", "s
 class ParityStore:
     def __init__(self, db: JobsDB):
         self.db = db
+        with self.db._lock, self.db._tx() as c:
+            cols = {r[1] for r in c.execute("PRAGMA table_info(parity_runs)").fetchall()}
+            if "rules" not in cols:  # databases written before the exact rules were kept
+                c.execute("ALTER TABLE parity_runs ADD COLUMN rules TEXT")
 
     def add(self, *, model_path: str, component: str, reference: str, dtype: str, seed: int,
             result: dict[str, Any] | None = None, error: str | None = None, rules_label: str = "",
-            duration: float | None = None, created_at: float | None = None) -> int:
+            duration: float | None = None, created_at: float | None = None,
+            rules: list[Any] | dict[str, Any] | None = None) -> int:
+        """Store a run; ``rules`` are the exact rules ours was loaded with (ordered pairs; None: arch config)."""
         result = result or {}
+        if rules is not None:
+            items = list(rules.items()) if isinstance(rules, dict) else list(rules)
+            rules = [[str(p), list(v) if isinstance(v, tuple) else v] for p, v in items]
         passed = None if error else bool(result.get("passed"))
         with self.db._lock, self.db._tx() as c:
             cur = c.execute(
                 "INSERT INTO parity_runs (created_at, model_path, component, reference, dtype, seed, rules_label, "
-                "passed, duration, versions, result, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "passed, duration, versions, result, error, rules) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (created_at or time.time(), model_path, component, reference, result.get("dtype", dtype),
                  int(seed), rules_label, None if passed is None else int(passed), duration,
-                 json.dumps(result.get("versions") or {}), json.dumps(result), error))
+                 json.dumps(result.get("versions") or {}), json.dumps(result), error,
+                 None if rules is None else json.dumps(rules)))
             return int(cur.lastrowid)
 
     def _row(self, r) -> ParityRun:
@@ -89,7 +102,7 @@ class ParityStore:
                          component=r["component"], reference=r["reference"], dtype=r["dtype"], seed=r["seed"],
                          rules_label=r["rules_label"], passed=None if r["passed"] is None else bool(r["passed"]),
                          duration=r["duration"], versions=loads_json(r["versions"], {}), result=loads_json(r["result"], {}),
-                         error=r["error"])
+                         error=r["error"], rules=loads_json(r["rules"], None) if "rules" in r.keys() else None)
 
     def get(self, run_id: int) -> ParityRun | None:
         with self.db._lock:

@@ -77,7 +77,7 @@ def test_inspector_on_crafted_checkpoint(make_studio, crafted, tmp_path, qtbot, 
     assert panel.counts() == {"mapped": 54, "merged": 12, "missing": 2, "unexpected": 3, "shape_mismatch": 1}
     tabs = [panel.status_tabs.tabText(i) for i in range(panel.status_tabs.count())]
     assert tabs == ["All (72)", "Mapped (54)", "Merged (12)", "Missing (2)", "Unexpected (3)",
-                    "Shape mismatch (1)"]
+                    "Shape mismatch (1)", "Duplicate target (0)", "Ignored (0)"]
 
     # status tabs filter the table; the counts match the rows shown
     panel.show_status("missing")
@@ -94,7 +94,7 @@ def test_inspector_on_crafted_checkpoint(make_studio, crafted, tmp_path, qtbot, 
     assert panel.select_key(None, "blocks.0.ffn.fc_in.weight")
     near = [r.source for r in panel.highlighted_rows()]
     assert "blocks.0.ffn.proj_in.weight" in near and "proj_out.bias" not in near
-    assert panel.near_list.item(0).text().endswith("blocks.0.ffn.proj_in.weight")
+    assert "blocks.0.ffn.proj_in.weight " in panel.near_list.item(0).text()
     assert "missing" in panel.details.text()
     # a mapped key names the rule that fired
     panel.show_status(None)
@@ -136,13 +136,13 @@ def test_inspector_on_crafted_checkpoint(make_studio, crafted, tmp_path, qtbot, 
     assert "('blocks.\\1.self_attn.to_qkv.\\2', 0, 3)" in text or 'r"blocks.\\1.self_attn.to_qkv.\\2", 0, 3)' in text
     assert json.loads(js.read_text())[FIX_RULE[0]] == FIX_RULE[1]
     before = panel.rules_model.rules()
-    panel.reset_rules()
+    panel.reset_rules(confirm=False)
     wait_until(qtbot, lambda: panel.counts()["missing"] == 2, 5, "reset")
     assert panel.rules_model.rowCount() == n_rules
     assert panel.import_rules(py) == n_rules + 1
     wait_until(qtbot, lambda: panel.counts()["missing"] == 0, 5, "python import")
     assert panel.rules_model.rules() == before
-    panel.reset_rules()
+    panel.reset_rules(confirm=False)
     assert panel.import_rules(js) == n_rules + 1
     panel.reevaluate()
     assert panel.rules_model.rules() == before and panel.counts()["unexpected"] == 1
@@ -232,8 +232,14 @@ def test_inspector_stays_smooth_with_1500_keys(make_studio, qtbot, qtmodeltester
     # a missing key's near misses are the renamed unexpected ones
     panel.search_edit.clear()
     panel.show_status("missing")
+    assert panel.select_key(None, "blocks.7.mlp.2.weight")
+    assert panel.highlighted_rows()[0].source == "blk.7.mlp.2.weight"
+    # blocks.7.mlp.3.weight is [64, 64]: its namesake [128, 64] is listed as impossible, never highlighted
     assert panel.select_key(None, "blocks.7.mlp.3.weight")
-    assert any(r.source == "blk.7.mlp.3.weight" for r in panel.highlighted_rows())
+    assert all(r.source != "blk.7.mlp.3.weight" for r in panel.highlighted_rows())
+    texts = [panel.near_list.item(i).text() for i in range(panel.near_list.count())]
+    assert any("blk.7.mlp.3.weight" in t and "shape cannot fit" in t for t in texts)
+    assert texts[0].endswith("blk.7.mlp.3.weight  [128, 64]  — shape cannot fit")  # best name, marked
     qtmodeltester.check(panel.proxy)
 
 
@@ -246,9 +252,9 @@ def test_rules_model_edits_and_moves(qtmodeltester):
     assert m.move(1, -1) == 0 and m.move(0, -1) == 0
     assert m.insertRows(3, 1) and m.rowCount() == 4
     assert m.setData(m.index(3, RulesModel.PART), "2")
-    assert m.items[3][2:] == [2, 3]
+    assert m.items[3][2:4] == [2, 3]
     assert m.setData(m.index(3, RulesModel.PART), "")  # back to a plain rename
-    assert m.items[3][2:] == [None, None]
+    assert m.items[3][2:4] == [None, None]
     assert not m.setData(m.index(3, RulesModel.COUNT), "x")
     assert m.removeRows(3, 1) and m.rowCount() == 3
     report, errors = evaluate(MappingInputs("c", {"a.w": TensorInfo((1,), "F32")}, {"b.w": TargetInfo((1,))}),
