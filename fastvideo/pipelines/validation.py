@@ -74,7 +74,7 @@ def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool =
             bad("strength", f"strength must be in (0, 1] (1 = ignore the input video), got {sp.strength!r}")
 
     if check_output and sp.save_video:
-        problem = output_folder_problem(sp.output_path)
+        problem = output_path_problem(sp.output_path)
         if problem:
             bad("output_path", problem)
     return errors
@@ -93,12 +93,32 @@ def output_folder_problem(folder: str | os.PathLike | None) -> str | None:
     if existing.exists() and not existing.is_dir():
         return f"output path {path} is not a folder ({existing} is a file)"
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+        # Probe the folder, or the nearest one above it that exists: checking creates nothing
+        # (the folder is made when the video is written).
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
             pass
     except OSError as exc:
         return f"cannot write to output folder {path}: {exc.strerror or exc}; choose another folder"
     return None
+
+
+def output_path_problem(output: str | os.PathLike | None) -> str | None:
+    """Why a video cannot be written to ``output`` (None when it can).
+
+    ``output`` is a folder, or a path ending in ``.mp4`` naming the file itself; an existing
+    file (or its ``.json`` sidecar) is never replaced.
+    """
+    if not output:
+        return "no output folder given"
+    from fastvideo.utils.media import exists_message, output_target
+
+    target, is_file = output_target(output)
+    if not is_file:
+        return output_folder_problem(target)
+    for existing in (target, target.with_suffix(".json")):
+        if existing.exists() or existing.is_symlink():
+            return exists_message(existing)
+    return output_folder_problem(target.parent)
 
 
 def check_sampling(sp: SamplingParam, task: str = "t2v") -> None:

@@ -9,10 +9,13 @@ The generation settings are stored twice: as JSON in the MP4 ``comment`` tag
 
 from __future__ import annotations
 
+import errno
+import fractions
 import json
 import os
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,11 @@ def ffmpeg_exe() -> str:
 
 
 def unique_path(folder: str | os.PathLike, stem: str, suffix: str = ".mp4") -> Path:
-    """``folder/stem.mp4``, or ``stem_1.mp4``, ``stem_2.mp4``... never an existing file."""
+    """``folder/stem.mp4``, or ``stem_1.mp4``, ``stem_2.mp4``... never an existing file.
+
+    Only a guess: another process may take the name before it is written.  To write a
+    generation use :func:`write_generation`, which claims the name atomically.
+    """
     folder = Path(folder)
     stem = safe_stem(stem)
     candidate = folder / f"{stem}{suffix}"
@@ -49,6 +56,139 @@ def safe_stem(text: str, max_len: int = 60) -> str:
     return (stem[:max_len].rstrip("_") or "video")
 
 
+def output_target(output: str | os.PathLike) -> tuple[Path, bool]:
+    """Where a generation goes: ``(path, is_file)``.
+
+    A path ending in ``.mp4`` that is not an existing folder names the video file itself
+    (its sidecar is the same name with ``.json``); anything else is a folder, in which the
+    video is named after the prompt.
+    """
+    path = Path(output).expanduser()
+    return path, path.suffix.lower() == ".mp4" and not path.is_dir()
+
+
+def exists_message(path: Path) -> str:
+    return (f"output file {path} already exists; choose another file name, or give a folder to get a new "
+            f"numbered name (existing files are never replaced)")
+
+
+def reserve_path(folder: str | os.PathLike, stem: str, suffix: str = ".mp4") -> Path:
+    """Claim ``folder/stem.mp4`` (else ``stem_1.mp4``, ``stem_2.mp4``...) by creating it, empty, exclusively.
+
+    The exclusive create (``O_EXCL``) is atomic, so runs in other threads and processes
+    writing into the same folder each get their own name.  A name whose ``.json`` sidecar
+    exists is skipped too.  The folder must exist; the caller replaces the placeholder with
+    the finished video or removes it.
+    """
+    folder = Path(folder)
+    stem = safe_stem(stem)
+    i = 0
+    while True:
+        candidate = folder / (f"{stem}{suffix}" if i == 0 else f"{stem}_{i}{suffix}")
+        i += 1
+        if candidate.with_suffix(".json").exists():
+            continue
+        try:
+            _create_exclusive(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+
+
+def _create_exclusive(path: Path) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+
+
+def write_generation(
+    frames: np.ndarray,
+    output: str | os.PathLike,
+    name: str,
+    fps: int = 16,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write a generation's video and sidecar under ``output``, never replacing a file.
+
+    ``output`` is a folder (the video is ``<folder>/<name>.mp4``, ``<name>_1.mp4``... with
+    ``name`` made file-safe) or an ``.mp4`` path (written exactly there; an error if it or its
+    sidecar exists: see :func:`output_target`).  The final name is claimed atomically before
+    encoding, so concurrent runs never collide.  On any failure nothing is left behind: not
+    the video, its temporary files, the sidecar, the claimed name, nor folders created here.
+    """
+    target, is_file = output_target(output)
+    folder = target.parent if is_file else target
+    created = _make_folders(folder, target)
+    path: Path | None = None
+    try:
+        if is_file:
+            if target.with_suffix(".json").exists():
+                raise MediaError(exists_message(target.with_suffix(".json")))
+            try:
+                _create_exclusive(target)
+            except FileExistsError:
+                raise MediaError(exists_message(target)) from None
+            path = target
+        else:
+            path = reserve_path(folder, name)
+        return write_video(frames, path, fps=fps, metadata=metadata)
+    except BaseException as exc:
+        if path is not None:
+            path.unlink(missing_ok=True)  # the placeholder we created (write_video removed its own files)
+        _remove_folders(created)
+        if isinstance(exc, OSError):
+            raise _write_error(exc, target) from exc
+        raise
+
+
+def _make_folders(folder: Path, target: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; returns those created (deepest last)."""
+    missing = []
+    p = folder
+    while not p.exists() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    created = []
+    try:
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                continue
+            created.append(d)
+    except OSError as exc:
+        _remove_folders(created)
+        raise _write_error(exc, target) from exc
+    return created
+
+
+def _remove_folders(created: list[Path]) -> None:
+    for d in reversed(created):
+        try:
+            d.rmdir()  # only if still empty: another run may have written there meanwhile
+        except OSError:
+            break
+
+
+def _write_error(exc: BaseException, path: Path) -> MediaError:
+    if isinstance(exc, MediaError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        what = "no space left on device" if exc.errno == errno.ENOSPC else "disk quota exceeded"
+        return MediaError(f"could not write the video: {what} ({path.parent}); free some space or choose "
+                          f"another output folder")
+    if isinstance(exc, OSError):
+        return MediaError(f"could not write the video {path}: {exc.strerror or exc}")
+    return MediaError(f"could not write the video {path}: {exc}")
+
+
+def settings_json(metadata: Any, path: str | os.PathLike, indent: int | None = None) -> str:
+    """``metadata`` as strict JSON (no NaN/Infinity); a clear :class:`MediaError` otherwise."""
+    try:
+        return json.dumps(metadata, indent=indent, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MediaError(f"could not write the video {path}: its settings are not valid JSON ({exc}); "
+                         f"nothing was written") from None
+
+
 def write_video(
     frames: np.ndarray,
     path: str | os.PathLike,
@@ -57,52 +197,167 @@ def write_video(
     sidecar: bool = True,
     lossless: bool = False,
 ) -> Path:
-    """Write uint8 frames ``[T, H, W, 3]`` as H.264 MP4 (yuv420p), atomically.
+    """Write uint8 frames ``[T, H, W, 3]`` as H.264 MP4 (yuv420p) to ``path``, atomically.
 
     Odd sizes are padded by one pixel (H.264 4:2:0 needs even sizes).  ``lossless``
-    writes 4:4:4 at CRF 0 (exact up to colour conversion; for references and tests).  The file
-    is written to ``path.tmp.mp4`` then renamed, so no half-written video is left.
-    """
-    import imageio_ffmpeg
+    writes 4:4:4 at CRF 0 (exact up to colour conversion; for references and tests).
 
+    The video and its sidecar (``metadata`` as ``<path>.json``) are written to hidden temporary
+    files unique to this call, checked (the encoder's exit status, then the frame count read
+    back from the file) and only then renamed over ``path``: a failure (full disk, encoder
+    error, truncated file) raises :class:`MediaError` and leaves ``path`` and its sidecar as
+    they were.  An existing ``path`` is replaced; :func:`write_generation` never replaces.
+    """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise MediaError(f"{path}: expected uint8 frames [T, H, W, 3], got {frames.dtype} {list(frames.shape)}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    comment = side = None
+    if metadata is not None:  # before anything touches the disk
+        comment = METADATA_PREFIX + settings_json(metadata, path)
+        side = settings_json(metadata, path, indent=2) if sidecar else None
     t, h, w, _ = frames.shape
     if h % 2 or w % 2:
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-        h, w = frames.shape[1:3]
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    out_params = ["-movflags", "+faststart"]
-    if metadata is not None:
-        out_params += ["-metadata", "comment=" + METADATA_PREFIX + json.dumps(metadata, ensure_ascii=False)]
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp), (w, h), fps=fps, codec="libx264", pix_fmt_out="yuv444p" if lossless else "yuv420p", quality=None,
-        bitrate=None, macro_block_size=1, ffmpeg_log_level="error",
-        output_params=["-crf", "0" if lossless else "18", "-preset", "medium", *out_params],
-    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    json_path = path.with_suffix(".json")
+    temps: list[Path] = []
+    renamed: list[Path] = []
     try:
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
-    except Exception:
-        writer.close()
-        tmp.unlink(missing_ok=True)
+        tmp_video = _temp_file(path.parent, path.name)
+        temps.append(tmp_video)
+        _encode(frames, tmp_video, fps, lossless, comment)
+        written = _count_frames(tmp_video, path)
+        if written != t:
+            raise MediaError(f"could not write the video {path}: the encoder wrote {written} of {t} frames")
+        _sync(tmp_video)
+        tmp_json = None
+        if side is not None:
+            tmp_json = _temp_file(path.parent, json_path.name)
+            temps.append(tmp_json)
+            tmp_json.write_text(side, encoding="utf-8")
+            _sync(tmp_json)
+        os.replace(tmp_video, path)
+        renamed.append(path)
+        if tmp_json is not None:
+            os.replace(tmp_json, json_path)
+            renamed.append(json_path)
+        _sync(path.parent)
+    except BaseException as exc:
+        for p in temps + renamed:
+            p.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(exc, path) from exc
         raise
-    os.replace(tmp, path)
-    if sidecar and metadata is not None:
-        write_json_atomic(path.with_suffix(".json"), metadata)
     return path
 
 
+def _temp_file(folder: Path, name: str) -> Path:
+    """A new hidden file next to the final one, unique to this call, with the usual permissions."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return Path(tmp)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _sync(path: Path) -> None:
+    """Flush a file (or a folder's entries) to the disk, where the platform allows."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _pipe_frames(stream, frames: np.ndarray) -> None:
+    """Send raw RGB frames to the encoder."""
+    for frame in frames:
+        stream.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+
+
+def _encode(frames: np.ndarray, out: Path, fps: int, lossless: bool, comment: str | None) -> None:
+    """Encode ``frames`` to ``out`` with ffmpeg (libx264); a :class:`MediaError` if it fails."""
+    _, h, w, _ = frames.shape
+    cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{w}x{h}",
+           "-pix_fmt", "rgb24", "-r", str(fractions.Fraction(fps).limit_denominator()), "-i", "-", "-an",
+           "-vcodec", "libx264", "-pix_fmt", "yuv444p" if lossless else "yuv420p",
+           "-crf", "0" if lossless else "18", "-preset", "medium", "-movflags", "+faststart"]
+    if comment is not None:
+        cmd += ["-metadata", "comment=" + comment]
+    cmd += ["-f", "mp4", str(out)]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            try:
+                _pipe_frames(proc.stdin, frames)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the encoder stopped: its exit status and message say why
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        code = proc.wait()
+        err.seek(0)
+        message = err.read().decode("utf-8", "replace").strip()
+    if code != 0:
+        if "No space left on device" in message:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if "Disk quota exceeded" in message:
+            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+        last = message.splitlines()[-1] if message else "no message"
+        raise MediaError(f"could not write the video {out}: the encoder (ffmpeg) failed with exit code {code}: "
+                         f"{last}")
+
+
+def _count_frames(video: Path, path: Path) -> int:
+    """The number of frames the encoder stored in ``video`` (read from the container, not decoded)."""
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(video), "-map", "0:v:0", "-c", "copy", "-f", "null",
+         "-progress", "pipe:1", "-"],
+        capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300,
+    )
+    counts = re.findall(r"^frame=\s*(\d+)", proc.stdout, flags=re.M)
+    if proc.returncode != 0 or not counts:
+        lines = [re.sub(r"^\[[^\]]*\]\s*", "", ln) for ln in proc.stderr.strip().splitlines()]
+        why = next((ln for ln in lines if "moov atom not found" in ln), lines[0] if lines else "no video stream")
+        raise MediaError(f"could not write the video {path}: the encoded file is truncated or unreadable ({why})")
+    return int(counts[-1])
+
+
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON through a temporary file unique to this call (video sidecars use :func:`write_video`)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    tmp = _temp_file(path.parent, path.name)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[np.ndarray, float]:

@@ -11,7 +11,6 @@ import dataclasses
 import resource
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,7 +22,7 @@ from fastvideo.configs.sample.base import SamplingParam
 from fastvideo.errors import InvalidRequest
 from fastvideo.pipelines.composed import ComposedPipeline, LoadedModules, load_modules
 from fastvideo.pipelines.forward_batch import ForwardBatch
-from fastvideo.utils.media import unique_path, write_video
+from fastvideo.utils.media import write_generation
 
 
 def pick_task(info: ModelInfo, sp: SamplingParam) -> str:
@@ -84,9 +83,9 @@ class PipelineRunner:
             "preview_time": batch.extra.get("preview_time", 0.0), **peak_memory(self.device), "settings": settings,
         }
         if sp.save_video and self.rank == 0:
-            out = Path(sp.output_path).expanduser()
-            path = unique_path(out.parent, out.stem) if out.suffix.lower() == ".mp4" else unique_path(out, sp.prompt)
-            result["video_path"] = str(write_video(batch.frames, path, fps=sp.fps, metadata=settings))
+            # A folder: <prompt>.mp4, <prompt>_1.mp4... claimed atomically; an .mp4 path: exactly that file.
+            result["video_path"] = str(write_generation(batch.frames, sp.output_path, sp.prompt, fps=sp.fps,
+                                                        metadata=settings))
         return result
 
     def settings(self, sp: SamplingParam, task: str) -> dict[str, Any]:

@@ -22,7 +22,10 @@ def register(sub) -> None:
     p.add_argument("--video", dest="video_path", help="input video (video-to-video)")
     p.add_argument("--strength", type=float, help="V2V: how much of the input video is re-noised, (0, 1]")
     p.add_argument("--num-gpus", type=int, default=1)
-    p.add_argument("--output", dest="output_path", default="outputs", help="output folder or .mp4 file path")
+    p.add_argument("--output", dest="output_path", default="outputs", metavar="FOLDER|FILE.mp4",
+                   help="a folder (default: outputs; the video is named after the prompt, <prompt>.mp4, then "
+                        "<prompt>_1.mp4, ...) or a path ending in .mp4, written exactly there with its settings in "
+                        "FILE.json; refused if that file already exists (files are never replaced)")
     p.add_argument("--vae-tiling", action="store_true")
     p.add_argument("--cpu-offload", action="store_true", help="keep text encoder, VAE and DiT on the CPU when idle")
     p.add_argument("--attention-backend", default=None,
