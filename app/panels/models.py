@@ -18,6 +18,56 @@ from PySide6.QtWidgets import (
 )
 
 from app.models.models_list import EntryRole, ModelEntry, ModelsTableModel, SortRole, human_bytes, scan_models
+
+#: components whose checkpoint is checked against the model (headers only) before a model is called loadable
+FIT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
+_PROBLEMS = (("duplicate_target", "duplicate target"), ("missing", "missing"), ("unexpected", "unexpected"),
+             ("shape_mismatch", "wrong shape"))
+LOADS_COLUMN = 6
+
+
+class FitModelsTableModel(ModelsTableModel):
+    """The models table, with "Loads" from the header-only mapping check (what ``fastvideo inspect-mapping``
+    does): "checking…" until the inference process answers, "no — checkpoint does not fit" when it does not."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.fit: dict[str, dict] = {}  # str(path) -> {"state": pending|ok|bad|error, "problems": {...}, ...}
+
+    def fit_of(self, e: ModelEntry) -> dict | None:
+        return self.fit.get(str(e.path))
+
+    def loads_text(self, e: ModelEntry) -> str:
+        f = self.fit_of(e)
+        if e.loads and f is not None:
+            if f["state"] == "pending":
+                return "checking…"
+            if f["state"] == "bad":
+                return "no — checkpoint does not fit"
+        return e.loads_text
+
+    def loads(self, e: ModelEntry) -> bool:
+        f = self.fit_of(e)
+        return e.loads and (f is None or f["state"] in ("ok", "error"))
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if index.isValid() and index.column() == LOADS_COLUMN and 0 <= index.row() < len(self.entries):
+            e = self.entries[index.row()]
+            if role in (Qt.ItemDataRole.DisplayRole, SortRole):
+                text = self.loads_text(e)
+                return text if role == Qt.ItemDataRole.DisplayRole else text.lower()
+            if role == Qt.ItemDataRole.ForegroundRole:
+                from PySide6.QtGui import QColor
+
+                return QColor("#45c486") if self.loads(e) else QColor("#d9a441")
+            if role == Qt.ItemDataRole.ToolTipRole and (self.fit_of(e) or {}).get("summary"):
+                return f"{e.path}\n{self.fit_of(e)['summary']}"
+        return super().data(index, role)
+
+    def fit_changed(self, path: str) -> None:
+        for row, e in enumerate(self.entries):
+            if str(e.path) == path:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
 from app.services.background import run_in_background
 from app.services.conversion import ConversionProcess, assemble_hub_folder
 from app.services.downloads import Download, default_local_dir, free_space, human_size, human_time
@@ -64,7 +114,7 @@ class ModelsPanel(QWidget):
         self.root_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         # ---- installed models
-        self.model = ModelsTableModel(self)
+        self.model = FitModelsTableModel(self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SortRole)
@@ -94,7 +144,9 @@ class ModelsPanel(QWidget):
         self.detail_label = QLabel("Select a model to see its details.")
         self.detail_label.setObjectName("details")
         self.detail_label.setWordWrap(True)
-        self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
+                                                  | Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.detail_label.linkActivated.connect(self._detail_link)
 
         top = QWidget()
         tl = QVBoxLayout(top)
@@ -357,6 +409,66 @@ class ModelsPanel(QWidget):
             self.select_path(selected.path)
         self._selection_changed()
         self.models_changed.emit([str(e.path) for e in entries if e.loads])
+        self.check_fit()
+
+    # ------------------------------------------------------------------ does the checkpoint fit?
+    def check_fit(self, entries: list[ModelEntry] | None = None) -> int:
+        """Ask the inference process for the header-only mapping report (``inspect``, as ``fastvideo
+        inspect-mapping``) of every weight component of each loadable Diffusers model; returns how many
+        requests went out (0 without an inference process)."""
+        if self.studio is None or not getattr(self.studio, "worker_enabled", False):
+            return 0
+        sent = 0
+        for e in entries if entries is not None else self.model.entries:
+            comps = [c for c in FIT_COMPONENTS if c in e.components and (e.path / c).is_dir()]
+            if not e.loads or e.layout != "Diffusers" or not comps:
+                continue
+            key = str(e.path)
+            self.model.fit[key] = {"state": "pending", "waiting": set(comps), "problems": {}, "errors": {}}
+            for comp in comps:
+                self.studio.runner.call("inspect", lambda h, k=key, c=comp: self._fit_reply(k, c, h),
+                                        model_path=key, component=comp)
+                sent += 1
+            self.model.fit_changed(key)
+        return sent
+
+    def _fit_reply(self, key: str, comp: str, h: dict) -> None:
+        fit = self.model.fit.get(key)
+        if fit is None or comp not in fit.get("waiting", ()):
+            return
+        fit["waiting"].discard(comp)
+        result = h.get("result") if h.get("type") == "inspect_result" else None
+        if isinstance(result, dict):
+            counts = result.get("counts") or {}
+            bad = {label: counts[s] for s, label in _PROBLEMS if counts.get(s)}
+            if bad:
+                fit["problems"][comp] = bad
+        else:
+            fit["errors"][comp] = str(h.get("message") or "no answer from the inference process")
+        if fit["waiting"]:
+            return
+        if fit["problems"]:
+            fit["state"] = "bad"
+            fit["component"] = next(iter(fit["problems"]))
+            fit["summary"] = "checkpoint does not fit: " + "; ".join(
+                f"{c}: " + ", ".join(f"{n} {label}" for label, n in p.items()) for c, p in fit["problems"].items())
+        elif fit["errors"]:
+            fit["state"] = "error"  # not checked: the scan's answer stands
+            fit["summary"] = "mapping not checked: " + "; ".join(f"{c}: {m}" for c, m in fit["errors"].items())
+        else:
+            fit["state"] = "ok"
+            fit["summary"] = "every checkpoint key maps onto the model (headers checked)"
+        self.model.fit_changed(key)
+        if self.selected_entry() is not None and str(self.selected_entry().path) == key:
+            self._selection_changed()
+        self.models_changed.emit([str(e.path) for e in self.model.entries if self.model.loads(e)])
+
+    def fit_state(self, path: str | os.PathLike) -> dict | None:
+        return self.model.fit.get(str(path))
+
+    def _detail_link(self, link: str) -> None:
+        if link.startswith("inspect:"):
+            self.inspect_requested.emit(link.removeprefix("inspect:"))
 
     def entries(self) -> list[ModelEntry]:
         return list(self.model.entries)
@@ -384,7 +496,7 @@ class ModelsPanel(QWidget):
         e = self.selected_entry()
         self.open_button.setEnabled(e is not None)
         self.inspect_button.setEnabled(e is not None and e.layout == "Diffusers")
-        self.parity_button.setEnabled(e is not None and e.loads)
+        self.parity_button.setEnabled(e is not None and self.model.loads(e))
         self.resume_button.setEnabled(e is not None and e.download_complete is False and not self._downloading())
         self.convert_sel_button.setEnabled(e is not None and e.layout == "official")
         if e is None:
@@ -395,6 +507,12 @@ class ModelsPanel(QWidget):
             parts.append(f"downloaded from {e.repo_id}" + ("" if e.download_complete else " (unfinished)"))
         if e.problem:
             parts.append(f"<span style='color:#d9a441'>{e.problem}</span>")
+        fit = self.model.fit_of(e)
+        if fit is not None and fit.get("summary"):
+            color = {"bad": "#ff6b6b", "ok": "#45c486"}.get(fit["state"], "#d9a441")
+            parts.append(f"<span style='color:{color}'>{_esc(fit['summary'])}</span>")
+        if e.layout == "Diffusers":
+            parts.append(f"<a href='inspect:{e.path}'>Open in the Weight mapping inspector</a>")
         self.detail_label.setText("<br>".join(parts))
 
     def _emit_selected(self, signal) -> None:
@@ -691,3 +809,7 @@ class ModelsPanel(QWidget):
 
 class _ProgressBridge(QObject):
     progress = Signal(int, int, str)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
 )
 
-from app.models.mapping_models import parse_rules_text, rules_json
+from app.models.mapping_models import parse_rules_text, rules_json, rules_list
 from app.models.parity_models import CompareModel, HistoryModel, ModulesModel, OutputsModel, RunRole, SortRole
 from app.services.parity_store import ParityRun, ParityStore, compare_runs
 from app.widgets.model_combo import ModelPathCombo
@@ -241,7 +241,7 @@ class ParityPanel(QWidget):
 
     def set_rules(self, rules: list[tuple[str, Any]] | dict[str, Any] | None, label: str = "custom rules") -> None:
         """Rules to load *ours* with, in order (None: the arch config's); selects them for the next run."""
-        self.custom_rules = [(p, v) for p, v in rules_json(rules)] if rules is not None else None
+        self.custom_rules = rules_list(rules) if rules is not None else None
         self.custom_label = label if rules is not None else ""
         self._update_rules_item()
         self.rules_combo.setCurrentIndex(self.rules_combo.findData("custom" if rules is not None else "default"))
