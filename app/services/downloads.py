@@ -29,6 +29,7 @@ ERROR_TITLES = {
     "DiskSpaceError": "Not enough disk space",
     "IntegrityError": "Corrupt file",
     "EntryNotFoundError": "File missing on the hub",
+    "UnsafeFileNameError": "Unsafe file name in the repo",
 }
 
 

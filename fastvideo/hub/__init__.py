@@ -15,6 +15,8 @@ from fastvideo.hub.download import (
     RepoNotFoundError,
     RevisionNotFoundError,
     TextProgress,
+    UnsafeFileNameError,
+    check_file_names,
     download_repo,
     format_progress,
     plan_download,
@@ -24,6 +26,6 @@ from fastvideo.hub.download import (
 __all__ = [
     "AuthenticationError", "DiskSpaceError", "DownloadCancelled", "DownloadError", "DownloadPlan",
     "DownloadProgress", "EntryNotFoundError", "GatedRepoError", "HubOfflineError", "IntegrityError",
-    "RepoFile", "RepoNotFoundError", "RevisionNotFoundError", "TextProgress", "download_repo",
-    "format_progress", "plan_download", "read_manifest",
+    "RepoFile", "RepoNotFoundError", "RevisionNotFoundError", "TextProgress", "UnsafeFileNameError",
+    "check_file_names", "download_repo", "format_progress", "plan_download", "read_manifest",
 ]

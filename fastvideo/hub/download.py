@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -55,8 +56,8 @@ LAST_FILES = ("model_index.json",)  # fetched last: their presence marks a compl
 __all__ = [
     "AuthenticationError", "DiskSpaceError", "DownloadCancelled", "DownloadError", "DownloadPlan",
     "DownloadProgress", "EntryNotFoundError", "GatedRepoError", "HubOfflineError", "IntegrityError",
-    "RepoFile", "RepoNotFoundError", "RevisionNotFoundError", "TextProgress", "download_repo",
-    "format_progress", "plan_download", "read_manifest",
+    "RepoFile", "RepoNotFoundError", "RevisionNotFoundError", "TextProgress", "UnsafeFileNameError",
+    "check_file_names", "download_repo", "format_progress", "plan_download", "read_manifest",
 ]
 
 
@@ -100,6 +101,16 @@ class DiskSpaceError(DownloadError):
 
 class IntegrityError(DownloadError):
     """A finished file has the wrong size or sha256 (its partial data is removed)."""
+
+
+class UnsafeFileNameError(DownloadError):
+    """The repo listing has a file name that is not a plain relative path inside the folder
+    (absolute, ``..``, backslash, drive letter, empty segment, NUL...); raised before anything is written."""
+
+    def __init__(self, message: str, filename: str, reason: str):
+        super().__init__(message)
+        self.filename = filename
+        self.reason = reason
 
 
 class DownloadCancelled(FastVideoError):
@@ -147,6 +158,69 @@ class DownloadPlan:
         return replace(self, files=files)
 
 
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+_ETAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_RESERVED = (MANIFEST_NAME, PARTIAL_DIR)
+
+
+def unsafe_name_reason(name: str) -> str | None:
+    """Why ``name`` (a file name from a repo listing) must not be written under a folder, or None.
+
+    Accepted: a non-empty ``/``-separated relative path whose segments are not empty, ``.`` or
+    ``..``, with no backslash, NUL or control character, no drive letter (``C:``) and not one of
+    the download's own bookkeeping names; joined onto any folder it stays inside that folder."""
+    if not isinstance(name, str) or not name:
+        return "empty name"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "NUL or control character"
+    if "\\" in name:
+        return "backslash (a Windows path separator)"
+    if name.startswith("/"):
+        return "absolute path"
+    segments = name.split("/")
+    if any(seg == ".." for seg in segments):
+        return "'..' segment (leads outside the folder)"
+    if any(seg in ("", ".") for seg in segments):
+        return "empty or '.' segment"
+    if any(_DRIVE_RE.match(seg) for seg in segments):
+        return "drive letter (Windows absolute path)"
+    if segments[0] in _RESERVED:
+        return f"reserved for fastvideo's download bookkeeping ({segments[0]})"
+    root = "/r"  # lexical containment, independent of the platform and of the disk
+    joined = os.path.normpath(os.path.join(root, *segments))
+    if os.path.commonpath([root, joined]) != root or joined == root:
+        return "resolves outside the folder"
+    return None
+
+
+def _unsafe(repo_id: str, revision: str, name: str, reason: str, more: int = 0,
+            where: str = "the repository lists an unsafe file name") -> UnsafeFileNameError:
+    extra = f" (and {more} more)" if more else ""
+    return UnsafeFileNameError(
+        f"{repo_id}@{revision}: {where} {name!r}{extra}: {reason}. Nothing was downloaded. Repo file names "
+        "must be relative paths inside the repo; do not use this repo/endpoint (or ask its owner to rename "
+        "the file)", filename=name, reason=reason)
+
+
+def check_file_names(plan: DownloadPlan, local_dir: str | os.PathLike | None = None) -> None:
+    """Raise :class:`UnsafeFileNameError` if a file of ``plan`` (name or etag) could be written outside a
+    folder; with ``local_dir`` also if one resolves outside it on disk (through an existing symlink)."""
+    bad = [(f.path, r) for f in plan.files if (r := unsafe_name_reason(f.path))]
+    bad += [(f.path, f"unusable etag {f.etag!r}") for f in plan.files
+            if not bad and not _ETAG_RE.match(f.etag or "")]
+    if bad:
+        raise _unsafe(plan.repo_id, plan.revision, bad[0][0], bad[0][1], len(bad) - 1)
+    if local_dir is None:
+        return
+    root = Path(os.path.realpath(Path(local_dir).expanduser()))
+    for f in plan.files:  # the folders written into (a file itself is replaced by rename, not followed)
+        for target in (root / f.path, root / PARTIAL_DIR / f.path):
+            real = Path(os.path.realpath(target.parent))
+            if real != root and root not in real.parents:
+                raise _unsafe(plan.repo_id, plan.revision, f.path, f"its folder {target.parent} resolves to "
+                              f"{real} (a symlink inside {root})", where="the file")
+
+
 def _endpoint(endpoint: str | None) -> str:
     from huggingface_hub import constants
 
@@ -162,7 +236,8 @@ def plan_download(repo_id: str, revision: str | None = None, endpoint: str | Non
     For a gated repo the access of ``token`` is checked with a HEAD request on one file
     (the metadata of gated repos is public, their files are not) unless ``check_access=False``.
     Raises :class:`RepoNotFoundError`, :class:`RevisionNotFoundError`, :class:`GatedRepoError`,
-    :class:`AuthenticationError` or :class:`HubOfflineError` with a message saying what to do.
+    :class:`AuthenticationError` or :class:`HubOfflineError` with a message saying what to do, and
+    :class:`UnsafeFileNameError` when any listed file name (or etag) could lead outside a folder.
     """
     from huggingface_hub import HfApi
 
@@ -186,6 +261,7 @@ def plan_download(repo_id: str, revision: str | None = None, endpoint: str | Non
             files.append(RepoFile(s.rfilename, int(s.size), s.blob_id))
     files.sort(key=lambda f: (f.path in LAST_FILES, f.path))
     plan = DownloadPlan(repo_id, rev, info.sha, endpoint, tuple(files), gated=bool(info.gated))
+    check_file_names(plan)  # every listed name, before any pattern, request or write
     plan = plan.select(allow_patterns)
     if check_access and plan.gated and plan.files:
         _file_metadata(plan, plan.files[0], token)
@@ -373,6 +449,8 @@ def download_repo(repo_id: str, local_dir: str | os.PathLike, revision: str | No
       the count restarts once data flows again), continuing from the bytes received.
     * Free space for the remaining bytes + ``disk_margin`` is checked before any transfer.
     * Sizes (and sha256 of LFS files) are verified; files are renamed into place when complete.
+    * Every file name is checked first (:func:`check_file_names`): one unsafe name raises
+      :class:`UnsafeFileNameError` before anything is created.
     """
     local_dir = Path(local_dir).expanduser()
     if plan is None:
@@ -381,6 +459,7 @@ def download_repo(repo_id: str, local_dir: str | os.PathLike, revision: str | No
     if not plan.files:
         raise DownloadError(f"no file of {repo_id}@{plan.revision} matches {allow_patterns!r}")
     _check_cancel(cancel_event)
+    check_file_names(plan, local_dir)  # also for a plan made elsewhere; before anything is created
 
     local_dir.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(local_dir)

@@ -24,7 +24,8 @@ Served (what ``huggingface_hub`` 1.x/2.x calls for ``model_info`` and file downl
   private repo without a valid token), ``RevisionNotFound`` (404), ``EntryNotFound`` (404),
   ``GatedRepo`` (401 without a token, 403 with a token not on the repo's list).
 
-Fault injection and accounting: :meth:`LocalHub.fail_after` drops the connection after a
+Fault injection and accounting: :meth:`LocalHub.add_file` lists a file under any name (e.g. a
+malicious ``../../x``); :meth:`LocalHub.fail_after` drops the connection after a
 number of body bytes of a file's response (for the next ``times`` responses);
 :meth:`LocalHub.set_rate` throttles bodies; :meth:`LocalHub.bytes_served` counts the body
 bytes actually sent per file; :attr:`LocalHub.requests` logs every request.
@@ -108,6 +109,11 @@ def _git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+def _commit(repo_id: str, revision: str, files: dict[str, _File]) -> str:
+    tree = "".join(f"{f.path}\0{f.blob_id}\n" for f in files.values())
+    return hashlib.sha1(f"{repo_id}\0{revision}\0{tree}".encode()).hexdigest()
+
+
 class LocalHub:
     """A local hub serving repos from folders; see the module docstring."""
 
@@ -153,17 +159,8 @@ class LocalHub:
             rel = p.relative_to(folder).as_posix()
             if any(part.startswith(".") and part != ".gitattributes" for part in rel.split("/")):
                 continue
-            data = p.read_bytes()
-            sha256 = hashlib.sha256(data).hexdigest()
-            lfs = rel.endswith(LFS_SUFFIXES) or len(data) >= self.lfs_threshold
-            pointer = None
-            if lfs:
-                pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\n"
-                           f"size {len(data)}\n").encode()
-            blob_id = _git_blob_sha1(pointer if lfs else data)
-            files[rel] = _File(rel, p, len(data), blob_id, sha256, lfs, len(pointer) if pointer else None)
-        tree = "".join(f"{f.path}\0{f.blob_id}\n" for f in files.values())
-        commit = hashlib.sha1(f"{repo_id}\0{revision}\0{tree}".encode()).hexdigest()
+            files[rel] = self._file(rel, p)
+        commit = _commit(repo_id, revision, files)
         with self._lock:
             repo = self._repos.setdefault(repo_id, _Repo(repo_id))
             repo.revisions[revision] = _Revision(commit, files)
@@ -177,6 +174,29 @@ class LocalHub:
                 if f.lfs:
                     self._blobs[f.sha256] = (repo_id, f)
         return commit
+
+    def add_file(self, repo_id: str, name: str, source: str | os.PathLike, *, revision: str = "main") -> str:
+        """List (and serve) the content of ``source`` as ``name`` in ``repo_id`` at ``revision``, taken
+        verbatim: any string, e.g. a malicious ``../../x`` or ``/tmp/x`` (fault tests); returns the new commit."""
+        f = self._file(name, Path(source))
+        with self._lock:
+            rev = self._repos[repo_id].revisions[revision]
+            rev.files[name] = f
+            rev.commit = _commit(repo_id, revision, rev.files)
+            if f.lfs:
+                self._blobs[f.sha256] = (repo_id, f)
+            return rev.commit
+
+    def _file(self, rel: str, p: Path) -> _File:
+        data = p.read_bytes()
+        sha256 = hashlib.sha256(data).hexdigest()
+        lfs = rel.endswith(LFS_SUFFIXES) or len(data) >= self.lfs_threshold
+        pointer = None
+        if lfs:
+            pointer = (f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\n"
+                       f"size {len(data)}\n").encode()
+        blob_id = _git_blob_sha1(pointer if lfs else data)
+        return _File(rel, p, len(data), blob_id, sha256, lfs, len(pointer) if pointer else None)
 
     def set_access(self, repo_id: str, *, gated: bool | None = None, private: bool | None = None,
                    tokens=None) -> None:
