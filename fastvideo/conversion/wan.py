@@ -27,7 +27,9 @@ are copied from ``image_encoder_from`` (a Diffusers Wan I2V folder, e.g.
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from fastvideo.conversion.base import (
     ProgressFn,
     TensorPlan,
     check_output,
+    clean_stale_staging,
     copy_files,
     plan_component,
     read_source_headers,
@@ -266,6 +269,7 @@ def convert_official_to_diffusers(
     image_encoder_from: str | os.PathLike | None = None,
     flow_shift: float = 3.0,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+    notice: Callable[[str], None] | None = None,
 ) -> Path:
     """Convert an official Wan2.1 folder into a Diffusers-layout folder at ``output``.
 
@@ -274,8 +278,16 @@ def convert_official_to_diffusers(
     the end.  ``progress`` gets ``{"file", "done", "total", "bytes"}`` after each
     output file.  Raises :class:`ConversionError` (a ``ValueError``) with the file
     and the problem; on any error no output (and no temp folder) is left.
+
+    ``overwrite`` replaces only an empty folder or a model folder (one with ``model_index.json``).
+    Staging folders left by an earlier conversion that was killed (SIGKILL, power loss) next to
+    ``output`` are removed first; ``notice`` (default: print to stderr) gets one line for each.
     """
     source, output = Path(source), Path(output)
+    if isinstance(flow_shift, bool) or not isinstance(flow_shift, (int, float)) or not math.isfinite(flow_shift) \
+            or flow_shift <= 0:
+        raise ConversionError(f"flow_shift must be a positive finite number, got {flow_shift!r}")
+    clean_stale_staging(output, notice)
     check_output(source, output, overwrite)
     plan = plan_conversion(source, model_type, image_encoder_from)
     tokenizer: Path = plan["tokenizer"]

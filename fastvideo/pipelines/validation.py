@@ -6,6 +6,8 @@ all problems at once; ``check_sampling`` raises the first as ``InvalidRequest``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -25,11 +27,27 @@ def nearest_valid_frames(n: int) -> tuple[int, int]:
     return below, above
 
 
-def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool = True) -> list[InvalidRequest]:
+def non_finite_numbers(sp: SamplingParam) -> list[InvalidRequest]:
+    """One error per float field (of any SamplingParam subclass, and of ``extra``) that is NaN or infinite.
+
+    Torch-free and file-free, so callers can run it before any model is loaded.
+    """
     errors: list[InvalidRequest] = []
+    values = [(f.name, getattr(sp, f.name, None)) for f in dataclasses.fields(sp) if f.name != "extra"]
+    values += [(f"extra[{k!r}]", v) for k, v in (getattr(sp, "extra", None) or {}).items()]
+    for name, value in values:
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(InvalidRequest(f"{name} must be a finite number, got {value!r}", name))
+    return errors
+
+
+def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool = True) -> list[InvalidRequest]:
+    errors: list[InvalidRequest] = non_finite_numbers(sp)
+    flagged = {e.field for e in errors}
 
     def bad(field: str, message: str) -> None:
-        errors.append(InvalidRequest(message, field))
+        if field not in flagged:  # a NaN / Inf field is reported once, as non-finite
+            errors.append(InvalidRequest(message, field))
 
     if not isinstance(sp.prompt, str) or not sp.prompt.strip():
         bad("prompt", "the prompt is empty: describe the video you want")

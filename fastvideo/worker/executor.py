@@ -3,7 +3,9 @@
 ``VideoGenerator.from_pretrained(path, num_gpus=N)`` with N > 1 builds one.  The
 executor picks the parallel layout (how many ranks split the token sequence,
 whether the conditional and unconditional CFG branches run on different ranks),
-spawns N workers (``fastvideo.worker.worker.worker_main``; spawn, never fork),
+starts N workers (``fastvideo.worker.worker.worker_main``; never fork: each in a
+fresh interpreter that imports only fastvideo, see ``fastvideo.worker.launch``, so
+the caller's ``__main__`` is never re-run and needs no ``if __name__`` guard),
 waits for all of them to load, and then serves ``generate`` calls:
 
 * the request goes to every rank; rank 0's progress / preview events are passed
@@ -154,6 +156,7 @@ class MultiprocExecutor:
         self.conns: list = []
         ctx = mp.get_context("spawn")
         init_method = f"tcp://127.0.0.1:{_free_port()}"
+        from fastvideo.worker.launch import RankProcess
         from fastvideo.worker.worker import WorkerSpec, worker_main
 
         logger.info("starting %d workers: %d CFG x %d SP (%s)", num_gpus, cfg_degree, sp_size,
@@ -162,13 +165,19 @@ class MultiprocExecutor:
         atexit.register(_atexit_shutdown, self._atexit)
         try:
             for rank in range(num_gpus):
-                parent_conn, child_conn = ctx.Pipe(duplex=True)
                 spec = WorkerSpec(rank=rank, world_size=num_gpus, init_method=init_method, sp_size=sp_size,
                                   cfg_degree=cfg_degree, full_sp_for_no_cfg=full_sp, parent_pid=os.getpid())
-                proc = ctx.Process(target=worker_main, args=(spec, info, self.config, child_conn),
-                                   name=f"fastvideo-worker-{rank}", daemon=True)
-                proc.start()
-                child_conn.close()
+                if os.name == "posix":
+                    # A fresh interpreter that imports only fastvideo: the caller's __main__ is never
+                    # re-run, so a script without an ``if __name__ == "__main__":`` guard works too.
+                    proc = RankProcess((spec, info, self.config), name=f"fastvideo-worker-{rank}")
+                    parent_conn = proc.conn
+                else:
+                    parent_conn, child_conn = ctx.Pipe(duplex=True)
+                    proc = ctx.Process(target=worker_main, args=(spec, info, self.config, child_conn),
+                                       name=f"fastvideo-worker-{rank}", daemon=True)
+                    proc.start()
+                    child_conn.close()
                 self.procs.append(proc)
                 self.conns.append(parent_conn)
             self._wait_ready()
@@ -333,6 +342,9 @@ class MultiprocExecutor:
                 conn.close()
             except OSError:
                 pass
+        for proc in self.procs:
+            if getattr(proc, "sentinel", None) is not None and hasattr(proc, "conn") and not proc.is_alive():
+                proc.close()  # a RankProcess: frees its sentinel
 
 
 def _atexit_shutdown(ref) -> None:

@@ -138,6 +138,10 @@ def test_existing_output_needs_overwrite(official_t2v, tmp_path):
     with pytest.raises(ConversionError, match="not empty.*--overwrite"):
         convert_official_to_diffusers(official_t2v, out)
     assert (out / "keep.txt").read_text() == "x" and _siblings(out) == {"out"}
+    with pytest.raises(ConversionError, match="not a model folder"):  # overwrite replaces only model folders
+        convert_official_to_diffusers(official_t2v, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "x" and _siblings(out) == {"out"}
+    (out / "model_index.json").write_text("{}")
     convert_official_to_diffusers(official_t2v, out, overwrite=True)
     assert not (out / "keep.txt").exists() and (out / "model_index.json").is_file()
     assert _siblings(out) == {"out"}  # no temp or old folder left

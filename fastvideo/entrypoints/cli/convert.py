@@ -13,10 +13,12 @@ def register(sub) -> None:
                         "models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/)")
     p.add_argument("output", metavar="OUTPUT", help="Diffusers-layout folder to create")
     p.add_argument("--model-type", choices=("t2v", "i2v"), help="expected model type (checked against config.json)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing non-empty OUTPUT")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing OUTPUT that is a model folder (has model_index.json); "
+                        "any other non-empty folder is refused")
     p.add_argument("--image-encoder-from", metavar="DIR",
                    help="i2v: Diffusers Wan I2V folder to copy image_encoder/ and image_processor/ from")
-    p.add_argument("--flow-shift", type=float, default=3.0,
+    p.add_argument("--flow-shift", type=_positive_float, default=3.0,
                    help="scheduler flow_shift (3.0: 480p and 1.3B; 5.0 is usual for 720p 14B)")
     p.set_defaults(func=run)
 
@@ -38,6 +40,19 @@ def run(args) -> int:
     )
     print(f"wrote {out} ({_size(total_bytes)} in {time.monotonic() - start:.1f} s)", file=sys.stderr)
     return 0
+
+
+def _positive_float(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
 
 
 def _size(n: int) -> str:

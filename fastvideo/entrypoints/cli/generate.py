@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is not NaN or infinite (those would run the whole model, then fail)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
 
 
 def register(sub) -> None:
@@ -14,13 +27,13 @@ def register(sub) -> None:
     p.add_argument("--height", type=int)
     p.add_argument("--width", type=int)
     p.add_argument("--steps", type=int, dest="num_inference_steps")
-    p.add_argument("--guidance-scale", type=float)
-    p.add_argument("--flow-shift", type=float)
+    p.add_argument("--guidance-scale", type=finite_float)
+    p.add_argument("--flow-shift", type=finite_float)
     p.add_argument("--seed", type=int)
     p.add_argument("--fps", type=int)
     p.add_argument("--image", dest="image_path", help="input image (image-to-video models)")
     p.add_argument("--video", dest="video_path", help="input video (video-to-video)")
-    p.add_argument("--strength", type=float, help="V2V: how much of the input video is re-noised, (0, 1]")
+    p.add_argument("--strength", type=finite_float, help="V2V: how much of the input video is re-noised, (0, 1]")
     p.add_argument("--num-gpus", type=int, default=1)
     p.add_argument("--output", dest="output_path", default="outputs", metavar="FOLDER|FILE.mp4",
                    help="a folder (default: outputs; the video is named after the prompt, <prompt>.mp4, then "
@@ -50,6 +63,12 @@ def run(args) -> int:
         "negative_prompt", "num_frames", "height", "width", "num_inference_steps", "guidance_scale", "flow_shift",
         "seed", "fps", "image_path", "video_path", "strength", "output_path") if getattr(args, k) is not None}
     sp = SamplingParam.from_pretrained(model).update(prompt=args.prompt, **fields)
+    from fastvideo.pipelines.validation import non_finite_numbers
+
+    bad_numbers = non_finite_numbers(sp)  # before the model loads: NaN / Inf would fail only at the end
+    if bad_numbers:
+        print(f"error: {'; '.join(map(str, bad_numbers))}", file=sys.stderr)
+        return 2
     bar = ProgressBar(enabled=not args.quiet)
     generator = VideoGenerator.from_pretrained(model, num_gpus=args.num_gpus, **overrides)
     try:

@@ -6,14 +6,13 @@ shapes from a meta-device instance of the model.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from fastvideo.configs.registry import resolve_model
 from fastvideo.models.loader.checkpoint import read_headers, weight_files
 from fastvideo.models.loader.component_loader import build_empty, read_arch_config
-from fastvideo.models.loader.mapping import MappingReport, build_report, rules_from_python
+from fastvideo.models.loader.mapping import MappingReport, build_report
 
 
 def mapping_inputs(model_path: str, component: str):
@@ -36,12 +35,10 @@ def inspect_mapping(model_path: str, component: str, rules: dict[str, Any] | Non
 
 
 def load_rules_file(path: str | Path) -> dict[str, Any]:
-    """Rules from a JSON file ({pattern: replacement | [target, index, count]}) or a Python dict literal."""
-    text = Path(path).read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return rules_from_python(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of pattern -> replacement")
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+    """Rules from a JSON file ({pattern: replacement | [target, index, count]}) or a Python dict literal.
+
+    Any problem raises ``RulesFileError`` (a ValueError) with the file and line: see ``rules_file``.
+    """
+    from fastvideo.models.loader.rules_file import load_rules_file as load
+
+    return load(path)
