@@ -53,7 +53,7 @@ class VideoGenerator:
         if not torch.cuda.is_available():
             config = cpu_precision_defaults(config, set(pipeline_overrides))
         if num_gpus == 1:
-            from fastvideo.worker.executor import resolve_layout
+            from fastvideo.worker.layout import resolve_layout
             from fastvideo.worker.local import LocalExecutor
 
             resolve_layout(1, config.sp_size, config.cfg_parallel)  # rejects sp_size=2 etc. on one GPU

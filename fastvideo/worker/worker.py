@@ -206,7 +206,7 @@ def spmd_main(argv=None) -> int:
     import torch
 
     from fastvideo.configs.registry import resolve_model
-    from fastvideo.worker.executor import dit_num_heads, resolve_layout
+    from fastvideo.worker.layout import dit_num_heads, resolve_layout
     from fastvideo.worker.runner import cpu_precision_defaults, scheduler_shift
 
     p = argparse.ArgumentParser(prog="python -m fastvideo.worker.worker", description=spmd_main.__doc__.split("\n")[0])

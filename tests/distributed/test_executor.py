@@ -23,7 +23,7 @@ import pytest
 
 from fastvideo import GenerationCancelled, VideoGenerator
 from fastvideo.errors import WorkerError
-from fastvideo.worker.executor import resolve_layout
+from fastvideo.worker.layout import resolve_layout
 from fastvideo.worker.worker import FAULT_KEY
 
 pytestmark = pytest.mark.timeout(240)
