@@ -7,7 +7,7 @@
 * :class:`RulesModel`: the editable, ordered ``param_names_mapping`` rules, each validated on
   its own so every invalid regex is flagged in its row.
 * :func:`evaluate`: headers + rules -> report, through the engine's pure-Python mapping code
-  (``fastvideo.models.loader.mapping``): no tensors, no torch, milliseconds.
+  (``fastvideo.mapping.rules``): no tensors, no torch, milliseconds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from app.models.table_base import ColumnTableModel
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from fastvideo.models.loader.mapping import (
+from fastvideo.mapping.rules import (
     STATUSES, MappingReport, MappingRow, RuleError, TargetInfo, TensorInfo, build_report, compile_rules,
     rules_from_python, rules_list, rules_to_arch_config, rules_to_python,
 )

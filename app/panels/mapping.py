@@ -25,7 +25,7 @@ from app.models.mapping_models import (
     STATUS_LABELS, MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate, parse_rules_text,
 )
 from app.widgets.model_combo import ModelPathCombo
-from fastvideo.models.loader.mapping import PROBLEM_STATUSES, STATUSES, MappingReport, MappingRow, Suggestion, suggest
+from fastvideo.mapping.rules import PROBLEM_STATUSES, STATUSES, MappingReport, MappingRow, Suggestion, suggest
 
 STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s in STATUSES)
 WEIGHT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")

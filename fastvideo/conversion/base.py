@@ -37,7 +37,7 @@ from fastvideo.models.loader.checkpoint import (
     iter_tensors,
     read_headers,
 )
-from fastvideo.models.loader.mapping import (
+from fastvideo.mapping.rules import (
     MappingReport,
     TargetInfo,
     TensorInfo,

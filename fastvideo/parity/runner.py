@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from fastvideo.kernels import plain_math
-from fastvideo.models.loader.mapping import compile_rules, map_name, rules_list
+from fastvideo.mapping.rules import compile_rules, map_name, rules_list
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

@@ -531,7 +531,7 @@ class Host:
             raise RuntimeError(f"inspect is not available in this fastvideo build ({exc})") from None
         rules = msg.get("rules")
         if rules is not None:  # ordered [[pattern, replacement], ...] (a dict is accepted too); merge lists -> tuples
-            from fastvideo.models.loader.mapping import rules_list
+            from fastvideo.mapping.rules import rules_list
 
             rules = rules_list(rules)
         reply: dict[str, Any] = {"type": P.EV_INSPECT_RESULT, "reply_to": msg.get("id")}
@@ -539,7 +539,7 @@ class Host:
             # What the studio needs to re-run the mapping engine itself on every rule edit:
             # checkpoint headers, our parameter shapes (+ tied aliases) and the arch config's rules.
             from fastvideo.models.loader.inspect import mapping_inputs
-            from fastvideo.models.loader.mapping import build_report
+            from fastvideo.mapping.rules import build_report
 
             source, target, default_rules = mapping_inputs(msg.get("model_path"), msg.get("component"))
             result = build_report(source, target, default_rules if rules is None else rules, msg.get("component"))

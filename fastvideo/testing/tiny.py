@@ -181,7 +181,7 @@ def _write_diffusers(root: Path, task: str, modules: dict) -> None:
 
 def _to_official(sd: dict[str, torch.Tensor], official_to_diffusers: dict) -> dict[str, torch.Tensor]:
     """Rename Diffusers-named tensors to official names by inverting the official->Diffusers rules."""
-    from fastvideo.models.loader.mapping import compile_rules, invert_name
+    from fastvideo.mapping.rules import compile_rules, invert_name
 
     rules = compile_rules(official_to_diffusers)
     out = {}

@@ -15,7 +15,7 @@ from app.models.mapping_models import MappingInputs, RulesModel
 from app.panels.mapping import MappingPanel
 from app.services.jobs_db import JobsDB
 from app.services.parity_store import ParityStore
-from fastvideo.models.loader.mapping import TargetInfo, TensorInfo
+from fastvideo.mapping.rules import TargetInfo, TensorInfo
 
 SWAP = [(r"^blocks\.(\d+)\.attn2\.to_k\.", r"blocks.\1.cross_attn.to_v."),
         (r"^blocks\.(\d+)\.attn2\.to_v\.", r"blocks.\1.cross_attn.to_k.")]

@@ -8,7 +8,7 @@ import pytest
 
 from fastvideo.models.loader.checkpoint import SafetensorsWriter, iter_tensors, save_safetensors
 from fastvideo.models.loader.inspect import inspect_mapping
-from fastvideo.models.loader.mapping import TensorInfo, compile_rules, invert_name
+from fastvideo.mapping.rules import TensorInfo, compile_rules, invert_name
 
 FILE = "diffusion_pytorch_model.safetensors"
 

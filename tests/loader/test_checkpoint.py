@@ -14,7 +14,7 @@ from fastvideo.models.loader.checkpoint import (
     save_safetensors,
     weight_files,
 )
-from fastvideo.models.loader.mapping import TensorInfo
+from fastvideo.mapping.rules import TensorInfo
 
 
 def _sd():

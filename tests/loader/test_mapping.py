@@ -2,7 +2,7 @@ import time
 
 import pytest
 
-from fastvideo.models.loader.mapping import (
+from fastvideo.mapping.rules import (
     RuleError,
     TargetInfo,
     TensorInfo,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from fastvideo.models.loader.mapping import (
+from fastvideo.mapping.rules import (
     TensorInfo, build_report, compile_rules, map_name, report_suggestions, rules_list, rules_to_python, suggest,
 )
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fastvideo.configs.models.vaes.wan import WanVAEConfig, official_wan_vae_mapping
-from fastvideo.models.loader.mapping import TensorInfo, build_report, compile_rules, map_name
+from fastvideo.mapping.rules import TensorInfo, build_report, compile_rules, map_name
 from fastvideo.models.loader.weights import empty_init, map_state_dict, materialize, target_infos
 from fastvideo.models.vaes.wan import AutoencoderKLWan
 
@@ -195,7 +195,7 @@ def test_matches_diffusers_single_file_converter():
 
 
 def test_rules_are_valid_and_renderable():
-    from fastvideo.models.loader.mapping import rules_from_python, rules_to_python
+    from fastvideo.mapping.rules import rules_from_python, rules_to_python
 
     rules = official_wan_vae_mapping(2, 4)
     assert rules == WanVAEConfig.official_param_names_mapping

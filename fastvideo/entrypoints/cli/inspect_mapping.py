@@ -23,7 +23,7 @@ def run(args) -> int:
     report = inspect_mapping(args.model_path, args.component, rules)
     rows = [r for r in report.rows if not args.status or r.status in args.status]
     if args.format == "json":
-        from fastvideo.models.loader.mapping import report_suggestions
+        from fastvideo.mapping.rules import report_suggestions
 
         data = report.to_json()
         data["rows"] = [r.to_json() for r in rows]

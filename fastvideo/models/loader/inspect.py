@@ -12,7 +12,7 @@ from typing import Any
 from fastvideo.configs.registry import resolve_model
 from fastvideo.models.loader.checkpoint import read_headers, weight_files
 from fastvideo.models.loader.component_loader import build_empty, read_arch_config
-from fastvideo.models.loader.mapping import MappingReport, build_report
+from fastvideo.mapping.rules import MappingReport, build_report
 
 
 def mapping_inputs(model_path: str, component: str):
@@ -39,6 +39,6 @@ def load_rules_file(path: str | Path) -> dict[str, Any]:
 
     Any problem raises ``RulesFileError`` (a ValueError) with the file and line: see ``rules_file``.
     """
-    from fastvideo.models.loader.rules_file import load_rules_file as load
+    from fastvideo.mapping.rules_file import load_rules_file as load
 
     return load(path)

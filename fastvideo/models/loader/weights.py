@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fastvideo.models.loader.mapping import (
+from fastvideo.mapping.rules import (
     MappingReport,
     Rule,
     TargetInfo,
@@ -239,7 +239,7 @@ def export_state_dict(module: nn.Module, mapping: dict[str, Any]) -> dict[str, t
     Works for a module that was never loaded from a checkpoint (tiny models,
     training): fused targets are split back into their parts.
     """
-    from fastvideo.models.loader.mapping import invert_name
+    from fastvideo.mapping.rules import invert_name
 
     rules = compile_rules(mapping)
     out: dict[str, torch.Tensor] = {}

@@ -1,7 +1,7 @@
 """Reading a ``--rules`` file (``fastvideo inspect-mapping --rules``, ``fastvideo parity --rules``).
 
 A rules file is either a JSON object or a Python dict literal (what
-:func:`~fastvideo.models.loader.mapping.rules_to_python` writes), one rule per
+:func:`~fastvideo.mapping.rules.rules_to_python` writes), one rule per
 entry: ``pattern: replacement`` or ``pattern: [target, index, count]``.  Every
 problem -- unreadable file, syntax error, a value of the wrong type, a bad
 regex, a replacement naming a group the pattern lacks -- raises
@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastvideo.models.loader.mapping import RuleError, compile_rules
+from fastvideo.mapping.rules import RuleError, compile_rules
 
 VALID_JSON_LINE = r'"^blocks\\.(\\d+)\\.attn\\.q\\.(.*)$": "blocks.\\1.attn1.to_q.\\2",'
 VALID_PY_LINE = r"r'^blocks\.(\d+)\.attn\.q\.(.*)$': r'blocks.\1.attn1.to_q.\2',"
