@@ -35,6 +35,7 @@ from fastvideo.configs.sample.wan import (
     WanT2V720PSamplingParam,
 )
 from fastvideo.errors import ModelNotFoundError
+from fastvideo.models.loader.names import check_component_folder, check_index_entry, custom_code_error
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class ModelInfo:
                 f"{self.path}: model_index.json has no component {name!r}; it has {sorted(self.components)}"
             )
         _, cls_name = self.components[name]
-        if cls_name not in COMPONENT_CLASSES:
+        if not isinstance(cls_name, str) or cls_name not in COMPONENT_CLASSES:
             raise ModelNotFoundError(
                 f"{self.path}: component {name!r} has class {cls_name!r}, which fastvideo does not implement; "
                 f"known classes: {', '.join(sorted(COMPONENT_CLASSES))}"
@@ -148,8 +149,15 @@ class ModelInfo:
         return COMPONENT_CLASSES[cls_name]
 
 
+# Modules import_string may import from: the strings come from this file's tables, never from a
+# model folder (a folder's class names are looked up in COMPONENT_CLASSES / PIPELINES first).
+_IMPORTABLE = ("fastvideo.", "transformers")
+
+
 def import_string(spec: str) -> Any:
     module, _, attr = spec.partition(":")
+    if not (module.startswith(_IMPORTABLE) and attr.isidentifier()):
+        raise ValueError(f"import_string({spec!r}): only registry entries of fastvideo/transformers are imported")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -208,8 +216,12 @@ def describe_folder(folder: Path, repo_id: str | None = None) -> ModelInfo:
         index = json.loads(index_path.read_text())
     except json.JSONDecodeError as exc:
         raise ModelNotFoundError(f"{index_path}: not valid JSON ({exc})") from None
+    if not isinstance(index, dict):
+        raise ModelNotFoundError(f"{index_path}: expected a JSON object")
     pipeline_name = index.get("_class_name")
-    if pipeline_name not in PIPELINES:
+    if isinstance(pipeline_name, list):  # Diffusers' [module, Class]: a pipeline module from the folder
+        raise custom_code_error(index_path, f"_class_name {pipeline_name!r} names a custom pipeline module")
+    if not isinstance(pipeline_name, str) or pipeline_name not in PIPELINES:
         raise ModelNotFoundError(
             f"{index_path}: unknown pipeline _class_name {pipeline_name!r}; fastvideo knows "
             f"{', '.join(sorted(PIPELINES))}"
@@ -219,6 +231,9 @@ def describe_folder(folder: Path, repo_id: str | None = None) -> ModelInfo:
         k: (v[0], v[1]) for k, v in index.items()
         if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[1] is not None
     }
+    # Component names become folder names: plain names only, checked before any path is touched.
+    for comp, value in components.items():
+        check_index_entry(comp, value, index_path)
     for comp in entry.required:
         if comp not in components:
             raise ModelNotFoundError(f"{index_path}: required component {comp!r} is not listed")
@@ -226,6 +241,8 @@ def describe_folder(folder: Path, repo_id: str | None = None) -> ModelInfo:
         sub = folder / comp
         if not sub.is_dir():
             raise ModelNotFoundError(f"{index_path}: lists component {comp!r} but folder {sub} is missing")
+    for comp in components:  # no custom code, plain shard / tokenizer file names (small JSON files only)
+        check_component_folder(folder / comp)
     cfg_cls, sp_cls = entry.pipeline_config_cls, entry.sampling_param_cls
     key = repo_id or _repo_id_from_name(folder)
     if key in KNOWN_REPOS:

@@ -47,17 +47,25 @@ def load_vae(folder: Path, dtype: torch.dtype):
 def load_text_encoder(folder: Path, dtype: torch.dtype):
     from transformers import UMT5EncoderModel
 
-    return UMT5EncoderModel.from_pretrained(str(folder), dtype=dtype).eval()
+    return UMT5EncoderModel.from_pretrained(str(folder), dtype=dtype, trust_remote_code=False,
+                                            local_files_only=True).eval()
 
 
 def load_image_encoder(folder: Path, dtype: torch.dtype):
     from transformers import CLIPVisionModelWithProjection
 
-    return CLIPVisionModelWithProjection.from_pretrained(str(folder), dtype=dtype).eval()
+    return CLIPVisionModelWithProjection.from_pretrained(str(folder), dtype=dtype, trust_remote_code=False,
+                                                         local_files_only=True).eval()
 
 
 def load_scheduler(folder: Path, class_name: str):
+    from fastvideo.configs.registry import COMPONENT_CLASSES
+
     diffusers = require_diffusers()
+    # The name comes from the folder's model_index.json: look up only registered scheduler classes.
+    known = COMPONENT_CLASSES.get(class_name) if isinstance(class_name, str) else None
+    if known is None or known.kind != "scheduler":
+        raise ValueError(f"scheduler class {class_name!r} is not one fastvideo knows")
     cls = getattr(diffusers, class_name, None)
     if cls is None:
         raise ValueError(f"diffusers has no scheduler class {class_name!r}")

@@ -28,6 +28,7 @@ import torch
 
 from fastvideo.kernels import plain_math
 from fastvideo.mapping.rules import compile_rules, map_name, rules_list
+from fastvideo.models.loader.names import check_component_folder, child
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
@@ -295,7 +296,9 @@ class _TextEncoder(_Case):
 
         self.ours = self.load_ours_module()
         self.ref = ref_lib.load_text_encoder(self.folder, self.dtype)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder.parent / "tokenizer"))
+        tok_dir = self.folder.parent / "tokenizer"
+        check_component_folder(tok_dir)  # no custom code: transformers must never prompt or import from the folder
+        self.tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False, local_files_only=True)
         from fastvideo.configs.models.encoders.t5 import T5EncoderArchConfig
 
         self.max_length = T5EncoderArchConfig.text_len
@@ -318,7 +321,10 @@ class _ImageEncoder(_Case):
 
         self.ours = self.load_ours_module()
         self.ref = ref_lib.load_image_encoder(self.folder, self.dtype)
-        self.processor = CLIPImageProcessor.from_pretrained(str(self.folder.parent / "image_processor"))
+        proc_dir = self.folder.parent / "image_processor"
+        check_component_folder(proc_dir)
+        self.processor = CLIPImageProcessor.from_pretrained(str(proc_dir), trust_remote_code=False,
+                                                            local_files_only=True)
         rng = np.random.default_rng(self.seed)
         self.images = [Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)),
                        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))]
@@ -420,7 +426,9 @@ def run_parity(
     if rules is not None:
         rules = rules_list(rules)  # ordered (pattern, value) pairs, merge values as tuples
         compile_rules(rules)  # a bad rule fails here, naming it
-    case = CASES[component](info, component, info.path / component, DTYPES[effective_dtype], seed, rules)
+    folder = child(info.path, component, "component", info.path / "model_index.json")
+    check_component_folder(folder)  # before the reference library reads it
+    case = CASES[component](info, component, folder, DTYPES[effective_dtype], seed, rules)
     torch.manual_seed(seed)
     say("load")
     case.load(ref_lib)

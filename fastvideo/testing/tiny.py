@@ -120,7 +120,7 @@ def make_tiny_model(out_dir: str | os.PathLike, task: str = "t2v", layout: str =
         make_tiny_t5_tokenizer(tok_dir, seed=seed)
         from transformers import AutoTokenizer
 
-        vocab = len(AutoTokenizer.from_pretrained(str(tok_dir)))
+        vocab = len(AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False, local_files_only=True))
         modules = build_tiny_modules(task, seed, vocab_size=vocab)
         if layout == "diffusers":
             _write_diffusers(tmp, task, modules)

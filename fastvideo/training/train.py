@@ -92,7 +92,7 @@ def run_training(output, *, seed: int = 0, seconds_vae: float = 150, seconds_dit
     t_all = time.time()
     sizes = TINY if tiny else FULL
     tok_dir = make_tokenizer(out / "tokenizer", caption_corpus(), seed=seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False, local_files_only=True)
     modules = build_modules(sizes, len(tokenizer), seed)
     log("params: " + ", ".join(f"{k}={count_params(m) / 1e6:.2f}M" for k, m in modules.items())
         + f"; vocab {len(tokenizer)}")
@@ -187,7 +187,7 @@ def export_checkpoint(checkpoint, output, *, seed: int = 0, tiny: bool = False, 
     out.mkdir(parents=True, exist_ok=True)
     state = torch.load(checkpoint, map_location="cpu")
     tok_dir = make_tokenizer(out / "tokenizer", caption_corpus(), seed=seed)
-    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False, local_files_only=True)
     modules = build_modules(TINY if tiny else FULL, len(tokenizer), seed)
     modules["vae"].load_state_dict(state["vae"])
     ema = torch.nn.ModuleDict({"transformer": modules["transformer"], "text_encoder": modules["text_encoder"]})

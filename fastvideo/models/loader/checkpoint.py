@@ -96,13 +96,17 @@ def weight_files(folder: str | os.PathLike) -> list[Path]:
         raise CheckpointError(f"{folder}: folder not found")
     indexes = sorted(folder.glob("*.safetensors.index.json")) + sorted(folder.glob("*.bin.index.json"))
     if indexes:
+        from fastvideo.models.loader.names import shard_names
+
         index = indexes[0]
         try:
             weight_map = json.loads(index.read_text())["weight_map"]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{index}: not a valid shard index ({exc})") from None
+        if not isinstance(weight_map, dict):
+            raise CheckpointError(f"{index}: not a valid shard index ('weight_map' is not an object)")
         files = []
-        for shard in dict.fromkeys(weight_map.values()):
+        for shard in shard_names(index):  # plain file names in this folder only (raises otherwise)
             p = folder / shard
             if not p.is_file():
                 raise CheckpointError(f"{index}: lists shard {shard!r}, which is not in {folder}")

@@ -17,6 +17,7 @@ from fastvideo.configs.models.base import ArchConfig
 from fastvideo.configs.registry import ComponentClass, import_string, resolve_model
 from fastvideo.errors import ModelNotFoundError
 from fastvideo.models.loader.checkpoint import weight_files
+from fastvideo.models.loader.names import check_component_folder, child
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -73,13 +74,16 @@ def load_component(model_path: str, component_name: str, device: Any = "cpu", dt
     ``image_encoder`` or ``image_processor`` of a model folder (or downloaded repo id)."""
     info = resolve_model(model_path)
     cc = info.component_class(component_name)
-    folder = info.path / component_name
+    folder = child(info.path, component_name, "component", info.path / "model_index.json")
+    # resolve_model already checked every component folder; checked again right before transformers
+    # reads it (no custom code can run and transformers never asks on stdin).
+    check_component_folder(folder)
     if cc.kind == "tokenizer":
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(folder))
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
     if cc.kind == "image_processor":
-        return import_string(cc.model).from_pretrained(str(folder))
+        return import_string(cc.model).from_pretrained(str(folder), trust_remote_code=False, local_files_only=True)
     if cc.kind == "scheduler":
         cfg = read_json(folder / "scheduler_config.json")
         schedulers = import_string(cc.model)
