@@ -1,0 +1,37 @@
+"""LoRA for the Wan DiT: read Diffusers/PEFT, official-name and kohya LoRAs (and full-rank ``diff`` /
+``diff_b`` patches), map their keys onto our parameters through the mapping engine, merge them into the
+weights (several at once, each with a strength) and unmerge them exactly.
+
+    from fastvideo.lora import apply_loras
+    reports = apply_loras(dit, [("style.safetensors", 1.0), ("speed.safetensors", 0.5)])
+    apply_loras(dit, [])  # back to the loaded weights, bit for bit
+
+Torch is imported by :mod:`fastvideo.lora.merge` only; formats and reports are plain Python.
+"""
+
+from fastvideo.lora.formats import (
+    FORMATS,
+    LoraError,
+    LoraFileNotFound,
+    detect_format,
+    normalize_loras,
+    parse_lora_arg,
+    read_lora_file,
+    split_key,
+)
+from fastvideo.lora.report import LoraKeyRow, LoraReport
+
+__all__ = [
+    "FORMATS", "LoraError", "LoraFileNotFound", "LoraKeyRow", "LoraManager", "LoraReport", "apply_loras",
+    "detect_format", "lora_manager", "normalize_loras", "parse_lora_arg", "plan_lora", "read_lora_file", "split_key",
+]
+
+_LAZY = {"LoraManager", "apply_loras", "lora_manager", "plan_lora"}
+
+
+def __getattr__(name):  # torch-free import of the package; merge (torch) loads on first use
+    if name in _LAZY:
+        from fastvideo.lora import merge
+
+        return getattr(merge, name)
+    raise AttributeError(f"module 'fastvideo.lora' has no attribute {name!r}")
