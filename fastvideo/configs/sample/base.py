@@ -31,6 +31,10 @@ class SamplingParam:
     return_frames: bool = False
     # Not part of FastVideo's public field list but needed by a desktop tool.
     preview: bool = True
+    # LoRAs merged into the DiT for this request: [(path, strength), ...] ("PATH[:STRENGTH]" strings and
+    # {"path", "strength"} dicts are accepted too). Switching sets between requests never reloads the model.
+    loras: list[tuple[str, float]] = field(default_factory=list)
+    lora_strict: bool = True  # False: apply what maps, skip (and report) LoRA keys that map to nothing
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
