@@ -13,7 +13,7 @@ from fastvideo.entrypoints.cli.main import main  # noqa: E402
 from fastvideo.parity import run_parity  # noqa: E402
 from fastvideo.parity.runner import module_correspondence  # noqa: E402
 
-TOP_KEYS = {"component", "reference", "dtype", "seed", "versions", "passed", "outputs", "first_divergent", "modules"}
+TOP_KEYS = {"rules", "component", "reference", "dtype", "seed", "versions", "passed", "outputs", "first_divergent", "modules"}
 OUTPUT_KEYS = {"name", "max_abs", "mean_abs", "rel_l2", "atol", "rtol", "rel_l2_tol", "passed"}
 MODULE_KEYS = {"ours", "reference", "max_abs", "rel_l2", "passed"}
 
