@@ -35,7 +35,10 @@ from fastvideo.configs.sample.wan import (
     WanT2V720PSamplingParam,
 )
 from fastvideo.errors import ModelNotFoundError
-from fastvideo.models.loader.names import check_component_folder, check_index_entry, custom_code_error
+
+# Model folder resolution lives in fastvideo.hub; models_dir / local_candidates stay importable from here.
+from fastvideo.hub.folders import from_hub_cache, local_candidates, looks_like_repo_id, models_dir  # noqa: F401
+from fastvideo.hub.names import check_component_folder, check_index_entry, custom_code_error
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ COMPONENT_CLASSES: dict[str, ComponentClass] = {
         "fastvideo.models.encoders.t5:UMT5TextEncoder", "fastvideo.configs.models.encoders.t5:T5EncoderArchConfig"
     ),
     "CLIPVisionModelWithProjection": ComponentClass(
-        "fastvideo.models.encoders.clip:CLIPVisionEncoder", "fastvideo.configs.models.encoders.clip:CLIPVisionArchConfig"
+        "fastvideo.models.encoders.clip:CLIPVisionEncoder",
+        "fastvideo.configs.models.encoders.clip:CLIPVisionArchConfig",
     ),
     "T5TokenizerFast": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
     "T5Tokenizer": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
@@ -161,24 +165,6 @@ def import_string(spec: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def models_dir() -> Path:
-    """Where downloaded and converted models live (``FASTVIDEO_MODELS_DIR`` or the user data dir)."""
-    env = os.environ.get("FASTVIDEO_MODELS_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("fastvideo", appauthor=False)) / "models"
-
-
-def local_candidates(name: str) -> list[Path]:
-    """Paths tried for a name: as given, then under the models folder's layouts."""
-    root = models_dir()
-    short = name.split("/")[-1]
-    return [Path(name).expanduser(), root / "converted_weights" / short, root / "official_weights" / short,
-            root / name.replace("/", "--")]
-
-
 def resolve_model(path_or_id: str | os.PathLike, *, download: bool = False) -> ModelInfo:
     """Resolve a local folder or a repo id to a :class:`ModelInfo`.
 
@@ -197,9 +183,9 @@ def resolve_model(path_or_id: str | os.PathLike, *, download: bool = False) -> M
                     f"fastvideo convert {given} OUTPUT"
                 )
             raise ModelNotFoundError(f"{given}: no model_index.json in this folder (is it a Diffusers-layout model?)")
-        if _looks_like_repo_id(name):
+        if looks_like_repo_id(name):
             repo_id = name
-            folder = _from_hub_cache(name, download=download)
+            folder = from_hub_cache(name, download=download)
         if folder is None:
             known = ", ".join(sorted(KNOWN_REPOS))
             if repo_id and repo_id in KNOWN_REPOS:
@@ -256,25 +242,3 @@ def _repo_id_from_name(folder: Path) -> str | None:
         if rid.split("/")[-1] == name:
             return rid
     return None
-
-
-def _looks_like_repo_id(name: str) -> bool:
-    parts = name.split("/")
-    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
-
-
-def _from_hub_cache(repo_id: str, download: bool) -> Path | None:
-    try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError:  # pragma: no cover
-        return None
-    try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        pass
-    if not download:
-        return None
-    from fastvideo.entrypoints.download import download_model
-
-    return Path(download_model(repo_id))

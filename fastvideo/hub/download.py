@@ -37,9 +37,9 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 from fastvideo.errors import FastVideoError
@@ -144,7 +144,7 @@ class DownloadPlan:
         return sum(f.size for f in self.files)
 
     def select(self, allow_patterns: str | Iterable[str] | None = None,
-               ignore_patterns: str | Iterable[str] | None = None) -> "DownloadPlan":
+               ignore_patterns: str | Iterable[str] | None = None) -> DownloadPlan:
         """The plan restricted to files matching the patterns (``fnmatch``, as ``snapshot_download``)."""
         if allow_patterns is None and ignore_patterns is None:
             return self

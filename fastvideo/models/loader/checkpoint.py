@@ -96,7 +96,7 @@ def weight_files(folder: str | os.PathLike) -> list[Path]:
         raise CheckpointError(f"{folder}: folder not found")
     indexes = sorted(folder.glob("*.safetensors.index.json")) + sorted(folder.glob("*.bin.index.json"))
     if indexes:
-        from fastvideo.models.loader.names import shard_names
+        from fastvideo.hub.names import shard_names
 
         index = indexes[0]
         try:

@@ -17,7 +17,7 @@ from fastvideo.configs.models.base import ArchConfig
 from fastvideo.configs.registry import ComponentClass, import_string, resolve_model
 from fastvideo.errors import ModelNotFoundError
 from fastvideo.models.loader.checkpoint import weight_files
-from fastvideo.models.loader.names import check_component_folder, child
+from fastvideo.hub.names import check_component_folder, child
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -172,7 +172,7 @@ def check_tokenizer_files(folder: str | os.PathLike, classes: Iterable[str] = TO
         raise UnsafeModelFolderError(
             f"{path}: tokenizer_class {cls_name!r} is not a tokenizer class fastvideo loads (it loads "
             f"{', '.join(sorted(allowed))}); a class named by a model folder is looked up only in that list "
-            "(fastvideo/models/loader/names.py TOKENIZER_CLASSES)", name=cls_name, source=str(path))
+            "(fastvideo/hub/names.py TOKENIZER_CLASSES)", name=cls_name, source=str(path))
     for key, value in data.items():
         if key.endswith("_file") and value is not None:
             safe_name(value, f"{key}", path)
