@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fastvideo.attention.backends.flash4 import flash_attn_4  # noqa: E402
-from fastvideo.kernels import qk_norm_rope  # noqa: E402
+from fastvideo.kernels import policy, qk_norm_rope  # noqa: E402
 from fastvideo.models.dits.wan import rope_cos_sin  # noqa: E402
 from fastvideo.perf.bench import environment  # noqa: E402
 from fastvideo.perf.timing import time_cuda  # noqa: E402
@@ -53,17 +53,20 @@ def main(argv=None):
     cos, sin = rope_cos_sin((21, 30, 52), HEAD_DIM, "cuda")
     wq, wk = (torch.randn(dim, device="cuda", generator=g).bfloat16() for _ in range(2))
 
+    saved = policy.current()
+
     def qk(kernel: str, block: int, warps: int):
+        launch = (dict(qk_chunked=True, qk_chunked_block=block, qk_chunked_num_warps=warps) if kernel == "chunked"
+                  else dict(qk_chunked=False, qk_block=block, qk_num_warps=warps))
+        chosen = saved.replace(**launch)
+
         def run():
-            qk_norm_rope.CHUNKED["enabled"] = kernel == "chunked"
-            launch = qk_norm_rope.CHUNKED if kernel == "chunked" else qk_norm_rope.LAUNCH
-            launch.update(BLOCK=block, num_warps=warps)
+            policy.set_policy(chosen)  # (a global swap: no host cost worth timing)
             return qk_norm_rope.qk_norm_rope(qkv, wq, wk, cos, sin, 1e-6, HEADS)
         return run
 
     qk_cases = {"rows_b4w8": qk("rows", 4, 8), **{f"chunked_b{b}w{w}": qk("chunked", b, w)
                                                  for b, w in ((2, 4), (4, 4), (4, 8), (8, 8), (16, 8))}}
-    saved = dict(qk_norm_rope.LAUNCH), dict(qk_norm_rope.CHUNKED)
     cases = {
         **qk_cases,
         "contiguous": lambda: flash_attn_4(q, k, v, scale),
@@ -80,8 +83,7 @@ def main(argv=None):
     for _ in range(args.rounds):
         for name, fn in cases.items():
             r["ms"].setdefault(name, []).append(time_cuda(fn, warmup=5, iters=20)["median"] * 1e3)
-    qk_norm_rope.LAUNCH.update(saved[0])
-    qk_norm_rope.CHUNKED.update(saved[1])
+    policy.set_policy(saved)
     flop, moved = 4 * HEADS * TOKENS * TOKENS * HEAD_DIM, 4 * TOKENS * dim * 2  # q, k: read once, written once
     r["median_ms"] = {k: statistics.median(v) for k, v in r["ms"].items()}
     r["tflops"] = {k: flop / (v / 1e3) / 1e12 for k, v in r["median_ms"].items() if k not in qk_cases}

@@ -28,9 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import fastvideo.layers.rope as layers_rope  # noqa: E402
 import fastvideo.models.dits.wan as wan  # noqa: E402
 from fastvideo.attention.backends import ROLES, get_attn_backend  # noqa: E402
 from fastvideo.attention.layer import set_attention_backend  # noqa: E402
+from fastvideo.kernels import policy  # noqa: E402
 from fastvideo.perf.bench import attention_ceilings, build_dits, dit_inputs, environment, rel_l2  # noqa: E402
 from fastvideo.perf.flops import dit_forward_work  # noqa: E402
 from fastvideo.perf.timing import matmul_ceiling, summarize, time_cuda  # noqa: E402
@@ -229,21 +231,18 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
 
     torch._dynamo.reset()
     saved_multi_kernel = ic.triton.multi_kernel
-    saved_launch = dict(wan.fused_qk_norm_rope.LAUNCH), dict(wan.fused_qk_norm_rope.CHUNKED)
-    saved_rope, saved_self_attn = wan.apply_rope, wan.SelfAttention.attend
-    saved_fused_qk = wan.fused_qk_norm_rope.available
-    saved_quack = (wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD)
-    saved_fold_kernel = dict(wan.fused_linear.FOLD_KERNEL)
+    saved_rope, saved_self_attn = layers_rope.apply_rope, wan.SelfAttention.attend
+    kernels = {}  # kernel policy changes (fastvideo.kernels.policy) for this variant
     mode, options = None, None  # compile_dit_blocks' defaults (coordinate-descent tuning on)
     if variant == "max-autotune":
         mode = "max-autotune-no-cudagraphs"
     elif variant == "rope-swap":  # (the unfused q/k path: apply_rope is not called by the fused kernel)
-        wan.apply_rope = apply_rope_swap
-        wan.fused_qk_norm_rope.available = lambda x: False
+        layers_rope.apply_rope = apply_rope_swap
+        kernels["qk_norm_rope"] = False
     elif variant == "heads-first":
         wan.SelfAttention.attend = self_attention_heads_first
     elif variant == "unfused-qk":  # q/k RMSNorm + RoPE left to Inductor instead of the fused Triton kernel
-        wan.fused_qk_norm_rope.available = lambda x: False
+        kernels["qk_norm_rope"] = False
     elif variant == "no-coordinate":  # Inductor's defaults, as compile_dit was up to run 13
         options = {}
     elif variant == "reduce-overhead":  # Inductor's CUDA graphs, one per compiled block
@@ -252,22 +251,23 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         ic.triton.multi_kernel = 1  # reductions and picks the faster at run time (on top of coordinate descent)
     elif variant.startswith("qk-b"):  # the whole-row q/k kernel with another launch shape: rows per program, warps
         rows, warps = variant[len("qk-b"):].split("w")
-        wan.fused_qk_norm_rope.LAUNCH.update(BLOCK=int(rows), num_warps=int(warps))
-        wan.fused_qk_norm_rope.CHUNKED["enabled"] = False
+        kernels.update(qk_block=int(rows), qk_num_warps=int(warps), qk_chunked=False)
     elif variant == "qk-rows":  # the whole-row q/k kernel (before the chunked one)
-        wan.fused_qk_norm_rope.CHUNKED["enabled"] = False
+        kernels["qk_chunked"] = False
     elif variant == "no-quack":  # no quack GEMMs: cuBLASLt, residual updates in Inductor's fused kernels
-        wan.fused_linear.ENABLED = False
+        kernels["gemm_epilogues"] = False
     elif variant == "cublaslt-gelu":  # the FFN up's bias + GELU in cuBLASLt's epilogue instead of quack's
-        wan.fused_linear.GELU_EPILOGUE = False
+        kernels["gelu_epilogue"] = False
     elif variant == "no-fold":  # quack's epilogues, but the LayerNorms as their own (Inductor) kernels
-        wan.fused_linear.NORM_FOLD = False
+        kernels["norm_fold"] = False
     elif variant == "fold-torch":  # the folded weights from Inductor's kernels instead of the one-pass Triton kernel
-        wan.fused_linear.FOLD_KERNEL["enabled"] = False
+        kernels["fold_kernel"] = False
+    elif variant in ("kn-weights", "kn-ffn-up"):  # (cuBLAS layouts: measured against run 18's model, before quack)
+        kernels["gemm_epilogues"] = False
     # "coordinate" (coordinate-descent tuning) is compile_dit's default since run 15: the same as "default".
-    elif variant not in ("default", "coordinate", "cross-fa4", "graph-forward", "loaded", "kn-weights", "kn-ffn-up",
-                         "no-quack", "cublaslt-gelu", "no-fold", "fold-torch"):
+    elif variant not in ("default", "coordinate", "cross-fa4", "graph-forward", "loaded"):
         raise SystemExit(f"unknown variant {variant}; known: {', '.join(VARIANTS)}")
+    saved_policy = policy.set_policy(policy.current().replace(**kernels))
     try:
         # "loaded": weights mapped from Diffusers' model and materialized, as the loader (and the bench) does
         _, model, ref = build_dits("wan2.1-t2v-1.3b", torch.device("cuda"), torch.bfloat16, variant == "loaded")
@@ -275,7 +275,6 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         if variant == "cross-fa4":  # text cross-attention on FlashAttention-4 too (AUTO gives it cuDNN SDPA)
             set_attention_backend(torch.nn.ModuleList(b.cross_attn for b in model.blocks), "FLASH_ATTN_4")
         if variant in ("kn-weights", "kn-ffn-up"):  # projection weights stored [K, N]: other cuBLAS kernels
-            wan.fused_linear.ENABLED = False  # (cuBLAS layouts: measured against run 18's model, before quack)
             weights_kn(model, "all" if variant == "kn-weights" else "ffn-up")
         compile_dit_blocks(model, mode=mode, options=options)
         with torch.inference_mode():
@@ -307,12 +306,8 @@ def compiled_forward(variant: str, x, t, c, profile: bool, reference=None, iters
         return res, out
     finally:
         ic.triton.multi_kernel = saved_multi_kernel
-        wan.fused_qk_norm_rope.LAUNCH.update(saved_launch[0])
-        wan.fused_qk_norm_rope.CHUNKED.update(saved_launch[1])
-        wan.apply_rope, wan.SelfAttention.attend = saved_rope, saved_self_attn
-        wan.fused_qk_norm_rope.available = saved_fused_qk
-        wan.fused_linear.ENABLED, wan.fused_linear.GELU_EPILOGUE, wan.fused_linear.NORM_FOLD = saved_quack
-        wan.fused_linear.FOLD_KERNEL.update(saved_fold_kernel)
+        layers_rope.apply_rope, wan.SelfAttention.attend = saved_rope, saved_self_attn
+        policy.set_policy(saved_policy)
 
 
 def main(argv=None):

@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastvideo.kernels import fused_linear  # noqa: E402
+from fastvideo.kernels import fused_linear, policy  # noqa: E402
 from fastvideo.perf.bench import environment  # noqa: E402
 
 SHAPES = {"qkv": (4608, 1536), "ffn_up": (8960, 1536)}
@@ -71,6 +71,7 @@ def main(argv=None):
     r: dict = {"env": environment(), "ms": {}, "tb_per_s": {}, "max_abs_diff": {}}
     compiled = torch.compile(torch_fold, dynamic=False)
     g = torch.Generator(device="cuda").manual_seed(0)
+    saved = policy.current()
     for shape_name, (n, k) in SHAPES.items():
         ws = [torch.randn(n, k, device="cuda", generator=g).bfloat16() for _ in range(COPIES)]
         w = ws[0]
@@ -79,8 +80,10 @@ def main(argv=None):
         reference = torch_fold(w, gain, shift, bias)
         cases = {"inductor": lambda i=0: compiled(ws[i], gain, shift, bias)}
         for rows, cols, warps in LAUNCHES:
-            def run(i=0, rows=rows, cols=cols, warps=warps):
-                fused_linear.FOLD_KERNEL.update(BLOCK_N=rows, BLOCK_K=cols, num_warps=warps)
+            chosen = saved.replace(fold_kernel=True, fold_block_n=rows, fold_block_k=cols, fold_num_warps=warps)
+
+            def run(i=0, chosen=chosen):
+                policy.set_policy(chosen)
                 return fused_linear.fold_weights(ws[i], gain, shift, bias)
             cases[f"kernel_b{rows}k{cols}w{warps}"] = run
         moved = 2 * n * k * 2  # bf16 weight read once, folded weight written once
@@ -91,7 +94,7 @@ def main(argv=None):
             key = f"{shape_name}/{name}"
             r["ms"][key], r["tb_per_s"][key], r["max_abs_diff"][key] = ms, moved / (ms / 1e3) / 1e12, diff
             print(f"{key:28s} {ms * 1e3:7.1f} us  {r['tb_per_s'][key]:.2f} TB/s  (max |diff| {diff:.1e})", flush=True)
-    fused_linear.FOLD_KERNEL.update(BLOCK_N=8, BLOCK_K=512, num_warps=4)
+    policy.set_policy(saved)
     Path(args.json).write_text(json.dumps(r, indent=1) + "\n")
 
 

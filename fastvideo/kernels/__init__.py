@@ -1,27 +1,25 @@
-"""Fused GPU kernels for hot spots that torch.compile leaves slow; each has a pure-torch twin in the model.
+"""Fused GPU kernels for hot spots that torch.compile leaves slow; each has a pure-torch twin in the layers
+(:mod:`fastvideo.layers`).
 
-:func:`plain_math` turns them all off for a while: the model then runs its reference path and calls every
-submodule (the parity runner's per-module comparison hooks them), on any device.
+Which of them run is one :class:`~fastvideo.kernels.policy.KernelPolicy` (``policy.current()``,
+``policy.use(**changes)``).  :func:`plain_math` turns them all off for a while: the model then runs its
+reference path and calls every submodule (the parity runner's per-module comparison hooks them), on any device.
 """
 
 from __future__ import annotations
 
-import contextlib
+from fastvideo.kernels import policy
+from fastvideo.kernels.policy import KernelPolicy, current, kernel_policy, set_policy, use
 
-_PLAIN = False
+__all__ = ["KernelPolicy", "current", "fused_allowed", "kernel_policy", "plain_math", "policy", "set_policy", "use"]
 
 
 def fused_allowed() -> bool:
-    """False inside :func:`plain_math`."""
-    return not _PLAIN
+    """False inside :func:`plain_math` (``policy.current().plain``)."""
+    return not policy.current().plain
 
 
-@contextlib.contextmanager
 def plain_math():
-    """Within the ``with`` block, no fused kernel runs: the model's plain PyTorch math everywhere."""
-    global _PLAIN
-    saved, _PLAIN = _PLAIN, True
-    try:
-        yield
-    finally:
-        _PLAIN = saved
+    """Within the ``with`` block, no fused kernel runs: the model's plain PyTorch math everywhere
+    (``policy.use(plain=True)``)."""
+    return use(plain=True)

@@ -33,8 +33,10 @@ forward runs (docs/benchmarks/README.md, run 40).
 
 quack (``quack-kernels``) comes with flash-attn-4 (``pip install "fastvideo-studio[fa4]"``).
 :func:`available` says whether the fused path can run on a tensor: quack importable, a CUDA tensor on
-compute capability 9.x or 10.x, 16-bit, inference (no autograd).  ``ENABLED``, ``GELU_EPILOGUE`` and
-``NORM_FOLD`` switch parts of it off (``benchmarks/dit_variants.py`` compares).
+compute capability 9.x or 10.x, 16-bit, inference (no autograd).  The kernel policy
+(:mod:`fastvideo.kernels.policy`: ``gemm_epilogues``, ``gelu_epilogue``, ``norm_fold``, ``fold_kernel`` and the
+fold kernel's launch shape) switches parts of it off (``benchmarks/dit_variants.py`` compares).  The layers
+that use it are in :mod:`fastvideo.layers` (``residual``, ``mlp``).
 """
 
 from __future__ import annotations
@@ -47,22 +49,15 @@ import torch
 from torch import nn
 
 from fastvideo.attention.backends.flash4 import SUPPORTED_MAJORS  # quack's GEMMs: the same CuTe DSL archs
-from fastvideo.kernels import fused_allowed
-
-#: Off: the model takes the unfused path (benchmarks/dit_variants.py's "no-quack" variant).
-ENABLED = True
-
-#: Off: the block's LayerNorms run as their own kernels before the GEMMs instead of folded into them
-#: (:func:`norm_linear`; benchmarks/dit_variants.py's "no-fold" variant).
-NORM_FOLD = True
-
+from fastvideo.kernels import policy
 
 HAS_QUACK = importlib.util.find_spec("quack") is not None  # (found, not imported: that happens on first use)
 HAS_TRITON = importlib.util.find_spec("triton") is not None
 
 
 def available(x: torch.Tensor) -> bool:
-    return (ENABLED and HAS_QUACK and fused_allowed() and x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
+    p = policy.current()
+    return (p.gemm_epilogues and not p.plain and HAS_QUACK and x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
             and not torch.is_grad_enabled() and torch.cuda.get_device_capability(x.device)[0] in SUPPORTED_MAJORS
             and _epilogues() is not None)
 
@@ -180,17 +175,15 @@ def linear_residual(h: torch.Tensor, linear: nn.Linear, x: torch.Tensor, gate: t
     return (d, RowStats(out["hsum"], out["sqsum"])) if stats else d
 
 
-#: Fold the norm into the weights with one Triton kernel (each weight read once) on CUDA; off: the plain
-#: torch ops below, as Inductor compiles them.  Launch: BLOCK_N weight rows per program, read in BLOCK_K-column
-#: chunks (benchmarks/fold_norm.py times other shapes).
-FOLD_KERNEL = {"enabled": True, "BLOCK_N": 8, "BLOCK_K": 512, "num_warps": 4}
-
-
 def fold_norm(linear: nn.Linear, gain: torch.Tensor, shift: torch.Tensor | None):
     """The weights of ``linear(norm * gain + shift)`` for a GEMM over the un-normalised input:
-    ``(W * gain)`` in the weight's dtype, its row sums ``wg`` and ``wb = W @ shift + b`` (fp32 [1, N])."""
+    ``(W * gain)`` in the weight's dtype, its row sums ``wg`` and ``wb = W @ shift + b`` (fp32 [1, N]).
+
+    On CUDA, with the policy's ``fold_kernel``, one Triton kernel (each weight read once; launch: the policy's
+    ``fold_block_n`` weight rows per program, read in ``fold_block_k``-column chunks; benchmarks/fold_norm.py
+    times other shapes); else the plain torch ops below, as Inductor compiles them."""
     w = linear.weight
-    if FOLD_KERNEL["enabled"] and w.is_cuda and HAS_TRITON:
+    if policy.current().fold_kernel and w.is_cuda and HAS_TRITON:
         return fold_weights(w, gain, shift, linear.bias)
     folded = (w.float() * gain.reshape(1, -1)).to(w.dtype)
     wg = folded.float().sum(-1)
@@ -234,9 +227,10 @@ def _fold_op():
             kernel = _fold_norm_kernel
             if isinstance(kernel, triton.runtime.JITFunction):  # not under Triton's CPU interpreter (the tests)
                 kernel = wrap_triton(kernel)
-            block_n = FOLD_KERNEL["BLOCK_N"]
-            kernel[(triton.cdiv(n, block_n),)](w, gain, shift, bias, folded, wg, wb, n, K_COLS=k, BLOCK_N=block_n,
-                                               BLOCK_K=FOLD_KERNEL["BLOCK_K"], num_warps=FOLD_KERNEL["num_warps"])
+            p = policy.current()
+            kernel[(triton.cdiv(n, p.fold_block_n),)](w, gain, shift, bias, folded, wg, wb, n, K_COLS=k,
+                                                      BLOCK_N=p.fold_block_n, BLOCK_K=p.fold_block_k,
+                                                      num_warps=p.fold_num_warps)
             return folded, wg, wb
 
         _FOLD_OP = fold_norm_op
@@ -263,12 +257,10 @@ def norm_linear(x: torch.Tensor, stats: RowStats, linear: nn.Linear, gain: torch
     return out.view(*x.shape[:-1], -1)
 
 
-#: The FFN up projection's bias + tanh-GELU in quack's epilogue instead of cuBLASLt's.
-GELU_EPILOGUE = True
-
-
 def gelu_available(x: torch.Tensor) -> bool:
-    return GELU_EPILOGUE and available(x)
+    """The FFN up projection's bias + tanh-GELU in quack's epilogue (policy ``gelu_epilogue``) instead of
+    cuBLASLt's."""
+    return policy.current().gelu_epilogue and available(x)
 
 
 def linear_gelu(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:

@@ -18,7 +18,9 @@ the same run (docs/benchmarks/README.md, run 32).
 
 ``qk_norm_rope`` is a ``torch.library`` Triton op, so ``torch.compile`` sees
 through it.  :func:`available` says whether it can run on a tensor (CUDA and
-Triton present); the model falls back to the unfused path otherwise.
+Triton present, the kernel policy's ``qk_norm_rope`` on); the model
+(:func:`fastvideo.layers.rope.qk_norm_rope`) falls back to the unfused path
+otherwise.  The launch shapes are the policy's ``qk_*`` fields.
 """
 
 from __future__ import annotations
@@ -27,15 +29,15 @@ import importlib.util
 
 import torch
 
-from fastvideo.kernels import fused_allowed
+from fastvideo.kernels import policy
 
 HAS_TRITON = importlib.util.find_spec("triton") is not None  # the kernel module imports it when first used
 
-#: Rows per program and warps per program (benchmarks/dit_variants.py sweeps them: the qk-* variants).
-LAUNCH = {"BLOCK": 4, "num_warps": 8}
-#: The kernel that reads rows in whole-head chunks, q and k in separate programs, where the head size
-#: allows (``chunk_size``), and its launch shape.  Off: the whole-row kernel everywhere.
-CHUNKED = {"enabled": True, "BLOCK": 4, "num_warps": 4}
+# Launch shapes (policy fields; benchmarks/dit_variants.py sweeps them: the qk-* variants): the whole-row
+# kernel's rows and warps per program (``qk_block``, ``qk_num_warps``); the kernel that reads rows in
+# whole-head chunks, q and k in separate programs, where the head size allows (``chunk_size``), on or off
+# (``qk_chunked``; off: the whole-row kernel everywhere) and its launch (``qk_chunked_block``,
+# ``qk_chunked_num_warps``).
 
 
 def chunk_size(dim: int, head_dim: int, cap: int = 1024) -> int:
@@ -50,7 +52,8 @@ def chunk_size(dim: int, head_dim: int, cap: int = 1024) -> int:
 
 
 def available(x: torch.Tensor) -> bool:
-    return HAS_TRITON and x.is_cuda and fused_allowed()
+    p = policy.current()
+    return HAS_TRITON and x.is_cuda and p.qk_norm_rope and not p.plain
 
 
 _OP = None
@@ -79,19 +82,20 @@ def _build_op():
         q = torch.empty(b, s, dim, device=qkv.device, dtype=qkv.dtype)
         k = torch.empty_like(q)
         rows = b * s
-        chunk = chunk_size(dim, 2 * cos.shape[-1]) if CHUNKED["enabled"] else 0
+        p = policy.current()
+        chunk = chunk_size(dim, 2 * cos.shape[-1]) if p.qk_chunked else 0
         kernel = _qk_norm_rope_chunked_kernel if chunk else _qk_norm_rope_kernel
         if isinstance(kernel, triton.runtime.JITFunction):  # not under Triton's CPU interpreter (the tests)
             kernel = wrap_triton(kernel)  # so torch.compile sees the kernel inside the op
         args = (qkv, q, k, weight_q, weight_k, cos, sin, rows, s, qkv.stride(1), eps)
         if chunk:
-            block = CHUNKED["BLOCK"]
+            block = p.qk_chunked_block
             kernel[(triton.cdiv(rows, block), 2)](*args, DIM=dim, HALF_HEAD=cos.shape[-1], CHUNK=chunk, BLOCK=block,
-                                                  num_warps=CHUNKED["num_warps"])
+                                                  num_warps=p.qk_chunked_num_warps)
         else:
-            kernel[(triton.cdiv(rows, LAUNCH["BLOCK"]),)](
+            kernel[(triton.cdiv(rows, p.qk_block),)](
                 *args, DIM=dim, HALF_HEAD=cos.shape[-1], PAIRS_POW2=triton.next_power_of_2(dim // 2),
-                BLOCK=LAUNCH["BLOCK"], num_warps=LAUNCH["num_warps"])
+                BLOCK=p.qk_block, num_warps=p.qk_num_warps)
         return q, k
 
     return qk_norm_rope_op

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-from fastvideo.kernels import fused_linear
+from fastvideo.kernels import fused_linear, policy
 from fastvideo.models.dits import wan
 
 needs_quack = pytest.mark.skipif(importlib.util.find_spec("quack") is None,
@@ -120,9 +120,9 @@ def test_fold_kernel_matches_the_torch_fold_in_triton_interpreter():
     bf16 toward zero, the GPU to nearest; the bf16 rounding is checked exactly on the GPU.)"""
     code = textwrap.dedent("""
         import torch
-        from fastvideo.kernels import fused_linear as m
+        from fastvideo.kernels import fused_linear as m, policy
         from tests.kernels.test_fused_linear import _fold_twin
-        m.FOLD_KERNEL.update(BLOCK_N=8, BLOCK_K=64)
+        policy.set_policy(policy.current().replace(fold_block_n=8, fold_block_k=64))
         g = torch.Generator().manual_seed(0)
         w = torch.randn(37, 100, generator=g)
         gain, shift, bias = torch.randn(100, generator=g) + 1, torch.randn(100, generator=g), torch.randn(37, generator=g)
@@ -293,14 +293,14 @@ def _small_cuda_dit(t: torch.Tensor):
 
 @pytest.mark.gpu
 @needs_quack
-def test_dit_forward_fused_residuals_match_unfused_on_cuda(monkeypatch):
+def test_dit_forward_fused_residuals_match_unfused_on_cuda():
     model, inputs, block_inputs = _small_cuda_dit(torch.tensor([500.0, 900.0], device="cuda"))
     with torch.inference_mode():
         fused = model(*inputs)
         eager_block = model.blocks[0](*block_inputs)
         compiled_block = torch.compile(model.blocks[0], fullgraph=True)(*block_inputs)  # quack's op: one graph
-        monkeypatch.setattr(fused_linear, "ENABLED", False)
-        plain = model(*inputs)
+        with policy.use(gemm_epilogues=False):
+            plain = model(*inputs)
     assert eager_block[1] is None and compiled_block[1] is None  # two timesteps: residual epilogues, no fold
     assert _rel(compiled_block[0], eager_block[0]) < 1e-2
     assert _rel(fused, plain) < 1e-2
@@ -308,17 +308,17 @@ def test_dit_forward_fused_residuals_match_unfused_on_cuda(monkeypatch):
 
 @pytest.mark.gpu
 @needs_quack
-def test_dit_forward_folded_norms_match_unfused_on_cuda(monkeypatch):
+def test_dit_forward_folded_norms_match_unfused_on_cuda():
     """One timestep for the batch (the CFG pair): every LayerNorm folded into its GEMM, eager and compiled."""
     model, inputs, block_inputs = _small_cuda_dit(torch.tensor(700.0, device="cuda").expand(2))
     with torch.inference_mode():
         folded = model(*inputs)
         eager_block = model.blocks[0](*block_inputs)
         compiled_block = torch.compile(model.blocks[0], fullgraph=True)(*block_inputs)
-        monkeypatch.setattr(fused_linear, "NORM_FOLD", False)
-        unfolded = model(*inputs)
-        monkeypatch.setattr(fused_linear, "ENABLED", False)
-        plain = model(*inputs)
+        with policy.use(norm_fold=False):
+            unfolded = model(*inputs)
+        with policy.use(gemm_epilogues=False):
+            plain = model(*inputs)
     assert isinstance(eager_block[1], fused_linear.RowStats) and isinstance(compiled_block[1], fused_linear.RowStats)
     exact_stats = fused_linear.row_stats(eager_block[0])
     assert _rel(eager_block[1].sqsum.sum(-1), exact_stats.sqsum.sum(-1)) < 1e-2

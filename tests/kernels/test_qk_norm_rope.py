@@ -41,12 +41,13 @@ def test_kernel_matches_unfused_path_in_triton_interpreter():
     chunked kernel with 6 heads of 16 (three chunks of 32 channels), each also with the other kernel."""
     code = textwrap.dedent("""
         import torch
+        from fastvideo.kernels import policy
         from fastvideo.kernels import qk_norm_rope as m
         from tests.kernels.test_qk_norm_rope import case, unfused
         for heads, head_dim, chunked in ((4, 24, True), (6, 16, True), (6, 16, False)):
-            m.CHUNKED["enabled"] = chunked
             args = case("cpu", torch.float32, heads=heads, head_dim=head_dim)
-            q, k = m.qk_norm_rope(*args)
+            with policy.use(qk_chunked=chunked):
+                q, k = m.qk_norm_rope(*args)
             rq, rk = unfused(*args)
             assert q.shape == rq.shape == (2, 60, heads, head_dim), q.shape
             torch.testing.assert_close(q, rq, atol=2e-6, rtol=2e-6)
@@ -89,9 +90,9 @@ def test_kernel_matches_unfused_path_on_cuda_bf16():
 
 
 @pytest.mark.gpu
-def test_wan_dit_forward_fused_matches_unfused_on_cuda(monkeypatch):
+def test_wan_dit_forward_fused_matches_unfused_on_cuda():
     from fastvideo.configs.models.dits.wan import WanVideoConfig
-    from fastvideo.kernels import qk_norm_rope as m
+    from fastvideo.kernels import policy
     from fastvideo.models.dits.wan import WanTransformer3DModel
 
     cfg = WanVideoConfig(num_attention_heads=2, attention_head_dim=24, ffn_dim=64, num_layers=2, text_dim=32,
@@ -103,6 +104,6 @@ def test_wan_dit_forward_fused_matches_unfused_on_cuda(monkeypatch):
     ctx = torch.randn(1, 7, 32, device="cuda", dtype=torch.bfloat16)
     with torch.inference_mode():
         fused = model(x, t, ctx)
-        monkeypatch.setattr(m, "available", lambda x: False)
-        plain = model(x, t, ctx)
+        with policy.use(qk_norm_rope=False):
+            plain = model(x, t, ctx)
     assert ((fused.float() - plain.float()).norm() / plain.float().norm()) < 1e-2

@@ -27,7 +27,6 @@ patchify and gather it before the head.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -37,82 +36,36 @@ from fastvideo.attention import DistributedAttention, LocalAttention
 from fastvideo.configs.models.dits.wan import WanVideoConfig
 from fastvideo.distributed import parallel_state as ps
 from fastvideo.distributed.communication import all_gather_cat, pad_to_multiple
-from fastvideo.kernels import fused_allowed, fused_linear
-from fastvideo.kernels import qk_norm_rope as fused_qk_norm_rope
+from fastvideo.layers import (
+    MLP,
+    ROPE_THETA,
+    Carry,
+    FP32LayerNorm,
+    Pending,
+    ResidualStream,
+    RMSNorm,
+    TimestepEmbedding,
+    add_gated,
+    apply_rope,
+    finish,
+    modulate,
+    modulation,
+    qk_norm_rope,
+    rope_cos_sin,
+    rope_dims,
+    timestep_sinusoid,
+)
 
-ROPE_THETA = 10000.0
+__all__ = [  # (the shared layers re-exported: importers of this module keep working)
+    "MLP", "ROPE_THETA", "Carry", "CrossAttention", "ConditionEmbedder", "FP32LayerNorm", "ImageEmbedder",
+    "OutputHead", "Pending", "RMSNorm", "SelfAttention", "WanTransformer3DModel", "WanTransformerBlock", "add_gated",
+    "apply_rope", "modulate", "rope_cos_sin", "rope_dims", "timestep_sinusoid",
+]
+
 IMAGE_EMBED_LN_EPS = 1e-5  # the image embedder's LayerNorms use torch's default eps
 
 
-# ----------------------------------------------------------------------------- norms
-
-
-class FP32LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in float32 and returned in the input dtype."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight.float() if self.weight is not None else None
-        bias = self.bias.float() if self.bias is not None else None
-        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
-
-
-class RMSNorm(nn.Module):
-    """x / rms(x) * weight over the last dim (used across all heads at once for q/k)."""
-
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-
-
-def modulate(norm: nn.Module, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: norm(x) * (1 + scale) + shift in fp32, cast back to x's dtype."""
-    return (norm(x.float()) * (1 + scale) + shift).type_as(x)
-
-
 # ----------------------------------------------------------------------------- embeddings
-
-
-def timestep_sinusoid(timestep: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """[cos(t * f_i), sin(t * f_i)] with f_i = max_period^(-i / (dim/2)), in fp32."""
-    half = dim // 2
-    exponent = -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timestep.device) / half
-    angles = timestep.float()[:, None] * torch.exp(exponent)[None, :]
-    emb = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
-    return F.pad(emb, (0, 1)) if dim % 2 else emb
-
-
-class MLP(nn.Module):
-    """fc_in -> activation -> fc_out."""
-
-    def __init__(self, dim_in: int, dim_hidden: int, dim_out: int, activation: nn.Module):
-        super().__init__()
-        self.fc_in = nn.Linear(dim_in, dim_hidden)
-        self.act = activation
-        self.fc_out = nn.Linear(dim_hidden, dim_out)
-
-    def hidden(self, x: torch.Tensor) -> torch.Tensor:
-        """activation(fc_in(x))."""
-        # Inference only: aten::_addmm_activation has no backward (training takes the plain path).
-        fused = x.is_cuda and not torch.is_grad_enabled() and _is_tanh_gelu(self.act) and fused_allowed()
-        if fused and x.dtype == self.fc_in.weight.dtype:
-            if fused_linear.gelu_available(x):
-                return fused_linear.linear_gelu(x, self.fc_in)
-            # cuBLASLt applies GELU(tanh) in the matmul's epilogue: no extra pass over the hidden tensor.
-            flat = x.reshape(-1, x.shape[-1])
-            hidden = torch._addmm_activation(self.fc_in.bias, flat, self.fc_in.weight.t(), use_gelu=True)
-            return hidden.view(*x.shape[:-1], -1)
-        return self.act(self.fc_in(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc_out(self.hidden(x))
-
-
-def _is_tanh_gelu(act: nn.Module) -> bool:
-    return isinstance(act, nn.GELU) and act.approximate == "tanh"
 
 
 class ImageEmbedder(nn.Module):
@@ -149,7 +102,7 @@ class ConditionEmbedder(nn.Module):
         super().__init__()
         d = cfg.hidden_size
         self.freq_dim = cfg.freq_dim
-        self.time_embedder = MLP(cfg.freq_dim, d, d, nn.SiLU())
+        self.time_embedder = TimestepEmbedding(cfg.freq_dim, d, nn.SiLU())
         self.time_modulation = nn.Linear(d, 6 * d)
         self.text_embedder = MLP(cfg.text_dim, d, d, nn.GELU(approximate="tanh"))
         self.image_embedder = (
@@ -162,8 +115,7 @@ class ConditionEmbedder(nn.Module):
         The time MLP runs in its own parameter dtype (kept fp32); temb is then
         cast to the model dtype as in the reference.
         """
-        freq = timestep_sinusoid(timestep, self.freq_dim).to(self.time_embedder.fc_in.weight.dtype)
-        temb = self.time_embedder(freq).to(dtype)
+        temb = self.time_embedder.embed(timestep).to(dtype)
         timestep_proj = self.time_modulation(F.silu(temb))
         return temb, timestep_proj.unflatten(1, (6, -1))
 
@@ -173,51 +125,6 @@ class ConditionEmbedder(nn.Module):
         context = self.text_embedder(text)
         context_image = self.image_embedder(image) if image is not None else None
         return context, context_image
-
-
-# ----------------------------------------------------------------------------- 3D RoPE
-
-
-def rope_dims(head_dim: int) -> tuple[int, int, int]:
-    """How a head's channels split over (time, height, width): d - 4*(d//6), 2*(d//6), 2*(d//6)."""
-    hw = 2 * (head_dim // 6)
-    return head_dim - 2 * hw, hw, hw
-
-
-def rope_cos_sin(
-    grid: tuple[int, int, int], head_dim: int, device: torch.device | str, theta: float = ROPE_THETA
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos, sin of the 3D RoPE angles, each [S, head_dim/2] float32, tokens in (f, h, w) order.
-
-    Channel pair ``j`` of a head rotates by ``pos_axis * theta^(-2j/dim_axis)``
-    where the axis (time, height or width) owning the pair is given by
-    :func:`rope_dims`.  Angles are computed in float64 (as the reference).
-    """
-    angles = []
-    for n, dim in zip(grid, rope_dims(head_dim)):
-        inv_freq = 1.0 / theta ** (torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)
-        angles.append(torch.outer(torch.arange(n, dtype=torch.float64, device=device), inv_freq))
-    f, h, w = grid
-    table = torch.cat(
-        [
-            angles[0][:, None, None, :].expand(f, h, w, -1),
-            angles[1][None, :, None, :].expand(f, h, w, -1),
-            angles[2][None, None, :, :].expand(f, h, w, -1),
-        ],
-        dim=-1,
-    ).reshape(f * h * w, head_dim // 2)
-    return table.cos().float(), table.sin().float()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate interleaved channel pairs (x[2j], x[2j+1]) as complex numbers by e^{i*angle}.
-
-    ``x`` [B, S, H, D]; ``cos``/``sin`` [S, D/2] (fp32, so the product is fp32).
-    """
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
-    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-    return rotated.flatten(-2).type_as(x)
 
 
 # ----------------------------------------------------------------------------- attention
@@ -244,15 +151,25 @@ class SelfAttention(nn.Module):
 
     def attend_qkv(self, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """``attend`` from the q/k/v projection's output."""
-        q, k, v = qkv.chunk(3, dim=-1)
-        if fused_qk_norm_rope.available(qkv) and not torch.is_grad_enabled():  # inference on CUDA: one kernel
-            q, k = fused_qk_norm_rope.qk_norm_rope(qkv, self.norm_q.weight, self.norm_k.weight, *rope,
-                                                   self.norm_q.eps, self.num_heads)
-        else:
-            q = apply_rope(self.norm_q(q).unflatten(2, (self.num_heads, -1)), *rope)
-            k = apply_rope(self.norm_k(k).unflatten(2, (self.num_heads, -1)), *rope)
-        v = v.unflatten(2, (self.num_heads, -1))
+        q, k, v = qk_norm_rope(qkv, self.norm_q, self.norm_k, rope, self.num_heads)
         return self.attn(q, k, v).flatten(2).type_as(q)
+
+    # -- as a residual branch (fastvideo.layers.residual): to_qkv -> attend_qkv -> to_out --
+    in_activation = None
+
+    @property
+    def proj_in(self) -> nn.Linear:
+        return self.to_qkv
+
+    @property
+    def proj_out(self) -> nn.Linear:
+        return self.to_out
+
+    def project_in(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_qkv(x)
+
+    def between(self, qkv: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.attend_qkv(qkv, rope)
 
 
 class CrossAttention(nn.Module):
@@ -304,34 +221,35 @@ class CrossAttention(nn.Module):
             out = out + self.attn(q, k_img, v_img).flatten(2).type_as(q)
         return out
 
+    # -- as a residual branch (fastvideo.layers.residual): to_q -> attend_q -> to_out --
+    in_activation = None
+
+    @property
+    def proj_in(self) -> nn.Linear:
+        return self.to_q
+
+    @property
+    def proj_out(self) -> nn.Linear:
+        return self.to_out
+
+    def project_in(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_q(x)
+
+    def between(self, q_lin: torch.Tensor, context: torch.Tensor,
+                context_image: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attend_q(q_lin, context, context_image)
+
 
 # ----------------------------------------------------------------------------- block and model
 
 
-def add_gated(x: torch.Tensor, update: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """The gated residual update ``x + update * gate`` in fp32, cast back to x's dtype."""
-    return (x.float() + update.float() * gate).type_as(x)
-
-
-class Pending(NamedTuple):
-    """A gated residual update not applied yet: the block's output is ``add_gated(x, update, gate)``."""
-
-    update: torch.Tensor
-    gate: torch.Tensor
-
-
 class WanTransformerBlock(nn.Module):
-    """One Wan block.
+    """One Wan block: three residual branches (self-attention, cross-attention, FFN) on the stream.
 
-    Where quack's GEMMs run (``fused_linear.available``: CUDA inference with flash-attn-4's
-    dependencies), each residual update runs in the epilogue of its output projection's GEMM, and
-    when the whole batch shares one modulation (one timestep: always so in sampling) each LayerNorm
-    is folded into the GEMM after it, its statistics summed by the GEMM before it
-    (``fused_linear.norm_linear``): the block hands the next one ``fused_linear.RowStats``.
-    Elsewhere the last update (FFN output times its gate) is handed on as :class:`Pending` and applied
-    at the start of the next block (or by the model after the last one): the same math, but under
-    ``torch.compile`` (one region per block) that add fuses with the next block's first norm, one
-    pass over the hidden states instead of two (the fused add + norm of vLLM's layers)."""
+    :class:`~fastvideo.layers.residual.ResidualStream` picks the kernels: plain math (the FFN's update handed
+    to the next block as ``Pending``), or on CUDA inference with quack each update in its output projection's
+    GEMM epilogue and, with one modulation for the batch, each LayerNorm folded into the GEMM after it (the
+    block then hands the next one ``fused_linear.RowStats``)."""
 
     def __init__(self, cfg: WanVideoConfig):
         super().__init__()
@@ -351,54 +269,16 @@ class WanTransformerBlock(nn.Module):
         context_image: torch.Tensor | None,
         timestep_proj: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
-        carry: Pending | fused_linear.RowStats | None = None,
-    ) -> tuple[torch.Tensor, Pending | fused_linear.RowStats | None]:
-        """-> (x, carry): the previous block's :class:`Pending` update is applied first; ``RowStats`` (from
-        the fused path) are ``x``'s LayerNorm statistics."""
-        if isinstance(carry, Pending):  # the previous block's FFN update
-            x, carry = add_gated(x, *carry), None
-        mod = (self.modulation + timestep_proj.float()).chunk(6, dim=1)
-        if fused_linear.available(x):
-            return self._forward_fused(x, carry, context, context_image, rope, *mod)
-        shift, scale, gate, c_shift, c_scale, c_gate = mod
-        attn = self.self_attn(modulate(self.self_attn_norm, x, shift, scale), rope)
-        x = add_gated(x, attn, gate)
-        x = x + self.cross_attn(self.cross_attn_norm(x.float()).type_as(x), context, context_image)
-        ff = self.ffn(modulate(self.ffn_norm, x, c_shift, c_scale))
-        return x, Pending(ff, c_gate)
-
-    def _forward_fused(self, x, stats, context, context_image, rope, shift, scale, gate, c_shift, c_scale, c_gate):
-        """The same steps with each residual update in its output projection's GEMM epilogue and, with one
-        modulation for the batch, each LayerNorm folded into the next GEMM: -> (x, RowStats or None)."""
-        fold = fused_linear.NORM_FOLD and shift.shape[0] == 1
-        if fold and stats is None:
-            stats = fused_linear.row_stats(x)
-        eps, cross_norm = self.self_attn_norm.eps, self.cross_attn_norm
-        if fold:
-            qkv = fused_linear.norm_linear(x, stats, self.self_attn.to_qkv, 1 + scale.flatten(), shift.flatten(), eps)
-        else:
-            qkv = self.self_attn.to_qkv(modulate(self.self_attn_norm, x, shift, scale))
-        x, stats = self._residual(self.self_attn.attend_qkv(qkv, rope), self.self_attn.to_out, x, gate, fold)
-        if fold and not isinstance(cross_norm, nn.Identity):
-            q = fused_linear.norm_linear(x, stats, self.cross_attn.to_q, cross_norm.weight.float(),
-                                         cross_norm.bias.float(), cross_norm.eps)
-        else:
-            q = self.cross_attn.to_q(cross_norm(x.float()).type_as(x))
-        cross = self.cross_attn.attend_q(q, context, context_image)
-        x, stats = self._residual(cross, self.cross_attn.to_out, x, None, fold)
-        if fold:  # (the block's FFN activation is always tanh-GELU)
-            hidden = fused_linear.norm_linear(x, stats, self.ffn.fc_in, 1 + c_scale.flatten(), c_shift.flatten(), eps,
-                                              gelu=True)
-        else:
-            hidden = self.ffn.hidden(modulate(self.ffn_norm, x, c_shift, c_scale))
-        return self._residual(hidden, self.ffn.fc_out, x, c_gate, fold)
-
-    @staticmethod
-    def _residual(h, linear, x, gate, stats: bool):
-        """fused_linear.linear_residual -> (x, its RowStats if ``stats`` else None)."""
-        if stats:
-            return fused_linear.linear_residual(h, linear, x, gate, stats=True)
-        return fused_linear.linear_residual(h, linear, x, gate), None
+        carry: Carry = None,
+    ) -> tuple[torch.Tensor, Carry]:
+        """-> (x, carry): the previous block's carry in (a ``Pending`` update, applied first, or ``x``'s
+        ``RowStats``), this block's out."""
+        shift, scale, gate, c_shift, c_scale, c_gate = modulation(self.modulation, timestep_proj)
+        stream = ResidualStream.start(x, carry, shared_modulation=shift.shape[0] == 1)
+        stream = stream.add(self.self_attn, rope, norm=self.self_attn_norm, shift=shift, scale=scale, gate=gate)
+        stream = stream.add(self.cross_attn, context, context_image, norm=self.cross_attn_norm)
+        stream = stream.add(self.ffn, norm=self.ffn_norm, shift=c_shift, scale=c_scale, gate=c_gate, defer=True)
+        return stream.end()
 
 
 class OutputHead(nn.Module):
@@ -411,7 +291,7 @@ class OutputHead(nn.Module):
         self.proj = nn.Linear(dim, out_features)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        shift, scale = (self.modulation + temb[:, None, :]).chunk(2, dim=1)
+        shift, scale = modulation(self.modulation, temb[:, None, :], fp32=False)
         return self.proj(modulate(self.norm, x, shift, scale))
 
 
@@ -468,7 +348,7 @@ class WanTransformer3DModel(nn.Module):
         carry = None
         for block in self.blocks:
             x, carry = block(x, context, context_image, timestep_proj, rope, carry)
-        return add_gated(x, *carry) if isinstance(carry, Pending) else x
+        return finish(x, carry)
 
     def final_layer(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         return self.head(x, temb)

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastvideo.configs.models.vaes.wan import WanVAEConfig
+from fastvideo.layers.norms import ChannelRMSNorm
 
 CACHE_T = 2  # frames of left context a 3-tap causal conv needs
 ENCODE_CHUNK = 4  # frames per encoder chunk after the first (single) frame
@@ -96,34 +97,8 @@ class CausalConv3d(nn.Conv3d):
         return super().forward(x)
 
 
-class RMSNorm(nn.Module):
-    """RMS norm over the channel dim: ``x / ||x||_2 * sqrt(C) * gamma``.
-
-    ``F.normalize`` divides by the L2 norm over channels (eps 1e-12), so
-    multiplying by ``sqrt(C)`` gives division by the root mean square.
-    Half-precision inputs are normalised in fp32.  ``gamma`` is shaped
-    ``[C, 1, 1, 1]`` for 5D video (``images=False``) or ``[C, 1, 1]`` for 4D
-    frames, as in the checkpoints.
-    """
-
-    def __init__(self, dim: int, images: bool = False) -> None:
-        super().__init__()
-        self.scale = dim**0.5
-        self.gamma = nn.Parameter(torch.ones((dim, 1, 1) if images else (dim, 1, 1, 1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
-            # Channels are the innermost dim in memory: one fused rms_norm pass (fp32 inside)
-            # instead of upcast, norm, divide, downcast and two multiplies.  Same math:
-            # x / ||x|| * sqrt(C) == x / sqrt(mean(x^2)); F.normalize's eps (1e-12 on the
-            # norm) becomes 1e-24 / C on the mean square.
-            c = x.shape[1]
-            weight = self.gamma.reshape(c).to(x.dtype)
-            y = F.rms_norm(x.permute(0, 2, 3, 4, 1), (c,), weight, eps=1e-24 / c)
-            return y.permute(0, 4, 1, 2, 3)
-        low = x.dtype in (torch.float16, torch.bfloat16)
-        normed = F.normalize(x.float() if low else x, dim=1).to(x.dtype)
-        return normed * self.scale * self.gamma
+#: The VAE's RMS norm: over the channel dim (dim 1), ``gamma`` [C, 1, 1(, 1)] (fastvideo.layers.norms).
+RMSNorm = ChannelRMSNorm
 
 
 class ResidualBlock(nn.Module):
