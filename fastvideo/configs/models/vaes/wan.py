@@ -7,8 +7,10 @@ empty for Diffusers checkpoints.  ``official_param_names_mapping`` renames the
 official ``Wan2.1_VAE.pth`` (Wan repo ``WanVAE_``) onto the same names.
 
 Options that only Wan2.2's VAE uses (``is_residual``, ``patch_size``) are
-accepted with their Wan2.1 values; anything else is rejected by
-:meth:`WanVAEConfig.validate` with a message that says what is unsupported.
+accepted with their Wan2.1 values here; :meth:`WanVAEConfig.from_dict` hands a
+config with ``is_residual: true`` to ``Wan22VAEConfig`` (``vaes/wan22.py``), and
+anything else unsupported is rejected by :meth:`WanVAEConfig.validate` with a
+message that says what is unsupported.
 """
 
 from __future__ import annotations
@@ -164,6 +166,12 @@ class WanVAEConfig(ArchConfig):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> "WanVAEConfig":
+        """Read a ``vae/config.json`` dict; a Wan2.2 VAE (``is_residual: true``) gives a ``Wan22VAEConfig``."""
+        if cls is WanVAEConfig:
+            from fastvideo.configs.models.vaes.wan22 import Wan22VAEConfig, is_wan22_vae_config
+
+            if is_wan22_vae_config(data):
+                return Wan22VAEConfig.from_dict(data, strict=strict)
         cfg = super().from_dict(data, strict=strict)
         cfg.validate()
         return cfg  # type: ignore[return-value]
