@@ -11,8 +11,16 @@ from pathlib import Path
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QStackedWidget,
-    QVBoxLayout, QWidget,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.panels.generate import GeneratePanel
@@ -149,6 +157,7 @@ class MainWindow(QMainWindow):
         self.models.models_changed.connect(self.parity.set_models)
         self.models.inspect_requested.connect(self._inspect_model)
         self.models.parity_requested.connect(self._parity_model)
+        self.models.generate_requested.connect(self._generate_model)
         self.mapping.rules_for_parity.connect(self._parity_with_rules)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.sidebar.currentRowChanged.connect(self._panel_shown)
@@ -207,6 +216,11 @@ class MainWindow(QMainWindow):
     def _parity_model(self, path: str) -> None:
         self.parity.set_model(path)
         self.show_panel("parity")
+
+    def _generate_model(self, path: str) -> None:
+        """Models panel → Generate: that model selected (its defaults applied), ready for a prompt."""
+        self.generate.set_model(path)
+        self.show_panel("generate")
 
     def _parity_with_rules(self, rules: list, label: str) -> None:  # ordered (pattern, value) pairs
         self.parity.set_model(self.mapping.model_path or self.mapping.current_model_path(),

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.models.table_base import ColumnTableModel
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
+from app.models.table_base import ColumnTableModel
 from app.services.parity_store import ParityRun
 
 PASS_COLOR = QColor("#45c486")
@@ -173,4 +173,59 @@ class CompareModel(_Table):
             a, b = c.get("a_rel_l2"), c.get("b_rel_l2")
             if a is not None and b is not None and a != b:
                 return QBrush(PASS_COLOR if b < a else FAIL_COLOR)
+        return None
+
+
+class SummaryModel(_Table):
+    """"Parity: all components": one row per component -- waiting, running, then its run's verdict, worst
+    max abs error and first divergent module.  Items: ``{"component": str, "state": str, "run": ParityRun|None}``."""
+
+    COLUMNS = ("Component", "Verdict", "Max abs error", "First divergent module")
+
+    def run_at(self, row: int) -> ParityRun | None:
+        return self.items[row].get("run") if 0 <= row < len(self.items) else None
+
+    def row_of(self, component: str) -> int:
+        return next((i for i, it in enumerate(self.items) if it["component"] == component), -1)
+
+    def update(self, component: str, state: str, run: ParityRun | None = None) -> None:
+        row = self.row_of(component)
+        if row < 0:
+            return
+        self.items[row] = {"component": component, "state": state, "run": run}
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+
+    def verdict(self, row: int) -> str:
+        it = self.items[row]
+        run = it.get("run")
+        if run is None:
+            return {"running": "running…", "waiting": "waiting", "skipped": "not run"}.get(it["state"], it["state"])
+        return run.verdict.upper()
+
+    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole) -> Any:
+        if not self._valid(index):
+            return None
+        it = self.items[index.row()]
+        run: ParityRun | None = it.get("run")
+        col = index.column()
+        if role == RunRole:
+            return run
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == 0:
+                return it["component"]
+            if col == 1:
+                return self.verdict(index.row())
+            if run is None:
+                return ""
+            if col == 2:
+                return "" if run.error else fmt(run.worst_max_abs)
+            return run.first_divergent or ("—" if not run.error else "")
+        if role == Qt.ItemDataRole.ForegroundRole and col == 1 and run is not None:
+            return QBrush(PASS_COLOR if run.verdict == "pass" else FAIL_COLOR)
+        if role == Qt.ItemDataRole.BackgroundRole and run is not None and run.verdict != "pass":
+            return QBrush(FAIL_BG)
+        if role == Qt.ItemDataRole.ToolTipRole and run is not None:
+            return run.error or (f"run {run.id}" + (f" · rules: {run.rules_label}" if run.rules_label else ""))
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None

@@ -16,13 +16,35 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QGuiApplication
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QListWidget, QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSplitter, QTabBar, QTableView,
-    QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QTabBar,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.models.mapping_models import (
-    STATUS_LABELS, MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate, parse_rules_text,
+    STATUS_LABELS,
+    MappingFilterProxy,
+    MappingInputs,
+    MappingTableModel,
+    RulesModel,
+    evaluate,
+    parse_rules_text,
 )
 from app.widgets.model_combo import ModelPathCombo
 from fastvideo.mapping.rules import PROBLEM_STATUSES, STATUSES, MappingReport, MappingRow, Suggestion, suggest
@@ -31,8 +53,27 @@ STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s 
 WEIGHT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
 
 
+#: what ``fastvideo convert`` maps in an official Wan2.1 folder (fastvideo.conversion.preview)
+OFFICIAL_COMPONENTS = ("transformer", "vae", "text_encoder")
+
+
+def is_official_folder(model_path: str) -> bool:
+    """An official (not yet converted) Wan2.1 folder: config.json of a WanModel, no model_index.json."""
+    folder = Path(model_path) if model_path else None
+    if folder is None or (folder / "model_index.json").exists() or not (folder / "config.json").is_file():
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("_class_name", "WanModel") == "WanModel" and "dim" in config
+
+
 def model_components(model_path: str) -> list[str]:
-    """Components of a Diffusers folder that have weights to map (from model_index.json)."""
+    """Components of a Diffusers folder that have weights to map (from model_index.json); for an official
+    folder, the components ``fastvideo convert`` maps (inspected as a preview of the conversion)."""
+    if is_official_folder(model_path):
+        return list(OFFICIAL_COMPONENTS)
     try:
         index = json.loads((Path(model_path) / "model_index.json").read_text())
     except (OSError, ValueError):
@@ -41,6 +82,43 @@ def model_components(model_path: str) -> list[str]:
              and (Path(model_path) / k).is_dir()]
     return [c for c in WEIGHT_COMPONENTS if c in comps] + [c for c in comps if c not in WEIGHT_COMPONENTS
                                                            and c not in ("tokenizer", "scheduler", "image_processor")]
+
+
+def component_combo() -> QComboBox:
+    """A component chooser wide enough for every component name ("text_encoder", "image_encoder")."""
+    combo = QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(max(len(c) for c in WEIGHT_COMPONENTS) + 1)
+    return combo
+
+
+def error_label() -> QLabel:
+    """A multi-line error shown as plain text: its line breaks stay, nothing is read as HTML."""
+    label = QLabel()
+    label.setObjectName("fieldError")
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.hide()
+    return label
+
+
+def fit_columns(view: QTableView, stretch: tuple[int, ...], samples: dict[int, str]) -> None:
+    """Columns that always fit the view: ``stretch`` ones share the room left by the others, each of which is
+    as wide as its header or its ``samples`` text (no column is ever pushed out of sight)."""
+    hh = view.horizontalHeader()
+    hh.setStretchLastSection(False)
+    hh.setMinimumSectionSize(24)
+    fm = view.fontMetrics()
+    model = view.model()
+    for col in range(model.columnCount()):
+        if col in stretch:
+            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
+            continue
+        title = str(model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole) or "")
+        width = max(fm.horizontalAdvance(title), fm.horizontalAdvance(samples.get(col, ""))) + 24
+        hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+        view.setColumnWidth(col, width)
 
 
 class MappingPanel(QWidget):
@@ -57,6 +135,8 @@ class MappingPanel(QWidget):
         self.inputs: MappingInputs | None = None
         self.report: MappingReport | None = None
         self.model_path = ""
+        #: the inspected folder is an official one (a conversion preview: parity needs the converted folder)
+        self.official = False
         self.loading = False
         self.load_error = ""
         self._pending_rid: str | None = None
@@ -65,13 +145,14 @@ class MappingPanel(QWidget):
         title.setObjectName("panelTitle")
         self.model_combo = ModelPathCombo(360)
         self.browse_button = QPushButton("Browse…")
-        self.component_combo = QComboBox()
-        self.component_combo.setMinimumWidth(130)
+        self.component_combo = component_combo()
         self.load_button = QPushButton("Inspect")
         self.load_button.setObjectName("primaryButton")
         self.state_label = QLabel("Pick a model folder and a component.")
         self.state_label.setObjectName("dimLabel")
         self.state_label.setWordWrap(True)
+        #: a load error, as plain text with its line breaks (engine errors list one problem a line)
+        self.error_text = error_label()
 
         # ---- key table
         self.table_model = MappingTableModel(self)
@@ -101,11 +182,9 @@ class MappingPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        hh = self.table.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setStretchLastSection(True)
-        for col, width in enumerate((230, 40, 220, 96, 80, 80, 46)):
-            self.table.setColumnWidth(col, width)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep both ends of a long key
+        fit_columns(self.table, stretch=(0, 2), samples={1: "#00", 3: "duplicate target", 4: "[5120, 5120]",
+                                                          5: "[5120, 5120]", 6: "BF16"})
 
         # ---- details
         self.details = QLabel("Select a key to see which rule fired.")
@@ -130,15 +209,10 @@ class MappingPanel(QWidget):
                                         | QAbstractItemView.EditTrigger.AnyKeyPressed)
         self.rules_view.verticalHeader().hide()
         self.rules_view.verticalHeader().setDefaultSectionSize(24)
-        rh = self.rules_view.horizontalHeader()
-        rh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        rh.setStretchLastSection(False)
-        for col, width in enumerate((30, 30, 200, 160, 36, 32, 46, 40)):
-            self.rules_view.setColumnWidth(col, width)
-        self.rules_error = QLabel()
-        self.rules_error.setObjectName("fieldError")
-        self.rules_error.setWordWrap(True)
-        self.rules_error.hide()
+        self.rules_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        fit_columns(self.rules_view, stretch=(2, 3), samples={0: "00", 1: "On", 4: "Part", 5: "Of", 6: "Ignore",
+                                                              7: "0000"})
+        self.rules_error = error_label()
         self.add_rule_button = QPushButton("Add")
         self.add_rule_button.setToolTip("A copy of the selected rule (off), a rule for the selected unexpected key, "
                                         "or an empty rule (off until filled in)")
@@ -166,13 +240,14 @@ class MappingPanel(QWidget):
         rl.setContentsMargins(0, 0, 0, 0)
         rtitle = QLabel("Rules (param_names_mapping) — first match wins")
         rtitle.setObjectName("sectionTitle")
+        self.rules_title = rtitle
         rl.addWidget(rtitle)
         rl.addWidget(self.rules_view, 1)
         rl.addWidget(self.rules_error)
         rows = ((self.add_rule_button, self.ignore_button, self.delete_rule_button, self.up_button, self.down_button,
                  self.reset_rules_button),
-                (self.import_button, self.export_py_button, self.export_json_button),
-                (self.copy_py_button, self.arch_block_button, self.parity_button))
+                (self.import_button, self.export_py_button, self.export_json_button, self.copy_py_button,
+                 self.arch_block_button, self.parity_button))
         for buttons in rows:
             r = QHBoxLayout()
             for b in buttons:
@@ -197,18 +272,23 @@ class MappingPanel(QWidget):
         dl.addWidget(self.details, 1)
         dl.addWidget(self.near_label)
         dl.addWidget(self.near_list)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(detail_box)
-        right.addWidget(rules_box)
-        right.setSizes([230, 470])
-        right.setChildrenCollapsible(False)
+        # The key table and its details side by side; the rule editor below them at full width, so
+        # long patterns and every column of both tables fit the default window (1280x820).
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
-        split.addWidget(right)
-        split.setSizes([820, 420])
+        split.addWidget(detail_box)
+        split.setSizes([760, 320])
         split.setStretchFactor(0, 3)
-        split.setStretchFactor(1, 2)
+        split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
+        outer = QSplitter(Qt.Orientation.Vertical)
+        outer.addWidget(split)
+        outer.addWidget(rules_box)
+        outer.setSizes([400, 300])
+        outer.setStretchFactor(0, 3)
+        outer.setStretchFactor(1, 2)
+        outer.setChildrenCollapsible(False)
+        self.splitter = outer
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Model"))
@@ -222,7 +302,8 @@ class MappingPanel(QWidget):
         lay.addWidget(title)
         lay.addLayout(top)
         lay.addWidget(self.state_label)
-        lay.addWidget(split, 1)
+        lay.addWidget(self.error_text)
+        lay.addWidget(outer, 1)
 
         self._eval_timer = QTimer(self)
         self._eval_timer.setSingleShot(True)
@@ -297,6 +378,7 @@ class MappingPanel(QWidget):
             return None
         self.loading = True
         self.load_error = ""
+        self.error_text.hide()
         self._update_buttons()
         self.state_label.setText(f"Reading {comp} headers of {Path(path).name} (the inference process builds the "
                                  "model on the meta device; no weights are loaded)…")
@@ -309,29 +391,41 @@ class MappingPanel(QWidget):
         self.loading = False
         self._pending_rid = None
         if h.get("type") != "inspect_result" or "inputs" not in h:
-            self.load_error = str(h.get("message") or "no answer from the inference process")
-            self.state_label.setText(f"<span style='color:#ff7b7b'>Could not inspect {comp} of {Path(path).name}: "
-                                     f"{self.load_error}</span>")
-            self._update_buttons()
+            self._show_load_error(comp, path, str(h.get("message") or "no answer from the inference process"))
             return
         try:
             inputs = MappingInputs.from_json(comp, h["inputs"])
         except (KeyError, TypeError, ValueError) as exc:
-            self.load_error = f"unexpected inspect reply ({exc})"
-            self.state_label.setText(self.load_error)
-            self._update_buttons()
+            self._show_load_error(comp, path, f"unexpected inspect reply ({exc})")
             return
         self.model_path = path
         self.set_inputs(inputs)
 
+    def _show_load_error(self, comp: str, path: str, message: str) -> None:
+        self.load_error = message
+        self.state_label.setText(f"Could not inspect {comp} of {Path(path).name}:")
+        self.error_text.setText(message)  # plain text: the engine's one-problem-a-line errors keep their lines
+        self.error_text.show()
+        self._update_buttons()
+
     def set_inputs(self, inputs: MappingInputs, rules: list[tuple[str, Any]] | dict[str, Any] | None = None) -> None:
         """Show ``inputs`` evaluated with ``rules`` (default: the arch config's)."""
         self.inputs = inputs
+        self.official = is_official_folder(self.model_path)
+        self.error_text.hide()
         self.rules_model.set_rules(inputs.default_rules if rules is None else rules)
         self.reevaluate()
-        self.state_label.setText(f"{self.model_path or 'model'} · {inputs.component}: {len(inputs.source)} "
-                                 f"checkpoint keys, {len(inputs.target)} model parameters. Edit the rules below: the "
-                                 "table follows at once.")
+        if self.official:
+            self.state_label.setText(
+                f"Official layout (not converted yet): {self.model_path} · {inputs.component}: a preview of "
+                f"`fastvideo convert` — {len(inputs.source)} official keys through the converter's rules onto "
+                f"the {len(inputs.target)} Diffusers names it writes (headers only, nothing written).")
+            self.rules_title.setText("Rules (the converter's official → Diffusers renames) — first match wins")
+        else:
+            self.state_label.setText(f"{self.model_path or 'model'} · {inputs.component}: {len(inputs.source)} "
+                                     f"checkpoint keys, {len(inputs.target)} model parameters. Edit the rules below: "
+                                     "the table follows at once.")
+            self.rules_title.setText("Rules (param_names_mapping) — first match wins")
 
     # ================================================================== evaluation
     def reevaluate(self) -> None:
@@ -345,7 +439,7 @@ class MappingPanel(QWidget):
         self.rules_model.set_status(errors, dict(hits))
         if errors:
             lines = [f"rule #{i}: {msg}" for i, msg in sorted(errors.items())]
-            self.rules_error.setText("Invalid rules are skipped until fixed — " + "; ".join(lines))
+            self.rules_error.setText("Invalid rules are skipped until fixed:\n" + "\n".join(lines))
             self.rules_error.show()
         else:
             self.rules_error.hide()
@@ -659,6 +753,9 @@ class MappingPanel(QWidget):
                   self.reset_rules_button, self.import_button, self.export_py_button, self.export_json_button,
                   self.copy_py_button, self.arch_block_button, self.parity_button):
             b.setEnabled(have)
+        self.parity_button.setEnabled(have and not self.official)
+        self.parity_button.setToolTip("Convert the folder first: parity runs on the converted (Diffusers) model"
+                                      if self.official else "Run parity with the active rules, in this order")
 
 
 def _esc(text: str) -> str:

@@ -13,11 +13,31 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.models.models_list import EntryRole, ModelEntry, ModelsTableModel, SortRole, human_bytes, scan_models
+from app.panels.mapping import error_label
+from app.services.background import run_in_background
+from app.services.conversion import ConversionProcess, assemble_hub_folder
+from app.services.downloads import Download, default_local_dir, free_space, human_size, human_time
+from app.services.settings import MODELS_DIR_ENV
 
 #: components whose checkpoint is checked against the model (headers only) before a model is called loadable
 FIT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
@@ -68,9 +88,9 @@ class FitModelsTableModel(ModelsTableModel):
         for row, e in enumerate(self.entries):
             if str(e.path) == path:
                 self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
-from app.services.background import run_in_background
-from app.services.conversion import ConversionProcess, assemble_hub_folder
-from app.services.downloads import Download, default_local_dir, free_space, human_size, human_time
+
+#: fastvideo convert --flow-shift's default (Wan's UniPC settings for 480p / 1.3B)
+DEFAULT_FLOW_SHIFT = 3.0
 
 
 def default_models_root() -> Path:
@@ -91,6 +111,8 @@ class ModelsPanel(QWidget):
     #: a model folder to open in the weight-mapping inspector / parity panel
     inspect_requested = Signal(str)
     parity_requested = Signal(str)
+    #: a model folder to generate with (the window switches to Generate with it selected)
+    generate_requested = Signal(str)
     #: the loadable (Diffusers) model folders found by the last scan
     models_changed = Signal(list)
     #: a message for the window's banner: text, level
@@ -99,7 +121,10 @@ class ModelsPanel(QWidget):
     def __init__(self, studio, models_root: str | os.PathLike | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.studio = studio
-        self.models_root = Path(models_root) if models_root else default_models_root()
+        #: a folder given here wins over the Settings' models folder (tests, --models-dir)
+        self._fixed_root = bool(models_root)
+        self._env_applied = False
+        self.models_root = Path(models_root) if models_root else self.configured_root()
         self.download: Download | None = None
         self.conversion: ConversionProcess | None = None
         self.assembling = False
@@ -139,6 +164,8 @@ class ModelsPanel(QWidget):
         self.open_button = QPushButton("Open folder")
         self.inspect_button = QPushButton("Inspect mapping")
         self.parity_button = QPushButton("Parity…")
+        self.generate_button = QPushButton("Use in Generate")
+        self.generate_button.setToolTip("Switch to Generate with this model selected")
         self.resume_button = QPushButton("Resume download")
         self.convert_sel_button = QPushButton("Convert…")
         self.detail_label = QLabel("Select a model to see its details.")
@@ -153,8 +180,8 @@ class ModelsPanel(QWidget):
         tl.setContentsMargins(0, 0, 0, 0)
         bar = QHBoxLayout()
         bar.addWidget(self.filter_edit, 1)
-        for b in (self.refresh_button, self.open_button, self.inspect_button, self.parity_button,
-                  self.convert_sel_button, self.resume_button):
+        for b in (self.refresh_button, self.open_button, self.generate_button, self.inspect_button,
+                  self.parity_button, self.convert_sel_button, self.resume_button):
             bar.addWidget(b)
         tl.addLayout(bar)
         tl.addWidget(self.table, 1)
@@ -184,11 +211,48 @@ class ModelsPanel(QWidget):
         self.open_button.clicked.connect(self._open_selected)
         self.inspect_button.clicked.connect(lambda: self._emit_selected(self.inspect_requested))
         self.parity_button.clicked.connect(lambda: self._emit_selected(self.parity_requested))
+        self.generate_button.clicked.connect(lambda: self._emit_selected(self.generate_requested))
         self.resume_button.clicked.connect(self._resume_selected)
         self.convert_sel_button.clicked.connect(self._convert_selected)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
         self._selection_changed()
         self.set_models_root(self.models_root)
+        if studio is not None and hasattr(studio, "settings_changed"):
+            studio.settings_changed.connect(self._settings_changed)
+
+    # ================================================================== the models folder
+    def configured_root(self) -> Path:
+        """The Settings' models folder, else $FASTVIDEO_MODELS_DIR / the engine's default."""
+        md = getattr(getattr(self.studio, "settings", None), "models_dir", "") if self.studio else ""
+        return Path(md).expanduser() if md else default_models_root()
+
+    def engine_env(self) -> dict[str, str]:
+        """What the engine's processes get so they use the same models folder (FASTVIDEO_MODELS_DIR)."""
+        return {MODELS_DIR_ENV: str(self.models_root)} if self._fixed_root or self._root_from_settings() else {}
+
+    def _root_from_settings(self) -> bool:
+        return bool(getattr(getattr(self.studio, "settings", None), "models_dir", ""))
+
+    def _apply_engine_env(self) -> None:
+        """The inference process gets the models folder through the environment it is started with."""
+        client = getattr(self.studio, "client", None)
+        if client is None or not hasattr(client, "extra_env"):
+            return
+        env = self.engine_env()
+        if env:
+            client.extra_env.update(env)
+            self._env_applied = True
+        elif self._env_applied:  # back to the default: only ever take out what was put in here
+            client.extra_env.pop(MODELS_DIR_ENV, None)
+            self._env_applied = False
+
+    def _settings_changed(self, _settings) -> None:
+        if self._fixed_root:
+            return
+        root = self.configured_root()
+        self._apply_engine_env()
+        if root != self.models_root:
+            self.set_models_root(root, scan=True)
 
     # ================================================================== tabs
     def _build_download_tab(self) -> QWidget:
@@ -277,6 +341,14 @@ class ModelsPanel(QWidget):
         self.convert_image_enc_edit.setPlaceholderText(
             "I2V only: a Diffusers Wan I2V folder to copy image_encoder/ from")
         self.convert_overwrite = QCheckBox("Overwrite an existing output")
+        self.convert_flow_shift = QDoubleSpinBox()
+        self.convert_flow_shift.setRange(0.1, 100.0)
+        self.convert_flow_shift.setDecimals(2)
+        self.convert_flow_shift.setSingleStep(0.5)
+        self.convert_flow_shift.setValue(DEFAULT_FLOW_SHIFT)
+        self.convert_flow_shift.setFixedWidth(96)
+        self.convert_flow_shift.setToolTip("The scheduler's flow_shift (fastvideo convert --flow-shift): 3.0 suits "
+                                           "480p and the 1.3B model; 5.0 is usual for 720p 14B")
         self.convert_button = QPushButton("Convert")
         self.convert_button.setObjectName("primaryButton")
         self.cancel_convert_button = QPushButton("Cancel")
@@ -291,12 +363,20 @@ class ModelsPanel(QWidget):
         self.convert_label.setObjectName("dimLabel")
         self.convert_label.setWordWrap(True)
         self.convert_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        #: the converter's error as plain text: it lists one problem a line
+        self.convert_error = error_label()
         form = QFormLayout()
         row, b = _browse_row(self.convert_source_edit)
         b.clicked.connect(lambda: self._pick_dir(self.convert_source_edit, "Official checkpoint folder"))
         form.addRow("Source", row)
         form.addRow("Output name", self.convert_name_edit)
         form.addRow("Model type", self.convert_type)
+        shift_row = QHBoxLayout()
+        shift_row.addWidget(self.convert_flow_shift)
+        hint = QLabel("scheduler flow_shift: 3.0 for 480p / 1.3B, 5.0 for 720p 14B")
+        hint.setObjectName("dimLabel")
+        shift_row.addWidget(hint, 1)
+        form.addRow("Flow shift", shift_row)
         row, b = _browse_row(self.convert_image_enc_edit)
         b.clicked.connect(lambda: self._pick_dir(self.convert_image_enc_edit, "Diffusers I2V folder"))
         form.addRow("Image encoder", row)
@@ -310,6 +390,7 @@ class ModelsPanel(QWidget):
         lay.addLayout(buttons)
         lay.addWidget(self.convert_bar)
         lay.addWidget(self.convert_label)
+        lay.addWidget(self.convert_error)
         lay.addStretch(1)
         self.convert_source_edit.textChanged.connect(self._convert_source_changed)
         self.convert_button.clicked.connect(self.start_conversion)
@@ -367,6 +448,7 @@ class ModelsPanel(QWidget):
     def set_models_root(self, root: str | os.PathLike, scan: bool = False) -> None:
         self.models_root = Path(root)
         self.root_label.setText(f"Models folder: {self.models_root}")
+        self._apply_engine_env()
         self._repo_changed(self.repo_edit.text())
         if scan or self.scan_count or self.isVisible():
             self.refresh()
@@ -495,8 +577,12 @@ class ModelsPanel(QWidget):
     def _selection_changed(self) -> None:
         e = self.selected_entry()
         self.open_button.setEnabled(e is not None)
-        self.inspect_button.setEnabled(e is not None and e.layout == "Diffusers")
+        self.inspect_button.setEnabled(e is not None and e.layout in ("Diffusers", "official"))
+        self.inspect_button.setToolTip("Preview what `fastvideo convert` will do: the official keys through the "
+                                       "conversion's rules" if e is not None and e.layout == "official" else
+                                       "Every checkpoint key, the rule that fired, the target and the status")
         self.parity_button.setEnabled(e is not None and self.model.loads(e))
+        self.generate_button.setEnabled(e is not None and self.model.loads(e))
         self.resume_button.setEnabled(e is not None and e.download_complete is False and not self._downloading())
         self.convert_sel_button.setEnabled(e is not None and e.layout == "official")
         if e is None:
@@ -513,6 +599,9 @@ class ModelsPanel(QWidget):
             parts.append(f"<span style='color:{color}'>{_esc(fit['summary'])}</span>")
         if e.layout == "Diffusers":
             parts.append(f"<a href='inspect:{e.path}'>Open in the Weight mapping inspector</a>")
+        elif e.layout == "official":
+            parts.append(f"<a href='inspect:{e.path}'>Preview the conversion in the Weight mapping inspector</a> "
+                         "(official keys through the converter's rules, headers only)")
         self.detail_label.setText("<br>".join(parts))
 
     def _emit_selected(self, signal) -> None:
@@ -683,7 +772,10 @@ class ModelsPanel(QWidget):
         out.parent.mkdir(parents=True, exist_ok=True)
         proc = ConversionProcess(src, out, model_type=self.convert_type.currentData(),
                                  overwrite=self.convert_overwrite.isChecked(),
-                                 image_encoder_from=self.convert_image_enc_edit.text().strip() or None, parent=self)
+                                 image_encoder_from=self.convert_image_enc_edit.text().strip() or None,
+                                 flow_shift=float(self.convert_flow_shift.value()), env=self.engine_env(),
+                                 parent=self)
+        self.convert_error.hide()
         proc.progress.connect(self._conversion_progress)
         proc.finished.connect(self._conversion_finished)
         proc.failed.connect(self._conversion_failed)
@@ -722,7 +814,9 @@ class ModelsPanel(QWidget):
 
     def _conversion_failed(self, message: str) -> None:
         self._conversion_done_ui()
-        self.convert_label.setText(f"<span style='color:#ff7b7b'>Conversion failed: {message}</span>")
+        self.convert_label.setText("Conversion failed:")
+        self.convert_error.setText(message)  # plain text, line breaks kept
+        self.convert_error.show()
 
     def _conversion_cancelled(self) -> None:
         self._conversion_done_ui()

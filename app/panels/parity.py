@@ -16,15 +16,37 @@ from typing import Any
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-    QPushButton, QSpinBox, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.models.mapping_models import parse_rules_text, rules_json, rules_list
-from app.models.parity_models import CompareModel, HistoryModel, ModulesModel, OutputsModel, RunRole, SortRole
+from app.models.parity_models import (
+    CompareModel,
+    HistoryModel,
+    ModulesModel,
+    OutputsModel,
+    RunRole,
+    SortRole,
+    SummaryModel,
+)
+from app.panels.mapping import component_combo, error_label
 from app.services.parity_store import ParityRun, ParityStore, compare_runs
-from app.widgets.model_combo import ModelPathCombo
 from app.widgets.error_chart import ErrorByLayerChart
+from app.widgets.model_combo import ModelPathCombo
 
 PARITY_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
 REFERENCES = ("diffusers",)
@@ -52,6 +74,8 @@ class ParityPanel(QWidget):
     notify = Signal(str, str)
     #: emitted when a run finishes (its stored ParityRun)
     run_finished = Signal(object)
+    #: emitted when "Parity: all components" is done (the list of its ParityRuns, in component order)
+    all_finished = Signal(list)
 
     def __init__(self, studio, parent: QWidget | None = None):
         super().__init__(parent)
@@ -60,17 +84,23 @@ class ParityPanel(QWidget):
         #: rules from the inspector or a file: an ordered list of (pattern, value) pairs (first match wins)
         self.custom_rules: list[tuple[str, Any]] | None = None
         self.custom_label = ""
+        #: the model folder the custom rules were chosen for: another model clears them
+        self.custom_model = ""
         self.running = False
         self._rid: str | None = None
         self._started = 0.0
         self._run_spec: dict[str, Any] = {}
         self.current_run: ParityRun | None = None
+        #: "Parity: all components": the components still to run, and the one custom rules apply to
+        self._all_queue: list[str] = []
+        self._all_rules_component = ""
+        self.all_running = False
 
         title = QLabel("Parity")
         title.setObjectName("panelTitle")
         self.model_combo = ModelPathCombo(320)
         self.browse_button = QPushButton("Browse…")
-        self.component_combo = QComboBox()
+        self.component_combo = component_combo()
         self.reference_combo = QComboBox()
         self.reference_combo.addItems(REFERENCES)
         self.dtype_combo = QComboBox()
@@ -84,6 +114,9 @@ class ParityPanel(QWidget):
         self.rules_file = ""
         self.run_button = QPushButton("Run parity")
         self.run_button.setObjectName("primaryButton")
+        self.run_all_button = QPushButton("Parity: all components")
+        self.run_all_button.setToolTip("Run every component of the model in turn (each through the same parity "
+                                       "request) and show one summary row per component")
         self.progress = QProgressBar()
         self.progress.setRange(0, 4)
         self.progress.setValue(0)
@@ -109,6 +142,7 @@ class ParityPanel(QWidget):
         rrow = QHBoxLayout()
         rrow.addWidget(self.rules_combo, 1)
         rrow.addWidget(self.run_button)
+        rrow.addWidget(self.run_all_button)
         form.addRow("Mapping rules", rrow)
 
         # ---- result tab
@@ -116,6 +150,8 @@ class ParityPanel(QWidget):
         self.verdict.setObjectName("sectionTitle")
         self.verdict.setWordWrap(True)
         self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        #: an error run's message, as plain text with its line breaks
+        self.error_text = error_label()
         self.outputs_model = OutputsModel(self)
         self.outputs_view = _table(self.outputs_model)
         self.outputs_view.setMaximumHeight(100)
@@ -131,6 +167,7 @@ class ParityPanel(QWidget):
         result = QWidget()
         rl = QVBoxLayout(result)
         rl.addWidget(self.verdict)
+        rl.addWidget(self.error_text)
         rl.addWidget(self.outputs_view)
         rl.addWidget(self.modules_label)
         msplit = QSplitter(Qt.Orientation.Vertical)
@@ -177,9 +214,25 @@ class ParityPanel(QWidget):
         hsplit.setSizes([320, 200])
         hl.addWidget(hsplit, 1)
 
+        # ---- all-components summary tab
+        self.summary_model = SummaryModel(self)
+        self.summary_view = _table(self.summary_model)
+        for c, w in enumerate((150, 110, 130)):
+            self.summary_view.setColumnWidth(c, w)
+        self.summary_label = QLabel("“Parity: all components” runs each component in turn; double-click a row to "
+                                    "see its run.")
+        self.summary_label.setObjectName("dimLabel")
+        self.summary_label.setWordWrap(True)
+        summary = QWidget()
+        sl = QVBoxLayout(summary)
+        sl.addWidget(self.summary_label)
+        sl.addWidget(self.summary_view, 1)
+
         self.tabs = QTabWidget()
         self.tabs.addTab(result, "Result")
         self.tabs.addTab(history, "History")
+        self.tabs.addTab(summary, "All components")
+        self.SUMMARY_TAB = 2
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(16, 16, 16, 16)
@@ -193,6 +246,8 @@ class ParityPanel(QWidget):
         self.browse_button.clicked.connect(self._browse)
         self.rules_combo.activated.connect(self._rules_choice)
         self.run_button.clicked.connect(lambda: self.run())
+        self.run_all_button.clicked.connect(lambda: self.run_all())
+        self.summary_view.doubleClicked.connect(self._show_summary_row)
         self.show_button.clicked.connect(self._show_selected)
         self.history_view.doubleClicked.connect(lambda _i: self._show_selected())
         self.compare_button.clicked.connect(self.compare_selected)
@@ -222,6 +277,9 @@ class ParityPanel(QWidget):
                 self.component_combo.setCurrentIndex(i)
 
     def _model_changed(self) -> None:
+        if self.custom_rules is not None and self.current_model_path() != self.custom_model:
+            # rules (from a file or the inspector) belong to the model they were chosen for
+            self.set_rules(None)
         current = self.component_combo.currentText()
         try:
             index = json.loads((Path(self.current_model_path()) / "model_index.json").read_text())
@@ -243,6 +301,7 @@ class ParityPanel(QWidget):
         """Rules to load *ours* with, in order (None: the arch config's); selects them for the next run."""
         self.custom_rules = rules_list(rules) if rules is not None else None
         self.custom_label = label if rules is not None else ""
+        self.custom_model = self.current_model_path() if rules is not None else ""
         self._update_rules_item()
         self.rules_combo.setCurrentIndex(self.rules_combo.findData("custom" if rules is not None else "default"))
 
@@ -271,6 +330,8 @@ class ParityPanel(QWidget):
         self.set_rules(rules, f"file {Path(path).name}")
 
     def _rules_for_run(self) -> tuple[list[tuple[str, Any]] | None, str]:
+        if self.all_running and self.component_combo.currentText() != self._all_rules_component:
+            return None, ""  # custom rules belong to one component: the others run with their arch config's
         if self.rules_combo.currentData() == "custom" and self.custom_rules is not None:
             return self.custom_rules, self.custom_label
         return None, ""
@@ -329,17 +390,75 @@ class ParityPanel(QWidget):
                                     reference=spec["reference"], dtype=spec["dtype"], seed=spec["seed"],
                                     error=message, rules_label=spec.get("rules_label", ""), duration=duration,
                                     rules=spec.get("rules"))
-            self.stage_label.setText(f"<span style='color:#ff7b7b'>Parity could not run: {message}</span>")
+            self.stage_label.setText("Parity could not run (the error is below).")
         run = self.store.get(run_id)
         self.refresh_history()
         self._show_result(run)
-        self.tabs.setCurrentIndex(0)
+        self.tabs.setCurrentIndex(self.SUMMARY_TAB if self.all_running else 0)
         self._update_buttons()
         self.run_finished.emit(run)
+        if self.all_running:
+            self.summary_model.update(spec["component"], "done", run)
+            self._run_next_component()
+
+    # ================================================================== all components
+    def components(self) -> list[str]:
+        return [self.component_combo.itemText(i) for i in range(self.component_combo.count())]
+
+    def run_all(self) -> list[str]:
+        """Run every component in turn through the same parity request; one summary row each. Custom rules
+        (from the inspector or a file) apply only to the component selected now; the others use their arch
+        config's rules. Returns the components queued."""
+        if self.running or self.all_running:
+            return []
+        comps = self.components()
+        if not self.current_model_path() or not comps:
+            self.stage_label.setText("Pick a model folder first.")
+            return []
+        self._all_rules_component = self.component_combo.currentText()
+        self._all_queue = list(comps)
+        self.all_running = True
+        self.summary_model.set_items([{"component": c, "state": "waiting", "run": None} for c in comps])
+        self.summary_label.setText(f"{Path(self.current_model_path()).name}: {len(comps)} components, one after "
+                                   "the other (double-click a row to see its run).")
+        self.tabs.setCurrentIndex(self.SUMMARY_TAB)
+        self._run_next_component()
+        return comps
+
+    def _run_next_component(self) -> None:
+        while self._all_queue:
+            comp = self._all_queue.pop(0)
+            self.component_combo.setCurrentText(comp)
+            self.summary_model.update(comp, "running")
+            if self.run() is not None:
+                return
+            self.summary_model.update(comp, "skipped")
+        self.all_running = False
+        self.component_combo.setCurrentText(self._all_rules_component)
+        done = [self.summary_model.run_at(i) for i in range(self.summary_model.rowCount())]
+        bad = [r.component for r in done if r is not None and r.verdict != "pass"]
+        self.summary_label.setText(f"All components done: {len(done) - len(bad)} of {len(done)} pass"
+                                   + (f"; not passing: {', '.join(bad)}." if bad else ".")
+                                   + " Double-click a row to see its run.")
+        self._update_buttons()
+        self.all_finished.emit([r for r in done if r is not None])
+
+    def summary_rows(self) -> list[tuple[str, str, str, str]]:
+        """The summary table as text: (component, verdict, max abs error, first divergent module)."""
+        m = self.summary_model
+        return [tuple(m.index(r, c).data() for c in range(4)) for r in range(m.rowCount())]
+
+    def _show_summary_row(self, index) -> None:
+        run = self.summary_model.run_at(index.row())
+        if run is not None:
+            self._show_result(run)
+            self.tabs.setCurrentIndex(0)
 
     # ================================================================== showing a run
     def _show_result(self, run: ParityRun | None) -> None:
         self.current_run = run
+        self.error_text.setVisible(bool(run is not None and run.error))
+        self.error_text.setText(run.error if run is not None and run.error else "")
         if run is None:
             self.outputs_model.set_items([])
             self.modules_model.set_items([])
@@ -350,12 +469,12 @@ class ParityPanel(QWidget):
             self.chart.setVisible(False)
             return
         r = run.result
-        self.verdict.setToolTip("Rules: arch config (default)" if run.rules is None else
-                                "Rules, in order:\n" + "\n".join(f"#{i} {p} -> {v}" for i, (p, v) in enumerate(run.rules)))
+        self.verdict.setToolTip("Rules: arch config (default)" if run.rules is None else "Rules, in order:\n"
+                                + "\n".join(f"#{i} {p} -> {v}" for i, (p, v) in enumerate(run.rules)))
         head = (f"{Path(run.model_path).name} · {run.component} vs {run.reference} · {run.dtype} · seed {run.seed}"
                 + (f" · {run.rules_label}" if run.rules_label else ""))
         if run.error:
-            self.verdict.setText(f"<span style='color:#ff6b6b'>ERROR</span> — {head}<br>{run.error}")
+            self.verdict.setText(f"<span style='color:#ff6b6b'>ERROR</span> — {_esc(head)}")
         elif run.passed:
             self.verdict.setText(f"<span style='color:#45c486'>PASS</span> — {head}: every output is within "
                                  "tolerance.")
@@ -445,7 +564,10 @@ class ParityPanel(QWidget):
             self.refresh_history()
 
     def _update_buttons(self) -> None:
-        self.run_button.setEnabled(not self.running and bool(self.component_combo.currentText()))
+        self.run_button.setEnabled(not self.running and not self.all_running
+                                   and bool(self.component_combo.currentText()))
+        self.run_all_button.setEnabled(not self.running and not self.all_running
+                                       and self.component_combo.count() > 0)
         n = len(self.history_view.selectionModel().selectedRows()) if self.history_view.selectionModel() else 0
         self.show_button.setEnabled(n >= 1)
         self.compare_button.setEnabled(n == 2)
@@ -453,3 +575,7 @@ class ParityPanel(QWidget):
         has = self.history_model.rowCount() > 0
         self.export_csv_button.setEnabled(has)
         self.export_json_button.setEnabled(has)
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -9,13 +9,30 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea,
-    QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
 from app.panels.generate import FormRow
 from app.services.settings import ATTENTION_BACKENDS, Settings
 from app.services.studio import Studio
+
+
+def engine_models_dir() -> Path:
+    """The models folder the engine uses when the setting is empty ($FASTVIDEO_MODELS_DIR or its default)."""
+    from fastvideo.configs.registry import models_dir
+
+    return models_dir()
 
 
 class SettingsPanel(QWidget):
@@ -28,6 +45,10 @@ class SettingsPanel(QWidget):
         self.default_model.setEditable(True)
         self.default_model.lineEdit().setPlaceholderText("Model folder or repo id")
         self.model_browse = QPushButton("Browse…")
+        self.models_dir = QLineEdit()
+        self.models_dir.setToolTip("Where downloads and conversions go and where the Models panel looks; the "
+                                   "inference process and the converter get it as FASTVIDEO_MODELS_DIR")
+        self.models_dir_browse = QPushButton("Browse…")
         self.num_gpus = QSpinBox()
         self.num_gpus.setRange(1, 64)
         self.num_gpus.setFixedWidth(96)
@@ -57,6 +78,7 @@ class SettingsPanel(QWidget):
         self.rows = {
             "output_dir": FormRow(self.output_dir, self.output_browse),
             "default_model": FormRow(self.default_model, self.model_browse),
+            "models_dir": FormRow(self.models_dir, self.models_dir_browse),
             "num_gpus": FormRow(self.num_gpus, stretch_first=False),
             "attention_backend": FormRow(self.attention, stretch_first=False),
             "hang_timeout": FormRow(self.hang_timeout, stretch_first=False),
@@ -66,6 +88,7 @@ class SettingsPanel(QWidget):
         form.setVerticalSpacing(10)
         form.addRow("Output folder", self.rows["output_dir"])
         form.addRow("Default model", self.rows["default_model"])
+        form.addRow("Models folder", self.rows["models_dir"])
         form.addRow("GPUs", self.rows["num_gpus"])
         form.addRow("Attention", self.rows["attention_backend"])
         offload = QVBoxLayout()
@@ -107,6 +130,7 @@ class SettingsPanel(QWidget):
 
         self.output_browse.clicked.connect(self._browse_output)
         self.model_browse.clicked.connect(self._browse_model)
+        self.models_dir_browse.clicked.connect(self._browse_models_dir)
         self.save_button.clicked.connect(self.save)
         self.revert_button.clicked.connect(self.load)
         self.load()
@@ -117,6 +141,8 @@ class SettingsPanel(QWidget):
         self.default_model.clear()
         self.default_model.addItems([m for m in s.recent_models if m])
         self.default_model.setEditText(s.default_model)
+        self.models_dir.setText(s.models_dir)
+        self.models_dir.setPlaceholderText(f"default: {engine_models_dir()}")
         self.num_gpus.setValue(s.num_gpus)
         self.attention.setCurrentIndex(max(0, self.attention.findData(s.attention_backend)))
         self.vae_tiling.setChecked(s.vae_tiling)
@@ -149,12 +175,17 @@ class SettingsPanel(QWidget):
                                                                 or model.startswith((".", "~"))):
             self.rows["default_model"].set_error(f"No such folder: {model}")
             ok = False
+        models_dir = self.models_dir.text().strip()
+        if models_dir and Path(models_dir).expanduser().exists() and not Path(models_dir).expanduser().is_dir():
+            self.rows["models_dir"].set_error(f"Not a folder: {models_dir}")
+            ok = False
         if not ok:
             return None
         s = dataclasses.replace(self.studio.settings)
         s.recent_models = list(s.recent_models)
         s.output_dir = str(Path(out).expanduser())
         s.default_model = model
+        s.models_dir = str(Path(models_dir).expanduser()) if models_dir else ""
         if model:
             s.remember_model(model)
         s.num_gpus = self.num_gpus.value()
@@ -184,6 +215,12 @@ class SettingsPanel(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output_dir.text() or str(Path.home()))
         if folder:
             self.output_dir.setText(folder)
+
+    def _browse_models_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text()
+                                                  or str(engine_models_dir()))
+        if folder:
+            self.models_dir.setText(folder)
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Default model folder", str(Path.home()))

@@ -18,8 +18,8 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
@@ -49,8 +49,9 @@ class ConversionProcess(QObject):
 
     def __init__(self, source: str | os.PathLike, output: str | os.PathLike, *, model_type: str | None = None,
                  overwrite: bool = False, image_encoder_from: str | None = None, flow_shift: float | None = None,
-                 python: str | None = None, parent: QObject | None = None):
+                 python: str | None = None, env: dict[str, str] | None = None, parent: QObject | None = None):
         super().__init__(parent)
+        self.env = dict(env or {})  # extra environment (the studio's models folder: FASTVIDEO_MODELS_DIR)
         self.source, self.output = str(source), str(output)
         self.args = ["-m", "fastvideo", "convert", self.source, self.output]
         if model_type:
@@ -74,6 +75,8 @@ class ConversionProcess(QObject):
         env.insert("PYTHONUNBUFFERED", "1")
         root = _fastvideo_root()
         env.insert("PYTHONPATH", os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
+        for k, v in self.env.items():
+            env.insert(k, v)
         proc.setProcessEnvironment(env)
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         proc.readyReadStandardOutput.connect(self._read)

@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ATTENTION_BACKENDS = ("auto", "TORCH_SDPA", "FLASH_ATTN", "FLASH_ATTN_4")  # the backends fastvideo ships (attention/backends)
+MODELS_DIR_ENV = "FASTVIDEO_MODELS_DIR"  # read by fastvideo.configs.registry.models_dir()
+# the backends fastvideo ships (attention/backends)
+ATTENTION_BACKENDS = ("auto", "TORCH_SDPA", "FLASH_ATTN", "FLASH_ATTN_4")
 
 
 @dataclass
@@ -25,6 +27,9 @@ class Settings:
     vae_cpu_offload: bool = False
     preview: bool = True
     hang_timeout: int = 120  # seconds without a heartbeat before the worker counts as hung
+    #: where downloaded and converted models live; "" = $FASTVIDEO_MODELS_DIR or the engine's default.
+    #: The inference process and the converter get it as FASTVIDEO_MODELS_DIR (see :meth:`engine_env`).
+    models_dir: str = ""
 
     def pipeline_options(self) -> dict[str, Any]:
         """The PipelineConfig overrides these settings ask for (sent with each job)."""
@@ -38,6 +43,10 @@ class Settings:
             opts["attention_backend"] = self.attention_backend
         return opts
 
+    def engine_env(self) -> dict[str, str]:
+        """Environment for the engine's processes (inference process, converter): the models folder, if set."""
+        return {MODELS_DIR_ENV: str(Path(self.models_dir).expanduser())} if self.models_dir else {}
+
     def remember_model(self, path: str, keep: int = 12) -> None:
         if not path:
             return
@@ -48,7 +57,7 @@ class Settings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Settings":
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
         """Known keys with values of the right type; anything else keeps its default."""
         out = cls()
         for f in dataclasses.fields(cls):

@@ -111,7 +111,8 @@ def test_installed_models_table(panel_factory, tiny_model, tiny_official, tmp_pa
     panel.inspect_button.click()
     assert got == [str(conv.path)]
     panel.select_path(off.path)
-    assert panel.convert_sel_button.isEnabled() and not panel.inspect_button.isEnabled()
+    assert panel.convert_sel_button.isEnabled() and panel.inspect_button.isEnabled()  # inspect: a conversion preview
+    assert not panel.parity_button.isEnabled() and not panel.generate_button.isEnabled()
     panel.convert_sel_button.click()
     assert panel.convert_source_edit.text() == str(off.path) and panel.convert_name_edit.text() == "wan-official"
     panel.select_path(half_e.path)
