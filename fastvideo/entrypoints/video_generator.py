@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Callable
 
 from fastvideo.configs.pipelines.base import PipelineConfig
@@ -75,6 +76,7 @@ class VideoGenerator:
         *,
         callback: Callable[[dict[str, Any]], None] | None = None,
         cancel_event: threading.Event | None = None,
+        loras: list[Any] | None = None,
         **overrides: Any,
     ) -> dict[str, Any]:
         """Generate one video.
@@ -84,11 +86,18 @@ class VideoGenerator:
         receives ``stage``, ``progress`` and ``preview`` events; setting
         ``cancel_event`` stops at the next step with :class:`GenerationCancelled`.
         Invalid requests raise :class:`InvalidRequest` before any model work.
+
+        ``loras=[(path, strength), ...]`` (or ``SamplingParam.loras``) merges those LoRAs into the DiT
+        for this call; a call without LoRAs runs the loaded weights, bit for bit.  Switching LoRAs
+        between calls never reloads the model.
         """
         sp = copy.deepcopy(sampling_param) if sampling_param is not None else self.default_sampling_param()
         if prompt is not None:
             sp.prompt = prompt
         sp.update(**overrides)
+        if loras is not None:
+            sp.loras = loras
+        sp.loras = _checked_loras(sp.loras)
         from fastvideo.worker.runner import pick_task  # noqa: PLC0415 (torch import deferred to here)
 
         check_sampling(sp, pick_task(self.info, sp))
@@ -104,6 +113,21 @@ class VideoGenerator:
 
     def __exit__(self, *exc):
         self.shutdown()
+
+
+def _checked_loras(loras: Any) -> list[tuple[str, float]]:
+    """``SamplingParam.loras`` as (path, strength) pairs; a malformed entry or a missing file is an
+    InvalidRequest (field ``loras``) before any model work."""
+    from fastvideo.lora import LoraError, normalize_loras
+
+    try:
+        specs = normalize_loras(loras)
+    except LoraError as exc:
+        raise InvalidRequest(str(exc), "loras") from None
+    for path, _ in specs:
+        if not Path(path).expanduser().is_file():
+            raise InvalidRequest(f"LoRA file not found: {path}", "loras")
+    return specs
 
 
 def _latent_rgb_overrides(info: ModelInfo) -> dict[str, Any]:

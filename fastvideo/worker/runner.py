@@ -68,6 +68,7 @@ class PipelineRunner:
     def generate(self, sp: SamplingParam, callback=None, cancel_event=None) -> dict[str, Any]:
         task = pick_task(self.info, sp)
         pipe = self.pipeline(task)
+        lora_reports = self.apply_loras(sp)  # before the run: merged into the DiT, no per-step cost
         batch = ForwardBatch(sampling=sp, task=task, callback=callback if self.rank == 0 else None,
                              cancel_event=cancel_event)
         if self.device.type == "cuda":
@@ -81,12 +82,28 @@ class PipelineRunner:
             "size": [sp.width, sp.height], "num_frames": int(batch.frames.shape[0]), "fps": sp.fps, "task": task,
             "generation_time": generation_time, "timings": dict(batch.timings),
             "preview_time": batch.extra.get("preview_time", 0.0), **peak_memory(self.device), "settings": settings,
+            "loras": [report.to_json() for report in lora_reports],
         }
         if sp.save_video and self.rank == 0:
             # A folder: <prompt>.mp4, <prompt>_1.mp4... claimed atomically; an .mp4 path: exactly that file.
             result["video_path"] = str(write_generation(batch.frames, sp.output_path, sp.prompt, fps=sp.fps,
                                                         metadata=settings))
         return result
+
+    def apply_loras(self, sp: SamplingParam) -> list:
+        """Make ``sp.loras`` the LoRAs merged into the DiT (none: the loaded weights, restored bit for bit).
+        Only the LoRA files are read; a LoRA that cannot be applied is an InvalidRequest, weights untouched."""
+        dit = self.loaded.get("transformer")
+        if dit is None:
+            if sp.loras:
+                raise InvalidRequest("this model has no DiT to apply LoRAs to", "loras")
+            return []
+        from fastvideo.lora import LoraError, apply_loras
+
+        try:
+            return apply_loras(dit, sp.loras, strict=sp.lora_strict)
+        except LoraError as exc:
+            raise InvalidRequest(str(exc), "loras") from exc
 
     def settings(self, sp: SamplingParam, task: str) -> dict[str, Any]:
         data = {k: v for k, v in dataclasses.asdict(sp).items() if k not in ("extra", "return_frames", "save_video")}

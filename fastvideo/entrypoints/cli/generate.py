@@ -18,6 +18,16 @@ def finite_float(text: str) -> float:
     return value
 
 
+def lora_arg(text: str) -> tuple[str, float]:
+    """argparse type: ``PATH[:STRENGTH]`` -> (path, strength); the strength must be finite."""
+    from fastvideo.lora import parse_lora_arg
+
+    path, strength = parse_lora_arg(text)
+    if not math.isfinite(strength):
+        raise argparse.ArgumentTypeError(f"LoRA strength must be a finite number, got {text!r}")
+    return path, strength
+
+
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate a video (T2V, or I2V with --image, V2V with --video)")
     p.add_argument("--model", default=None, help="model folder or repo id (default: the built-in model)")
@@ -34,6 +44,10 @@ def register(sub) -> None:
     p.add_argument("--image", dest="image_path", help="input image (image-to-video models)")
     p.add_argument("--video", dest="video_path", help="input video (video-to-video)")
     p.add_argument("--strength", type=finite_float, help="V2V: how much of the input video is re-noised, (0, 1]")
+    p.add_argument("--lora", dest="loras", action="append", type=lora_arg, default=None, metavar="PATH[:STRENGTH]",
+                   help="merge a LoRA into the DiT (strength default 1.0); repeat for several")
+    p.add_argument("--lora-no-strict", action="store_true",
+                   help="apply the LoRA keys that map onto the model and report the others (default: refuse)")
     p.add_argument("--num-gpus", type=int, default=1)
     p.add_argument("--output", dest="output_path", default="outputs", metavar="FOLDER|FILE.mp4",
                    help="a folder (default: outputs; the video is named after the prompt, <prompt>.mp4, then "
@@ -63,6 +77,8 @@ def run(args) -> int:
         "negative_prompt", "num_frames", "height", "width", "num_inference_steps", "guidance_scale", "flow_shift",
         "seed", "fps", "image_path", "video_path", "strength", "output_path") if getattr(args, k) is not None}
     sp = SamplingParam.from_pretrained(model).update(prompt=args.prompt, **fields)
+    if args.loras:
+        sp.update(loras=args.loras, lora_strict=not args.lora_no_strict)
     from fastvideo.pipelines.validation import non_finite_numbers
 
     bad_numbers = non_finite_numbers(sp)  # before the model loads: NaN / Inf would fail only at the end
@@ -81,6 +97,11 @@ def run(args) -> int:
         generator.shutdown()
     print(f"{result['video_path']}  ({result['num_frames']} frames {result['size'][0]}x{result['size'][1]}, "
           f"seed {result['seed']}, {result['generation_time']:.1f} s)")
+    for lora in result.get("loras") or []:
+        counts = lora["counts"]
+        skipped = sum(n for status, n in counts.items() if status != "applied")
+        print(f"LoRA {lora['path']} ({lora['format']}, strength {lora['strength']}): {counts.get('applied', 0)} keys "
+              f"applied" + (f", {skipped} skipped" if skipped else ""))
     return 0
 
 
