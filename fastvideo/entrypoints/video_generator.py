@@ -100,8 +100,19 @@ class VideoGenerator:
         sp.loras = _checked_loras(sp.loras)
         from fastvideo.worker.runner import pick_task  # noqa: PLC0415 (torch import deferred to here)
 
-        check_sampling(sp, pick_task(self.info, sp))
+        task = pick_task(self.info, sp)
+        self.check_limits(sp, task)  # memory and hard limits: before any allocation or file
+        check_sampling(sp, task)
         return self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
+
+    def check_limits(self, sp: SamplingParam, task: str) -> None:
+        """Raise InvalidRequest when ``sp`` cannot fit this generator's device (fastvideo.pipelines.memory)."""
+        from fastvideo.pipelines.memory import ModelGeometry, check_request
+
+        if getattr(self, "_geometry", None) is None:
+            self._geometry = ModelGeometry.from_model(self.info.path, self.config)
+        runner = getattr(self.executor, "runner", None)  # one GPU or the CPU: in this process
+        check_request(sp, task, self._geometry, getattr(runner, "device", None))
 
     def shutdown(self) -> None:
         if self.executor is not None:

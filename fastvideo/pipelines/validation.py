@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastvideo.configs.sample.base import SamplingParam
 from fastvideo.errors import InvalidRequest
+from fastvideo.pipelines.memory import hard_limit_problems  # torch-free
 
 SPATIAL_MULTIPLE = 16
 TEMPORAL_STRIDE = 4
@@ -65,6 +66,8 @@ def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool =
             lo = max(SPATIAL_MULTIPLE, value // SPATIAL_MULTIPLE * SPATIAL_MULTIPLE)
             bad(name, f"{name} must be a multiple of {SPATIAL_MULTIPLE}; {value} is not: use {lo} or "
                       f"{lo + SPATIAL_MULTIPLE if lo < value else lo}")
+    for name, message in hard_limit_problems(sp.num_frames, sp.height, sp.width):  # absurd sizes, any model
+        bad(name, message)
     if not isinstance(sp.num_inference_steps, int) or sp.num_inference_steps < 1:
         bad("num_inference_steps", f"num_inference_steps must be at least 1, got {sp.num_inference_steps!r}")
     if not isinstance(sp.guidance_scale, (int, float)) or sp.guidance_scale < 0:
