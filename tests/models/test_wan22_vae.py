@@ -8,7 +8,9 @@ from the official module structure (Wan2.2 ``wan/modules/vae2_2.py``: per-level
 ``middle = [res, attn, res]``, ``head = [RMS_norm, SiLU, conv]``), written
 independently of the mapping rules under test.
 
-Measured max |ours - Diffusers| (fp32): see ``MEASURED`` at the bottom (printed with -s).
+Measured max |ours - Diffusers| (fp32, CPU; printed by ``test_report_measured`` with -s): encode
+mean/logvar 9 and 13 frames ~1.6e-7, decode 9 and 13 frames ~1.6e-6, tiled (2x2 tiles) encode
+~1.4e-7 / decode ~1.5e-6, loaded from a save_pretrained folder ~1.3e-6.  Asserted: < 1e-4.
 """
 
 from __future__ import annotations

@@ -342,7 +342,7 @@ class AutoencoderKLWan(nn.Module):
         self.tile_sample_stride_width = 192
 
     @classmethod
-    def from_arch_config(cls, config: WanVAEConfig) -> "AutoencoderKLWan":
+    def from_arch_config(cls, config: WanVAEConfig) -> AutoencoderKLWan:
         """Build the VAE a config describes: a Wan2.2 config (``is_residual``) builds ``AutoencoderKLWan22``."""
         if config.is_residual:
             from fastvideo.models.vaes.wan22 import AutoencoderKLWan22

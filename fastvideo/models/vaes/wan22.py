@@ -271,7 +271,7 @@ class AutoencoderKLWan22(AutoencoderKLWan):
         self.tile_sample_stride_width = 192
 
     @classmethod
-    def from_arch_config(cls, config: Wan22VAEConfig) -> "AutoencoderKLWan22":
+    def from_arch_config(cls, config: Wan22VAEConfig) -> AutoencoderKLWan22:
         return cls(config)
 
     # ----------------------------------------------------------------- encode

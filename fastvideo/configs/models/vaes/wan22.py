@@ -191,7 +191,7 @@ class Wan22VAEConfig(WanVAEConfig):
             raise ValueError("Wan22VAEConfig: unsupported config: " + "; ".join(problems))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> "Wan22VAEConfig":
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> Wan22VAEConfig:
         """Read a ``config.json`` dict; keys it lacks take Diffusers' ``AutoencoderKLWan`` defaults.
 
         Those are the Wan2.1 values (``WanVAEConfig``'s defaults), not this class's
