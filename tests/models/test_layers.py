@@ -10,8 +10,17 @@ from torch import nn
 from fastvideo.configs.models.dits.wan import WanVideoConfig
 from fastvideo.configs.models.vaes.wan import WanVAEConfig
 from fastvideo.kernels import fused_linear, policy
-from fastvideo.layers import (MLP, FP32LayerNorm, ResidualStream, RMSNorm, TimestepEmbedding, finish, modulation,
-                              qk_norm_rope, rope_cos_sin)
+from fastvideo.layers import (
+    MLP,
+    FP32LayerNorm,
+    ResidualStream,
+    RMSNorm,
+    TimestepEmbedding,
+    finish,
+    modulation,
+    qk_norm_rope,
+    rope_cos_sin,
+)
 from fastvideo.models.dits.wan import WanTransformer3DModel
 from fastvideo.models.vaes.wan import AutoencoderKLWan
 from fastvideo.testing.tiny import TINY_DIT, TINY_VAE
