@@ -1,0 +1,301 @@
+"""The Generate form without widgets: the sampling fields, the model's defaults, validation,
+the job spec and restoring a job's (or an MP4's) settings.
+
+Qt-free (no PySide6) and torch-free, so it is unit-tested without a QApplication; the
+Generate panel (:mod:`app.panels.generate`) copies its widgets into a :class:`GenerateForm`,
+asks it, and copies the result back.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastvideo.configs.sample.base import SamplingParam  # torch-free
+from fastvideo.pipelines.validation import validate_sampling  # torch-free: the engine's own checks
+
+TASKS = (("t2v", "Text → Video"), ("i2v", "Image → Video"), ("v2v", "Video → Video"))
+TASK_KEYS = tuple(k for k, _ in TASKS)
+TASK_NAMES = {"t2v": "text-to-video", "i2v": "image-to-video", "v2v": "video-to-video"}
+FALLBACK_DEFAULTS = {"width": 832, "height": 480, "num_frames": 81, "fps": 16, "num_inference_steps": 50,
+                     "guidance_scale": 5.0, "negative_prompt": "", "strength": 0.8, "seed": 1024}
+SEED_MAX = 2**31 - 1
+REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+#: the form's rows, in order (each has an inline error label in the panel)
+ROWS = ("model", "task", "prompt", "negative_prompt", "image", "video", "strength", "resolution", "num_frames",
+        "steps", "guidance", "seed", "num_gpus")
+#: the key of an error that belongs to no row (shown under the form)
+GENERAL = ""
+
+# SamplingParam field -> the form row whose error label shows its message.
+FIELD_ROWS = {
+    "prompt": "prompt", "negative_prompt": "negative_prompt", "num_frames": "num_frames", "height": "resolution",
+    "width": "resolution", "num_inference_steps": "steps", "guidance_scale": "guidance", "seed": "seed",
+    "image_path": "image", "video_path": "video", "strength": "strength", "model_path": "model", "model": "model",
+    "num_gpus": "num_gpus",
+}
+
+
+def error_row(field_name: str | None) -> str:
+    """The form row that shows an error about ``field_name`` (:data:`GENERAL` when none does)."""
+    row = FIELD_ROWS.get(field_name or "")
+    return row if row in ROWS else GENERAL
+
+
+def format_timings(timings: dict) -> str:
+    """The stages that took time, slowest first: "decoding 10.2 s, denoising 2.6 s"."""
+    items = sorted(((k, float(v)) for k, v in timings.items() if isinstance(v, (int, float)) and v >= 0.05),
+                   key=lambda kv: -kv[1])
+    return ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in items)
+
+
+def round16(x: float) -> int:
+    return max(16, int(round(x / 16)) * 16)
+
+
+def resolution_presets(width: int, height: int) -> list[tuple[str, int, int]]:
+    """Presets from a model's default size: default, its rotation, square, draft (half)."""
+    out = [(f"{width}×{height} default", width, height)]
+    if width != height:
+        orient = "portrait" if width > height else "landscape"
+        out.append((f"{height}×{width} {orient}", height, width))
+        side = round16(math.sqrt(width * height))
+        out.append((f"{side}×{side} square", side, side))
+    out.append((f"{round16(width / 2)}×{round16(height / 2)} draft", round16(width / 2), round16(height / 2)))
+    return out
+
+
+def model_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a model (None: a folder, or a repo id the inference process resolves)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        return None
+    if p.exists():
+        return f"{path} is a file: choose the model's folder (the one with model_index.json)"
+    if REPO_ID.match(path) and not path.startswith((".", "/", "~")):
+        return None  # a repo id: the inference process resolves (and downloads) it
+    return f"No such folder: {path}"
+
+
+def settings_from_metadata(md: dict) -> dict:
+    """Turn the settings embedded in a generated MP4 into a restorable job spec."""
+    params = {k: v for k, v in md.items() if k not in ("model", "model_path", "model_id", "task", "num_gpus",
+                                                         "pipeline_config", "fastvideo_version", "torch_version")}
+    return {"params": params, "model_path": md.get("model") or md.get("model_path") or md.get("model_id") or "",
+            "task": md.get("task"), "num_gpus": md.get("num_gpus")}
+
+
+def builtin_model() -> str:
+    """The built-in default model's folder when it is on disk (torch-free lookup), else ""."""
+    from fastvideo.builtin import default_model_path
+
+    path = default_model_path(create=False)
+    return str(path) if (path / "model_index.json").is_file() else ""
+
+
+@dataclass
+class GenerateForm:
+    """The Generate form's values and the knowledge about models behind them."""
+
+    model: str = ""
+    task: str = "t2v"
+    prompt: str = ""
+    negative_prompt: str = ""
+    width: int = FALLBACK_DEFAULTS["width"]
+    height: int = FALLBACK_DEFAULTS["height"]
+    num_frames: int = FALLBACK_DEFAULTS["num_frames"]
+    steps: int = FALLBACK_DEFAULTS["num_inference_steps"]
+    guidance: float = FALLBACK_DEFAULTS["guidance_scale"]
+    seed: int = 0
+    seed_locked: bool = False
+    strength: float = FALLBACK_DEFAULTS["strength"]
+    image_path: str = ""
+    video_path: str = ""
+    num_gpus: int = 1
+    #: the current model's sampling defaults (FALLBACK_DEFAULTS merged with the described ones)
+    defaults: dict[str, Any] = field(default_factory=lambda: dict(FALLBACK_DEFAULTS))
+    #: the current model's tasks (empty: unknown, all allowed)
+    tasks: list[str] = field(default_factory=list)
+    #: what the inference process said about each model (``describe``: defaults, tasks, gpu_count)
+    model_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: why a model could not be described (until it is chosen again)
+    model_errors: dict[str, str] = field(default_factory=dict)
+    #: models asked about and not answered yet
+    described_requested: set[str] = field(default_factory=set)
+
+    # ------------------------------------------------------------------ model
+    def model_status(self, path: str) -> tuple[str, Any]:
+        """What is known about ``path`` now, as ``(kind, detail)``:
+
+        ``("empty", None)``, ``("problem", message)`` (not a folder nor a repo id),
+        ``("known", info)``, ``("error", message)`` (describing it failed) or
+        ``("unknown", None)`` (ask the inference process).
+        """
+        if not path:
+            return "empty", None
+        problem = model_path_problem(path)
+        if problem:
+            return "problem", problem
+        if path in self.model_info:
+            return "known", self.model_info[path]
+        if path in self.model_errors:
+            return "error", self.model_errors[path]
+        return "unknown", None
+
+    def request_describe(self, path: str) -> bool:
+        """Note that ``path`` is being described; False when it already is."""
+        if path in self.described_requested:
+            return False
+        self.described_requested.add(path)
+        return True
+
+    def described(self, path: str, info: dict) -> None:
+        self.model_info[path] = info
+        self.model_errors.pop(path, None)
+        self.described_requested.discard(path)
+
+    def describe_failed(self, path: str, message: str) -> None:
+        self.described_requested.discard(path)
+        if "inference process" not in message:  # a crash is not the model's fault: ask again later
+            self.model_errors[path] = message
+
+    def apply_model_info(self, info: dict | None, apply_defaults: bool) -> None:
+        """Take a model's defaults and tasks; with ``apply_defaults`` also its size, frames, steps,
+        guidance, strength and (into an empty field) negative prompt."""
+        defaults = {**FALLBACK_DEFAULTS, **((info or {}).get("defaults") or {})}
+        self.defaults = defaults
+        self.tasks = list((info or {}).get("tasks") or [])
+        if self.tasks and self.task not in self.tasks:
+            self.task = self.tasks[0]
+        if apply_defaults:
+            self.width, self.height = int(defaults["width"]), int(defaults["height"])
+            self.num_frames = int(defaults["num_frames"])
+            self.steps = int(defaults["num_inference_steps"])
+            self.guidance = float(defaults["guidance_scale"])
+            self.strength = float(defaults.get("strength") or 0.8)
+            neg = defaults.get("negative_prompt") or ""
+            if neg and not self.negative_prompt.strip():
+                self.negative_prompt = neg
+
+    def task_allowed(self, task: str) -> bool:
+        return not self.tasks or task in self.tasks
+
+    def presets(self) -> list[tuple[str, int, int]]:
+        """The resolution presets of the current model's default size."""
+        return resolution_presets(int(self.defaults["width"]), int(self.defaults["height"]))
+
+    @property
+    def fps(self) -> int:
+        return int(self.defaults.get("fps") or 16)
+
+    def frames_hint(self) -> str:
+        return f"≈ {self.num_frames / self.fps:.1f} s at {self.fps} fps"
+
+    @staticmethod
+    def gpus_hint(info: dict | None) -> str:
+        gpu_count = (info or {}).get("gpu_count")
+        if gpu_count is None:
+            return ""
+        return f"{gpu_count} visible" if gpu_count else "no GPU visible: runs on the CPU"
+
+    def model_summary(self, model: str | None = None) -> str:
+        """One line about the model: its tasks and default size, frames, steps and fps."""
+        model = self.model if model is None else model
+        d = self.defaults
+        kinds = ", ".join(TASK_NAMES.get(t, t) for t in self.tasks) or "video"
+        return (f"{Path(model).name or model}: {kinds} · default {int(d['width'])}×{int(d['height'])}, "
+                f"{d['num_frames']} frames, {d['num_inference_steps']} steps, {d.get('fps', 16)} fps")
+
+    # ------------------------------------------------------------------ seed
+    def randomise_seed(self) -> int:
+        self.seed = random.randint(0, SEED_MAX)
+        return self.seed
+
+    def after_submit(self) -> None:
+        """A job was queued: an unlocked seed becomes a new random one."""
+        if not self.seed_locked:
+            self.randomise_seed()
+
+    # ------------------------------------------------------------------ request
+    def params(self, output_dir: str = "", preview: bool = True) -> dict[str, Any]:
+        """The SamplingParam fields of the form (what a job stores and sends)."""
+        p: dict[str, Any] = {
+            "prompt": self.prompt.strip(),
+            "negative_prompt": self.negative_prompt.strip() or None,
+            "width": int(self.width), "height": int(self.height),
+            "num_frames": int(self.num_frames), "num_inference_steps": int(self.steps),
+            "guidance_scale": round(float(self.guidance), 4), "seed": int(self.seed),
+            "fps": self.fps, "output_path": output_dir, "save_video": True,
+            "preview": bool(preview),
+        }
+        if self.task == "i2v":
+            p["image_path"] = self.image_path.strip() or None
+        if self.task == "v2v":
+            p["video_path"] = self.video_path.strip() or None
+            p["strength"] = round(float(self.strength), 4)
+        return p
+
+    def validate(self, output_dir: str = "", preview: bool = True,
+                 pipeline_options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[str, Any] | None]:
+        """Check everything: ``(errors, spec)``.
+
+        ``errors`` maps a row of :data:`ROWS` (or :data:`GENERAL`) to its message (a later
+        problem on the same row replaces an earlier one); ``spec`` is the job to submit
+        (``Runner.submit`` keywords), None when there is any error.
+        """
+        errors: dict[str, str] = {}
+        model = self.model.strip()
+        if not model:
+            errors["model"] = "Choose a model folder first (or set a default model in Settings)"
+        else:
+            problem = model_path_problem(model) or self.model_errors.get(model)
+            if problem:
+                errors["model"] = problem
+        params = self.params(output_dir, preview)
+        sp = SamplingParam.from_dict(dict(params))
+        for err in validate_sampling(sp, self.task):
+            errors[error_row(err.field)] = str(err)
+        gpu_count = (self.model_info.get(model) or {}).get("gpu_count")
+        if gpu_count and self.num_gpus > gpu_count:  # (without GPUs, ranks run as CPU processes)
+            errors["num_gpus"] = (
+                f"Only {gpu_count} GPU{'s are' if gpu_count > 1 else ' is'} visible to the inference process")
+        if errors:
+            return errors, None
+        return errors, {"prompt": params.pop("prompt"), "model_path": model, "task": self.task, "params": params,
+                        "num_gpus": int(self.num_gpus), "pipeline_options": dict(pipeline_options or {})}
+
+    # ------------------------------------------------------------------ restore
+    def apply_job_settings(self, settings: dict[str, Any]) -> None:
+        """Put a job's settings (``Job.settings()``, or :func:`settings_from_metadata` of an MP4)
+        back into the form: what they give, the seed locked; the model too when they name one."""
+        p = dict(settings.get("params") or {})
+        self.model = settings.get("model_path") or self.model
+        task = settings.get("task") or ("i2v" if p.get("image_path") else "v2v" if p.get("video_path") else "t2v")
+        if task in TASK_KEYS:
+            self.task = task
+        if "prompt" in p:
+            self.prompt = p.get("prompt") or ""
+        if "negative_prompt" in p:
+            self.negative_prompt = p.get("negative_prompt") or ""
+        if p.get("width") and p.get("height"):
+            self.width, self.height = int(p["width"]), int(p["height"])
+        for key, attr, conv in (("num_frames", "num_frames", int), ("num_inference_steps", "steps", int),
+                                ("guidance_scale", "guidance", float), ("strength", "strength", float)):
+            if p.get(key) is not None:
+                setattr(self, attr, conv(p[key]))
+        if p.get("seed") is not None:
+            self.seed = int(p["seed"]) % (SEED_MAX + 1)
+            self.seed_locked = True
+        if settings.get("num_gpus"):
+            self.num_gpus = int(settings["num_gpus"])
+        self.image_path = p.get("image_path") or ""
+        self.video_path = p.get("video_path") or ""
+
+    def apply_metadata(self, md: dict[str, Any]) -> None:
+        """Restore the settings embedded in a generated MP4 (``read_metadata``)."""
+        self.apply_job_settings(settings_from_metadata(md))
