@@ -6,22 +6,23 @@ stdin, events on the original stdout).  See ``docs/protocol.md``.
 
 Threads:
 
-* main thread: reads requests, answers ``ping``/``cancel``/``shutdown`` at once,
+* request reader: reads requests, answers ``ping``/``cancel``/``shutdown`` at once,
   ``describe`` in a short-lived thread of its own, and queues the long ones
   (load, generate, parity, inspect);
 * executor: runs the queued requests one at a time (the GPU work);
 * heartbeat: a ``heartbeat`` event every ``--heartbeat`` seconds;
 * writer: the only thread that writes the channel (previews coalesce there);
 * output reader: turns whatever is printed to fd 1 / fd 2 into ``log`` events.
+
+The channel itself (stdio capture, framing onto the real stdout, the writer, heartbeats,
+reading requests) is :mod:`fastvideo.serve.channel`; this module is the engine host: loading
+the generator, running jobs, ``describe``, parity and inspect requests, and :func:`main`.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import faulthandler
 import importlib
-import io
 import logging
 import os
 import queue
@@ -29,190 +30,25 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any
 
 from fastvideo.serve import protocol as P
+from fastvideo.serve.channel import (  # noqa: F401  (Outbox, capture_stdio: imported from here before the split)
+    Heartbeat,
+    LogHandler,
+    Outbox,
+    RequestReader,
+    capture_stdio,
+    forward_line,
+    hard_exit,
+    open_channel,
+    pump_output,
+)
+
+# The channel's names as this module had them before the split.
+_LogHandler, _pump_output, _forward_line, _hard_exit = LogHandler, pump_output, forward_line, hard_exit
 
 log = logging.getLogger("fastvideo.serve")
-
-
-# --------------------------------------------------------------------------- channel
-
-
-class Outbox:
-    """Serialises events onto the channel fd from a dedicated writer thread.
-
-    ``send_preview`` replaces a preview that is still waiting to be written, so a
-    slow reader always gets the newest preview and never a backlog.
-    """
-
-    def __init__(self, fd: int, on_broken: Callable[[], None]):
-        self._fd = fd
-        self._on_broken = on_broken
-        self._items: collections.deque[list] = collections.deque()
-        self._cond = threading.Condition()
-        self._pending_preview: list | None = None
-        self._closed = False
-        self.previews_replaced = 0
-        self._thread = threading.Thread(target=self._run, name="fv-writer", daemon=True)
-        self._thread.start()
-
-    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
-        try:
-            data = P.encode(header, payload)
-        except (P.ProtocolError, TypeError, ValueError) as exc:
-            data = P.encode({"type": P.EV_LOG, "level": "error", "source": "host",
-                             "message": f"could not encode {header.get('type')!r} event: {exc}"})
-        self._put(data, preview=False)
-
-    def send_preview(self, frames, **fields: Any) -> None:
-        self._put(P.encode_preview(frames, **fields), preview=True)
-
-    def _put(self, data: bytes, preview: bool) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            if preview and self._pending_preview is not None:
-                self._pending_preview[0] = data  # newest replaces the one not yet written
-                self.previews_replaced += 1
-            else:
-                item = [data, preview]
-                self._items.append(item)
-                if preview:
-                    self._pending_preview = item
-            self._cond.notify()
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._items and time.monotonic() < deadline:
-                self._cond.wait(0.05)
-            return not self._items
-
-    def close(self, timeout: float = 5.0) -> None:
-        self.flush(timeout)
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._items and not self._closed:
-                    self._cond.wait()
-                if not self._items:
-                    return
-                item = self._items.popleft()
-                if item is self._pending_preview:
-                    self._pending_preview = None
-                self._cond.notify_all()
-            view = memoryview(item[0])
-            try:
-                while view:
-                    n = os.write(self._fd, view)
-                    view = view[n:]
-            except OSError:
-                # The studio went away: nothing more can be said to anyone.
-                self._on_broken()
-                return
-
-
-class _LogHandler(logging.Handler):
-    """Forwards log records as ``log`` events (and to the real stderr)."""
-
-    def __init__(self, outbox: Outbox, tee: io.TextIOBase | None):
-        super().__init__(logging.INFO)
-        self.outbox = outbox
-        self.tee = tee
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self._local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if getattr(self._local, "busy", False):
-            return
-        self._local.busy = True
-        try:
-            message = record.getMessage()
-            if record.exc_info:
-                message += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-            self.outbox.send({"type": P.EV_LOG, "level": record.levelname.lower(), "source": "logging",
-                              "logger": record.name, "message": message, "t": record.created})
-            if self.tee is not None:
-                try:
-                    self.tee.write(self.format(record) + "\n")
-                    self.tee.flush()
-                except (OSError, ValueError):
-                    pass
-        except Exception:  # a log record must never break the worker
-            pass
-        finally:
-            self._local.busy = False
-
-
-def capture_stdio() -> tuple[int, int, io.TextIOBase, int]:
-    """Take the channel fds and point fd 1 and fd 2 at a pipe we read ourselves.
-
-    Returns ``(in_fd, out_fd, real_stderr, output_fd)``; ``output_fd`` is the read
-    end of the pipe that fd 1 and fd 2 now write to.  After this, ``print()``, C-level
-    writes to stdout/stderr and subprocesses inheriting them all land in the pipe
-    (forwarded as ``log`` events by :func:`_pump_output`), never in the channel.
-    """
-    out_fd = os.dup(1)
-    in_fd = os.dup(0)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
-    err_fd = os.dup(2)
-    real_stderr = io.TextIOWrapper(io.FileIO(err_fd, "w", closefd=True), encoding="utf-8",
-                                   errors="replace", line_buffering=True)
-    r, w = os.pipe()
-    os.dup2(w, 1)
-    os.dup2(w, 2)
-    os.close(w)
-    for fd in (out_fd, in_fd):
-        try:
-            os.set_inheritable(fd, False)
-        except OSError:
-            pass
-    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", errors="replace",
-                                  line_buffering=True)
-    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", errors="replace",
-                                  line_buffering=True)
-    return in_fd, out_fd, real_stderr, r
-
-
-def _pump_output(fd: int, outbox: Outbox, tee: io.TextIOBase | None) -> None:
-    """Read printed output line by line and forward it as ``log`` events."""
-    pending = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            return
-        if not chunk:
-            break
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > 65536:  # a very long line without newline
-            lines.append(pending)
-            pending = b""
-        for raw in lines:
-            _forward_line(raw, outbox, tee)
-    if pending:
-        _forward_line(pending, outbox, tee)
-
-
-def _forward_line(raw: bytes, outbox: Outbox, tee: io.TextIOBase | None) -> None:
-    text = raw.decode("utf-8", errors="replace").rstrip("\r")
-    if not text.strip():
-        return
-    level = "warning" if ("warn" in text.lower() or "error" in text.lower() or text.startswith("Traceback")) else "info"
-    outbox.send({"type": P.EV_LOG, "level": level, "source": "output", "message": text, "t": time.time()})
-    if tee is not None:
-        try:
-            tee.write(text + "\n")
-        except (OSError, ValueError):
-            pass
 
 
 # --------------------------------------------------------------------------- engine
@@ -284,7 +120,7 @@ class Host:
         self.started = time.time()
         self._lock = threading.Lock()
         self._executor = threading.Thread(target=self._execute_loop, name="fv-executor", daemon=True)
-        self._heart = threading.Thread(target=self._heartbeat_loop, name="fv-heartbeat", daemon=True)
+        self._heart = Heartbeat(outbox, heartbeat, self.stop, self.hung, self._status)
 
     # -- lifecycle
     def start(self) -> None:
@@ -299,19 +135,12 @@ class Host:
         self._executor.start()
         self._heart.start()
 
-    def _heartbeat_loop(self) -> None:
-        seq = 0
-        while not self.stop.wait(self.heartbeat_interval):
-            if self.hung.is_set():
-                continue
-            seq += 1
-            cur = self.current
-            self.outbox.send({
-                "type": P.EV_HEARTBEAT, "seq": seq, "t": time.time(), "uptime": time.time() - self.started,
-                "busy": cur is not None, "job_id": cur.get("job_id") if cur else None,
-                "request": cur.get("type") if cur else None, "stage": self.stage,
-                "model_path": (self.loaded or {}).get("model_path"),
-            })
+    def _status(self) -> dict[str, Any]:
+        """What each heartbeat says besides its number and time."""
+        cur = self.current
+        return {"uptime": time.time() - self.started, "busy": cur is not None,
+                "job_id": cur.get("job_id") if cur else None, "request": cur.get("type") if cur else None,
+                "stage": self.stage, "model_path": (self.loaded or {}).get("model_path")}
 
     # -- request dispatch (main thread)
     def handle(self, msg: P.Message) -> None:
@@ -335,8 +164,9 @@ class Host:
                 return
             self.jobs.put(msg)
         else:
+            known = sorted(P.REQUEST_TYPES - {P.REQ_DEBUG})
             self.outbox.send({"type": P.EV_ERROR, "reply_to": rid, "error_type": "ProtocolError",
-                              "message": f"unknown request type {t!r}; known: {sorted(P.REQUEST_TYPES - {P.REQ_DEBUG})}"})
+                              "message": f"unknown request type {t!r}; known: {known}"})
 
     def _cancel(self, job_id: str | None) -> None:
         cur = self.current
@@ -526,7 +356,8 @@ class Host:
 
     def _do_inspect(self, msg: P.Message) -> None:
         try:
-            from fastvideo.models.loader.inspect import inspect_mapping
+            # an official Wan2.1 folder: a preview of what `fastvideo convert` will do (conversion.preview)
+            from fastvideo.conversion.preview import inspect_mapping
         except ImportError as exc:
             raise RuntimeError(f"inspect is not available in this fastvideo build ({exc})") from None
         rules = msg.get("rules")
@@ -538,7 +369,7 @@ class Host:
         if msg.get("include_inputs"):
             # What the studio needs to re-run the mapping engine itself on every rule edit:
             # checkpoint headers, our parameter shapes (+ tied aliases) and the arch config's rules.
-            from fastvideo.models.loader.inspect import mapping_inputs
+            from fastvideo.conversion.preview import mapping_inputs
             from fastvideo.mapping.rules import build_report
 
             source, target, default_rules = mapping_inputs(msg.get("model_path"), msg.get("component"))
@@ -613,20 +444,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    in_fd, out_fd, real_stderr, output_fd = capture_stdio()
-    faulthandler.enable(file=real_stderr)
-    dead = threading.Event()
-
-    def on_broken() -> None:
-        dead.set()
-
-    outbox = Outbox(out_fd, on_broken)
-    threading.Thread(target=_pump_output, args=(output_fd, outbox, real_stderr), name="fv-output",
-                     daemon=True).start()
-    root = logging.getLogger()
-    root.handlers[:] = [_LogHandler(outbox, real_stderr)]
-    root.setLevel(logging.INFO)
-    logging.captureWarnings(True)
+    channel = open_channel()
+    outbox = channel.outbox
 
     if args.nice and hasattr(os, "nice"):
         try:
@@ -645,40 +464,16 @@ def main(argv: list[str] | None = None) -> int:
         host.handle(P.Message({"type": P.REQ_LOAD_MODEL, "id": "cli", "model_path": args.model,
                                "num_gpus": args.num_gpus}))
 
-    decoder = P.FrameDecoder()
-    reason = "eof"
-    reader_done = threading.Event()
-
-    def read_requests() -> None:
-        nonlocal reason
-        while not host.stop.is_set():
-            try:
-                data = os.read(in_fd, 65536)
-            except OSError:
-                data = b""
-            if not data:
-                reason = "stdin closed"
-                break
-            for msg in decoder.feed(data):
-                try:
-                    host.handle(msg)
-                except Exception as exc:
-                    outbox.send({"type": P.EV_ERROR, "reply_to": msg.get("id"), **_error_fields(exc)})
-                if msg.type == P.REQ_SHUTDOWN:
-                    reason = "shutdown requested"
-            while decoder.errors:
-                outbox.send({"type": P.EV_LOG, "level": "warning", "source": "host",
-                             "message": "request stream: " + decoder.errors.pop(0)})
-        reader_done.set()
-
-    threading.Thread(target=read_requests, name="fv-requests", daemon=True).start()
-    while not (reader_done.is_set() or host.stop.is_set() or dead.is_set()):
-        reader_done.wait(0.2)
-    if dead.is_set():
-        _hard_exit(1)
+    reader = RequestReader(channel.in_fd, outbox, host.handle, host.stop, _error_fields)
+    reader.start()
+    while not (reader.done.is_set() or host.stop.is_set() or channel.dead.is_set()):
+        reader.done.wait(0.2)
+    if channel.dead.is_set():
+        hard_exit(1)
+    reason = reader.reason
     host.shutdown(reason, grace=10.0 if reason == "shutdown requested" else 5.0)
     try:
-        real_stderr.flush()
+        channel.real_stderr.flush()
     except (OSError, ValueError):
         pass
     if host._executor.is_alive() and os.name == "posix" and os.getpgrp() == os.getpid():
@@ -687,14 +482,5 @@ def main(argv: list[str] | None = None) -> int:
 
         os.killpg(os.getpgrp(), signal.SIGKILL)
     # Threads may sit in native code (CUDA, a hung library): leave without waiting.
-    _hard_exit(0)
+    hard_exit(0)
     return 0
-
-
-def _hard_exit(code: int) -> None:
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-    os._exit(code)
