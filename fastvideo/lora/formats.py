@@ -283,7 +283,10 @@ def describe_size(hidden: int | None, blocks: int | None) -> str:
 def other_architecture(modules: list[str]) -> str | None:
     """A guess at the family of a LoRA whose names are not Wan's; None when they could be Wan's."""
     joined = "\n".join(modules)
-    if re.search(r"(^|[._])blocks[._]\d+[._](self_attn|cross_attn|attn1|attn2|ffn)", joined):
+    wan = (r"(^|[._])blocks[._]\d+[._](self_attn|cross_attn|attn1|attn2|ffn|norm|modulation|scale_shift)"
+           r"|(^|[._])(patch_embedding|head[._]head|proj_out|time_embedding|text_embedding|time_projection"
+           r"|condition_embedder|img_emb)([._]|$)")
+    if re.search(wan, joined, re.M):
         return None
     guesses = (
         (r"double_blocks|single_blocks|single_transformer_blocks", "a Flux / HunyuanVideo LoRA"),
@@ -295,7 +298,7 @@ def other_architecture(modules: list[str]) -> str | None:
     for pattern, what in guesses:
         if re.search(pattern, joined):
             return what
-    return "not a Wan DiT LoRA (no blocks.N.self_attn / attn1 / ffn names)"
+    return "a LoRA for another model (none of the Wan DiT's names: blocks.N.self_attn / attn1 / ffn, ...)"
 
 
 def block_count(targets: list[str]) -> int | None:

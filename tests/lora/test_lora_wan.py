@@ -312,3 +312,21 @@ def test_report_json(dit, lora_files):
     alpha = next(r for r in data["rows"] if r["key"] == "lora_unet_blocks_0_self_attn_k.alpha")
     assert alpha["status"] == "applied"
     apply_loras(dit, [])
+
+
+def test_conv_patch_embedding_lora(dit, tmp_path):
+    """A LoRA on the Conv3d patchifier only (no block keys): delta = (B.flatten(1) @ A.flatten(1)) reshaped."""
+    apply_loras(dit, [])
+    g = torch.Generator().manual_seed(9)
+    A, B = torch.randn(3, 16, 1, 2, 2, generator=g), torch.randn(32, 3, 1, 1, 1, generator=g)
+    path = tmp_path / "conv.safetensors"
+    save_safetensors(path, {"diffusion_model.patch_embedding.lora_down.weight": A,
+                            "diffusion_model.patch_embedding.lora_up.weight": B,
+                            "diffusion_model.patch_embedding.alpha": torch.tensor(6.0)})
+    w0 = dit.patch_embedding.weight.detach().clone()
+    (report,) = apply_loras(dit, [(path, 0.5)])
+    want = w0 + 0.5 * (6.0 / 3) * (B.flatten(1) @ A.flatten(1)).reshape(w0.shape)
+    assert report.ok and report.rows[0].target == "patch_embedding.weight"
+    assert (dit.patch_embedding.weight - want).abs().max().item() < 1e-5
+    apply_loras(dit, [])
+    assert torch.equal(dit.patch_embedding.weight, w0)
