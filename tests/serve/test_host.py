@@ -79,7 +79,8 @@ def test_cancel_stops_within_a_step(host_factory, fake_model, tmp_path):
 
 def test_errors_are_events_not_crashes(host_factory, fake_model, tmp_path):
     h = host_factory(*FAKE)
-    h.send(P.REQ_GENERATE, job_id="1", model_path=str(fake_model), params={"prompt": "  ", "output_path": str(tmp_path)})
+    h.send(P.REQ_GENERATE, job_id="1", model_path=str(fake_model),
+           params={"prompt": "  ", "output_path": str(tmp_path)})
     err = h.wait_type(P.EV_ERROR, P.EV_RESULT)
     assert err.type == P.EV_ERROR and err["error_type"] == "InvalidRequest" and err["field"] == "prompt"
     h.send(P.REQ_GENERATE, job_id="2", params={"prompt": "x", "not_a_field": 1})
