@@ -3,6 +3,7 @@
     fastvideo-studio [--model PATH] [--data-dir DIR]
     fastvideo-studio --screenshot FILE [--panel NAME]   # render headless to a PNG and exit
     fastvideo-studio --setup-runtime [--wheels DIR] [--torch cpu|cuda]   # packaged app: set up the engine
+    fastvideo-studio --check-system   # are the X11 libraries Qt needs installed? (also checked at every start)
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", metavar="WxH", default="1280x820", help="window size for --screenshot")
     p.add_argument("--check-qt", action="store_true",
                    help="check that this PySide6 is safe on this Python (reference-count probe), print it and exit")
+    p.add_argument("--check-system", action="store_true",
+                   help="check that the system libraries Qt's X11 (xcb) plugin needs are installed, print the "
+                        "install command for any that are missing, and exit (0 ok, 4 missing)")
     p.add_argument("--setup-runtime", action="store_true",
                    help="set up (or repair) the inference runtime in the terminal and exit (packaged app)")
     from app.bootstrap.cli import add_arguments
@@ -90,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
         from app.bootstrap.cli import setup_runtime
 
         return setup_runtime(args, args.data_dir)
+    from app import platform_check  # before any Qt library loads: name missing X11 libraries, don't abort
+
+    if args.check_system:
+        return platform_check.main_check_system()
+    missing = platform_check.preflight()
+    if missing:
+        return missing
     from PySide6.QtWidgets import QApplication
 
     if (args.screenshot or args.check_qt) and not os.environ.get("QT_QPA_PLATFORM") and not os.environ.get("DISPLAY") \
