@@ -46,7 +46,7 @@ def _parse_size(text: str) -> tuple[int, int]:
             raise ValueError
         return w, h
     except ValueError:
-        raise SystemExit(f"fastvideo-studio: --size must look like 1280x820 (at least 320x240), got {text!r}")
+        raise SystemExit(f"fastvideo-studio: --size must look like 1280x820 (at least 320x240), got {text!r}") from None
 
 
 def create_app():

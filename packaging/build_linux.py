@@ -193,6 +193,11 @@ def smoke(bundle: Path) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     run([bundle / NAME, "--screenshot", shot, "--data-dir", BUILD / "smoke" / "data"], env=env, timeout=120)
     log(f"smoke screenshot: {shot} ({shot.stat().st_size} bytes)")
+    # The frozen app's own check of Qt's xcb plugin libraries (app/platform_check.py, on _internal/PySide6).
+    out = subprocess.run([str(bundle / NAME), "--check-system"], capture_output=True, text=True, timeout=120)
+    log(f"smoke --check-system (exit {out.returncode}): {(out.stdout + out.stderr).strip()}")
+    if out.returncode not in (0, 4):
+        raise SystemExit("the frozen studio's --check-system did not run its check (see above)")
 
 
 def main(argv: list[str] | None = None) -> int:
