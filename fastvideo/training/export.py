@@ -1,7 +1,8 @@
 """Write the trained shapes model as a Diffusers-layout Wan2.1 folder (fp16 weights).
 
 Adds ``vae/latent_rgb.json`` (least-squares latent->RGB preview factors, read by
-``VideoGenerator.from_pretrained``) and ``fastvideo_training.json`` (how it was made).
+``VideoGenerator.from_pretrained``), ``vocabulary.json`` (the words it was trained on) and
+``fastvideo_training.json`` (how it was made).
 """
 
 from __future__ import annotations
@@ -18,6 +19,43 @@ from fastvideo.pipelines.preview import fit_preview_factors
 from fastvideo.training.data import make_batch
 
 LATENT_RGB_FILE = "latent_rgb.json"
+VOCABULARY_FILE = "vocabulary.json"  # read by fastvideo.builtin.vocabulary_warning (torch-free)
+# Words of the motion phrases that say nothing about what the model draws ("does not move", "rests in place").
+_FILLER = {"a", "an", "the", "to", "of", "on", "in", "that", "does", "not", "place", "over", "against", "plain",
+           "background", "backdrop", "video", "front", "simple", "animation"}
+
+
+def vocabulary_record() -> dict:
+    """What the shapes model was trained on (:mod:`fastvideo.training.data`), for ``vocabulary.json``.
+
+    ``keywords`` are the words that steer it (colours, shapes, directions, motion verbs): a prompt with none
+    of them gets an arbitrary shapes clip.  ``words`` is every word of its caption corpus.
+    """
+    import re
+
+    from fastvideo.training.data import BACKGROUNDS, COLOURS, DIRECTIONS, MOTION_PHRASES, SHAPES, caption_corpus
+
+    words = sorted({w for line in caption_corpus() for w in re.findall(r"[a-z]+", line.lower())})
+    motion = {w for phrases in MOTION_PHRASES.values() for phrase in phrases for w in phrase.split()} - _FILLER
+    keywords = sorted(set(COLOURS) | set(BACKGROUNDS) | set(SHAPES) | set(DIRECTIONS) | motion)
+    return {
+        "about": "A small model trained only on clips of one coloured shape moving on a plain background: it "
+                 "knows these colours, shapes and directions and nothing else.",
+        "colours": list(COLOURS),
+        "backgrounds": list(BACKGROUNDS),
+        "shapes": list(SHAPES),
+        "directions": list(DIRECTIONS),
+        "motions": {d: list(p) for d, p in MOTION_PHRASES.items()},
+        "keywords": keywords,
+        "words": words,
+        "example": "a red circle moves to the right on a blue background",
+    }
+
+
+def write_vocabulary(model_dir) -> Path:
+    path = Path(model_dir) / VOCABULARY_FILE
+    path.write_text(json.dumps(vocabulary_record(), indent=1) + "\n")
+    return path
 
 
 @torch.no_grad()
@@ -68,6 +106,7 @@ def export_model(out_dir, modules: dict, tokenizer_dir, *, latent_rgb: dict, shi
     shutil.copytree(tokenizer_dir, out / "tokenizer")
     rgb = {"factors": latent_rgb["factors"], "bias": latent_rgb["bias"]}
     (out / "vae" / LATENT_RGB_FILE).write_text(json.dumps(rgb) + "\n")
+    write_vocabulary(out)
     if record is not None:
         (out / "fastvideo_training.json").write_text(json.dumps(record, indent=2) + "\n")
     return out

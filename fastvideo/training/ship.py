@@ -34,6 +34,10 @@ def install(model_dir: str | Path) -> Path:
         shutil.rmtree(SHIPPED)
     SHIPPED.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src, SHIPPED)
+    if not (SHIPPED / "vocabulary.json").is_file():  # exported before vocabulary.json existed
+        from fastvideo.training.export import write_vocabulary
+
+        write_vocabulary(SHIPPED)
     print(f"installed {src} -> {SHIPPED} ({size / 1e6:.2f} MB)")
     return SHIPPED
 

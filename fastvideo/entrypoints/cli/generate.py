@@ -28,6 +28,15 @@ def lora_arg(text: str) -> tuple[str, float]:
     return path, strength
 
 
+SEED_MAX = 2**31 - 1  # the studio's range (app/panels/generate_form.py)
+
+
+def random_seed() -> int:
+    import secrets
+
+    return secrets.randbelow(SEED_MAX + 1)
+
+
 def register(sub) -> None:
     p = sub.add_parser("generate", help="generate a video (T2V, or I2V with --image, V2V with --video)")
     p.add_argument("--model", default=None, help="model folder or repo id (default: the built-in model)")
@@ -39,7 +48,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, dest="num_inference_steps")
     p.add_argument("--guidance-scale", type=finite_float)
     p.add_argument("--flow-shift", type=finite_float)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="noise seed (default: a random one, printed so the run can be repeated)")
     p.add_argument("--fps", type=int)
     p.add_argument("--image", dest="image_path", help="input image (image-to-video models)")
     p.add_argument("--video", dest="video_path", help="input video (video-to-video)")
@@ -66,6 +75,14 @@ def run(args) -> int:
     from fastvideo.builtin import resolve_model_arg
 
     model = resolve_model_arg(args.model)
+    from fastvideo.builtin import vocabulary_warning
+
+    warning = vocabulary_warning(model, args.prompt)  # the small built-in model knows only a few words
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+    if args.seed is None:  # like the studio: a new random seed each run, said so it can be repeated
+        args.seed = random_seed()
+        print(f"seed {args.seed} (random; pass --seed {args.seed} to repeat)", file=sys.stderr, flush=True)
     overrides = {}
     if args.vae_tiling:
         overrides["vae_tiling"] = True
