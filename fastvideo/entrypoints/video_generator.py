@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fastvideo.configs.pipelines.base import PipelineConfig
 from fastvideo.configs.registry import ModelInfo, resolve_model
@@ -32,20 +33,44 @@ class VideoGenerator:
         self.executor = executor
 
     @classmethod
-    def from_pretrained(cls, model_path: str, num_gpus: int = 1, **pipeline_overrides: Any) -> "VideoGenerator":
+    def from_pretrained(cls, model_path: str, num_gpus: int = 1, **options: Any) -> VideoGenerator:
         """Load a model folder (or a repo id: downloaded if needed).
 
-        ``pipeline_overrides`` are :class:`PipelineConfig` fields (``vae_tiling=True``,
-        ``text_encoder_cpu_offload=True``, ``dit_precision="fp32"``, ...).
+        ``options`` are :class:`PipelineConfig` fields (``vae_tiling=True``,
+        ``text_encoder_cpu_offload=True``, ``dit_precision="fp32"``, ...) and FastVideo's
+        ``from_pretrained`` options with FastVideo's meaning (``sp_size``, ``tp_size``,
+        ``use_fsdp_inference=False``, ``pin_cpu_memory``, ``enable_torch_compile``,
+        ``distributed_executor_backend="mp"``, ``pipeline_config=``; docs/fastvideo-compat.md).  A FastVideo
+        option fastvideo lacks raises :class:`fastvideo.api.UnsupportedOptionError` naming it; an unknown
+        name raises ``TypeError`` listing the accepted ones -- both before anything is loaded.
         """
+        import dataclasses
+
+        from fastvideo.api.options import UnsupportedOptionError, translate_load_options
+
+        fields = {f.name for f in dataclasses.fields(PipelineConfig)}
+        load = translate_load_options(num_gpus, options, fields)
+        pipeline_overrides = load.overrides
+        base = load.pipeline_config
+        if base is not None and not isinstance(base, (PipelineConfig, dict)):
+            raise TypeError(f"pipeline_config must be a fastvideo PipelineConfig (PipelineConfig.from_pretrained) "
+                            f"or a dict of its fields, got {type(base).__name__}")
+        if not isinstance(num_gpus, int) or num_gpus < 1:
+            raise ValueError(f"num_gpus must be a whole number >= 1, got {num_gpus!r}")
         import torch
 
         from fastvideo.worker.runner import cpu_precision_defaults, scheduler_shift
 
-        if not isinstance(num_gpus, int) or num_gpus < 1:
-            raise ValueError(f"num_gpus must be a whole number >= 1, got {num_gpus!r}")
         info = resolve_model(model_path, download=True)
+        if load.workload_type is not None and load.workload_type not in info.tasks:
+            raise UnsupportedOptionError("workload_type", f"workload_type={load.workload_type!r}: this "
+                                         f"{info.pipeline_name} model does {', '.join(info.tasks)}")
         config = info.pipeline_config_cls()
+        if base is not None:  # priority: family defaults < pipeline_config < keyword options
+            given = base.to_dict() if isinstance(base, PipelineConfig) else dict(base)
+            defaults = config.to_dict()
+            pipeline_overrides = {**{k: v for k, v in given.items() if k in defaults and v != defaults[k]},
+                                  **pipeline_overrides}
         shift = scheduler_shift(info)
         if shift is not None:
             config = config.update(flow_shift=shift)
@@ -82,7 +107,10 @@ class VideoGenerator:
         """Generate one video.
 
         ``overrides`` set :class:`SamplingParam` fields for this call
-        (``output_path=``, ``save_video=``, ``num_frames=``...).  ``callback(event)``
+        (``output_path=``, ``save_video=``, ``num_frames=``...); FastVideo's ``output_video_name=`` names the
+        file, and FastVideo fields fastvideo lacks raise :class:`fastvideo.api.UnsupportedOptionError`.
+        The result has our keys and FastVideo's (``prompts``, ``e2e_latency``, ``peak_memory_mb``,
+        ``samples``; docs/fastvideo-compat.md).  ``callback(event)``
         receives ``stage``, ``progress`` and ``preview`` events; setting
         ``cancel_event`` stops at the next step with :class:`GenerationCancelled`.
         Invalid requests raise :class:`InvalidRequest` before any model work.
@@ -91,10 +119,16 @@ class VideoGenerator:
         for this call; a call without LoRAs runs the loaded weights, bit for bit.  Switching LoRAs
         between calls never reloads the model.
         """
+        import dataclasses
+        import time
+
+        from fastvideo.api.options import add_result_aliases, translate_generate_kwargs
+
+        start = time.perf_counter()
         sp = copy.deepcopy(sampling_param) if sampling_param is not None else self.default_sampling_param()
         if prompt is not None:
             sp.prompt = prompt
-        sp.update(**overrides)
+        sp.update(**translate_generate_kwargs(overrides, {f.name for f in dataclasses.fields(sp)}))
         if loras is not None:
             sp.loras = loras
         sp.loras = _checked_loras(sp.loras)
@@ -103,7 +137,8 @@ class VideoGenerator:
         task = pick_task(self.info, sp)
         self.check_limits(sp, task)  # memory and hard limits: before any allocation or file
         check_sampling(sp, task)
-        return self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
+        result = self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
+        return add_result_aliases(result, sp.prompt, time.perf_counter() - start)  # FastVideo's keys too
 
     def check_limits(self, sp: SamplingParam, task: str) -> None:
         """Raise InvalidRequest when ``sp`` cannot fit this generator's device (fastvideo.pipelines.memory)."""

@@ -53,7 +53,7 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
     """Load each component listed in model_index.json at its precision; offloaded ones stay on the CPU."""
     from fastvideo.models.loader.component_loader import load_component, read_json
 
-    loaded = LoadedModules(info, config, device, offloader=Offloader(device))
+    loaded = LoadedModules(info, config, device, offloader=Offloader(device, pin_memory=config.pin_cpu_memory))
     for name in info.components:
         if name == "scheduler":
             loaded.modules[name] = read_json(info.path / "scheduler" / "scheduler_config.json")

@@ -32,6 +32,9 @@ class PipelineConfig:
     text_encoder_cpu_offload: bool = False
     image_encoder_cpu_offload: bool = False
     dit_cpu_offload: bool = False
+    # With CPU offload on CUDA: keep the offloaded components' host copies in pinned (page-locked) memory,
+    # so moves to the GPU are faster and asynchronous (FastVideo's pin_cpu_memory). No-op without CUDA.
+    pin_cpu_memory: bool = False
     # Batch the conditional and unconditional passes into one forward when CFG is on.
     batch_cfg: bool = True
     # Attention backend for self-attention (None: FASTVIDEO_ATTENTION_BACKEND or TORCH_SDPA).
@@ -56,7 +59,30 @@ class PipelineConfig:
         if self.flow_shift <= 0:
             raise ValueError(f"flow_shift must be positive, got {self.flow_shift}")
 
-    def update(self, **overrides: Any) -> "PipelineConfig":
+    @classmethod
+    def from_pretrained(cls, model_path: str) -> PipelineConfig:
+        """The pipeline defaults of a model folder or repo id's family (FastVideo's
+        ``PipelineConfig.from_pretrained``); pass the result, changed, as
+        ``VideoGenerator.from_pretrained(model_path, pipeline_config=config)``."""
+        from fastvideo.configs.registry import resolve_model
+
+        return resolve_model(model_path).pipeline_config_cls()
+
+    # FastVideo's name: one precision per text encoder (Wan has one).
+    @property
+    def text_encoder_precisions(self) -> tuple[str, ...]:
+        return (self.text_encoder_precision,)
+
+    @text_encoder_precisions.setter
+    def text_encoder_precisions(self, value: Any) -> None:
+        from fastvideo.api.options import single_precision
+
+        precision = single_precision("text_encoder_precisions", value)
+        if precision not in PRECISIONS:
+            raise ValueError(f"text_encoder_precisions must hold one of {PRECISIONS}, got {value!r}")
+        self.text_encoder_precision = precision
+
+    def update(self, **overrides: Any) -> PipelineConfig:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - names)
         if unknown:
@@ -71,7 +97,7 @@ class PipelineConfig:
         return json.dumps({"_class_name": type(self).__name__, **self.to_dict()}, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "PipelineConfig":
+    def from_json(cls, text: str) -> PipelineConfig:
         data = json.loads(text)
         data.pop("_class_name", None)
         names = {f.name for f in dataclasses.fields(cls)}
