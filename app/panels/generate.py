@@ -167,8 +167,16 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
         elif path != getattr(self, "_current_model", None):
             self._model_selected(path, True)
 
+    def _set_loading(self, path: str | None) -> None:
+        """While a model's defaults are on their way the form shows placeholder values: no Generate."""
+        self._loading_for = path
+        self.generate_button.setEnabled(path is None)
+        self.generate_button.setToolTip("Reading the model's defaults…" if path
+                                        else "Add this job to the queue (Ctrl+Enter)")
+
     def _model_selected(self, path: str, apply_defaults: bool) -> None:
         self._current_model = path
+        self._set_loading(None)
         self.rows["model"].set_error(None)
         self._apply_defaults_for = path if apply_defaults else None
         kind, detail = self.form_model.model_status(path)
@@ -184,6 +192,7 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
             self.rows["model"].set_error(detail)
         elif self.studio.worker_enabled:
             self._set_model_info("Reading the model's defaults…")
+            self._set_loading(path)
             if self.form_model.request_describe(path):
                 self.runner.describe(path)
         else:
@@ -192,12 +201,14 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
     def _on_described(self, path: str, info: dict) -> None:
         self.form_model.described(path, info)
         if path == self.model_path():
+            self._set_loading(None)
             self._apply_model_info(info, self._apply_defaults_for == path)
             self._apply_defaults_for = None
 
     def _on_describe_failed(self, path: str, message: str) -> None:
         self.form_model.describe_failed(path, message)
         if path == self.model_path():
+            self._set_loading(None)
             self.rows["model"].set_error(message)
             self._set_model_info("")
 
@@ -217,6 +228,9 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
         return spec
 
     def generate(self) -> int | None:
+        if getattr(self, "_loading_for", None):
+            self.show_field_error(None, "The model's defaults are still loading; generate when they have arrived.")
+            return None
         spec = self.validate()
         if spec is None:
             return None

@@ -46,6 +46,7 @@ def cycle(app, args, index: int):
     window.show()
     g = window.generate
     g.set_model(args.model)
+    wait(app, g.generate_button.isEnabled, 60, "the model's defaults")
     done = []
     studio.runner.job_state.connect(lambda job_id, state: done.append(job_id) if state in ("done", "failed") else None)
     for j in range(args.jobs):
@@ -53,7 +54,7 @@ def cycle(app, args, index: int):
         job_id = g.generate()
         if job_id is None:
             raise SystemExit(f"soak: the Generate panel refused the job: {g.rows}")
-        wait(app, lambda: job_id in done, 120, f"job {job_id}")
+        wait(app, lambda job_id=job_id: job_id in done, 120, f"job {job_id}")
         state = studio.db.get(job_id).state
         if state != "done":
             raise SystemExit(f"soak: job {job_id} ended {state}: {studio.db.get(job_id).error}")
