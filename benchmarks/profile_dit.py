@@ -9,8 +9,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from fastvideo.perf.bench import build_dits, dit_inputs
-from fastvideo.pipelines.compile import compile_dit_blocks
 from fastvideo.perf.timing import time_cuda
+from fastvideo.pipelines.compile import compile_dit_blocks
 
 
 def kernel_table(fn, n=30):

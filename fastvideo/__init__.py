@@ -30,11 +30,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from fastvideo.configs.pipelines.base import PipelineConfig
-    from fastvideo.configs.sample.base import SamplingParam
-    from fastvideo.entrypoints.video_generator import VideoGenerator
-    from fastvideo.errors import GenerationCancelled, InvalidRequest
-    from fastvideo.models.loader.component_loader import load_component
+    from fastvideo.configs.pipelines.base import PipelineConfig  # noqa: F401
+    from fastvideo.configs.sample.base import SamplingParam  # noqa: F401
+    from fastvideo.entrypoints.video_generator import VideoGenerator  # noqa: F401
+    from fastvideo.errors import GenerationCancelled, InvalidRequest  # noqa: F401
+    from fastvideo.models.loader.component_loader import load_component  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -53,7 +53,7 @@ def test_importing_fastvideo_and_cli_loads_no_qt():
         "        importlib.import_module(m.name)\n"
         "    except ModuleNotFoundError as e:  # a GPU-only optional package (fastvideo.kernels._quack_epilogues)\n"
         "        if (e.name or '').split('.')[0] not in ('cutlass', 'quack'): raise\n"
-        "print(sorted(k for k in sys.modules if k.split('.')[0] in %r))" % (QT,)
+        f"print(sorted(k for k in sys.modules if k.split('.')[0] in {QT!r}))"
     )
     assert out == "[]"
 

@@ -344,7 +344,7 @@ class Marker:
         os.replace(tmp, path)
 
     @classmethod
-    def read(cls, runtime: Path) -> "Marker | None":
+    def read(cls, runtime: Path) -> Marker | None:
         try:
             data = json.loads(marker_path(runtime).read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -17,13 +17,23 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.models.table_base import ColumnTableModel
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
+from app.models.table_base import ColumnTableModel
 from fastvideo.mapping.rules import (
-    STATUSES, MappingReport, MappingRow, RuleError, TargetInfo, TensorInfo, build_report, compile_rules,
-    rules_from_python, rules_list, rules_to_arch_config, rules_to_python,
+    STATUSES,
+    MappingReport,
+    MappingRow,
+    RuleError,
+    TargetInfo,
+    TensorInfo,
+    build_report,
+    compile_rules,
+    rules_from_python,
+    rules_list,
+    rules_to_arch_config,
+    rules_to_python,
 )
 
 RowRole = Qt.ItemDataRole.UserRole + 1
@@ -48,7 +58,7 @@ class MappingInputs:
     default_rules: list[tuple[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_json(cls, component: str, data: dict[str, Any]) -> "MappingInputs":
+    def from_json(cls, component: str, data: dict[str, Any]) -> MappingInputs:
         source = {k: TensorInfo(tuple(v["shape"]), str(v["dtype"])) for k, v in data["source"].items()}
         target = {k: TargetInfo(tuple(v["shape"]), tuple(v.get("aliases") or ())) for k, v in data["target"].items()}
         rules = [(str(p), tuple(v) if isinstance(v, list) else v) for p, v in data.get("rules", [])]

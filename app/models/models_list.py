@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.models.table_base import ColumnTableModel
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
+
+from app.models.table_base import ColumnTableModel
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 SortRole = Qt.ItemDataRole.UserRole + 2
@@ -48,7 +49,7 @@ class ModelEntry:
 
 def folder_size(path: Path) -> int:
     total = 0
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for f in files:
             try:
                 total += os.lstat(os.path.join(root, f)).st_size

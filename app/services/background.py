@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 _lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
-_bridge: "_Bridge | None" = None
+_bridge: _Bridge | None = None
 
 
 class _Bridge(QObject):

@@ -14,9 +14,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_VERSION = 2
 
@@ -206,7 +207,7 @@ class JobsDB:
             self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
             return False
 
-    def _tx(self) -> "JobsDB._Tx":
+    def _tx(self) -> JobsDB._Tx:
         return JobsDB._Tx(self._conn)
 
     # ------------------------------------------------------------------ writes

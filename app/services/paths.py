@@ -35,7 +35,7 @@ class StudioPaths:
     def thumbnails_dir(self) -> Path:
         return self.data_dir / "thumbnails"
 
-    def ensure(self) -> "StudioPaths":
+    def ensure(self) -> StudioPaths:
         for p in (self.data_dir, self.config_dir, self.thumbnails_dir):
             p.mkdir(parents=True, exist_ok=True)
         return self

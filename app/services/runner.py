@@ -9,7 +9,8 @@ worker crashes or hangs.  The next job then starts a fresh worker.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -264,7 +265,7 @@ class JobRunner(QObject):
     def _on_crashed(self, reason: str) -> None:
         if self.closed:
             return
-        for rid, path in list(self._describe_requests.items()):
+        for path in list(self._describe_requests.values()):
             self.describe_failed.emit(path, reason)
         self._describe_requests.clear()
         calls, self._calls = self._calls, {}

@@ -22,7 +22,6 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 from fastvideo.serve import protocol as P
 
-
 _ERROR_MARKERS = ("Traceback", "Error", "error:", "Fatal", "Segmentation fault", "Aborted", "out of memory",
                   "Killed", "core dumped", "CUDA")
 

@@ -30,13 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastvideo.models.loader.checkpoint import (
-    SAFETENSORS_DTYPES,
-    CheckpointError,
-    SafetensorsWriter,
-    iter_tensors,
-    read_headers,
-)
 from fastvideo.mapping.rules import (
     MappingReport,
     TargetInfo,
@@ -44,6 +37,13 @@ from fastvideo.mapping.rules import (
     build_report,
     compile_rules,
     map_name,
+)
+from fastvideo.models.loader.checkpoint import (
+    SAFETENSORS_DTYPES,
+    CheckpointError,
+    SafetensorsWriter,
+    iter_tensors,
+    read_headers,
 )
 
 ProgressFn = Callable[[dict[str, Any]], None]

@@ -27,17 +27,17 @@ from collections.abc import Iterator
 
 import torch.distributed as dist
 
-_SP_GROUP: "dist.ProcessGroup | None" = None
+_SP_GROUP: dist.ProcessGroup | None = None
 _SP_WORLD_SIZE: int = 1
 _SP_RANK: int = 0
 
-_CFG_GROUP: "dist.ProcessGroup | None" = None
+_CFG_GROUP: dist.ProcessGroup | None = None
 _CFG_WORLD_SIZE: int = 1
 _CFG_RANK: int = 0
 
 # SP group spanning the whole world, used for requests without guidance when CFG
 # parallelism would leave half the ranks idle (None: not usable, e.g. heads do not divide).
-_FULL_SP_GROUP: "dist.ProcessGroup | None" = None
+_FULL_SP_GROUP: dist.ProcessGroup | None = None
 
 # Number of real (unpadded) tokens of the sequence currently sharded across SP ranks.
 _SP_VALID_LEN: int | None = None
@@ -47,7 +47,7 @@ def _initialized() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def init_sequence_parallel(group: "dist.ProcessGroup | None" = None) -> None:
+def init_sequence_parallel(group: dist.ProcessGroup | None = None) -> None:
     """Use ``group`` (default: the whole world) as the sequence-parallel group.
 
     ``torch.distributed`` must already be initialised.
@@ -97,7 +97,7 @@ def destroy_parallel_groups() -> None:
     _CFG_GROUP, _CFG_WORLD_SIZE, _CFG_RANK, _FULL_SP_GROUP = None, 1, 0, None
 
 
-def get_sp_group() -> "dist.ProcessGroup | None":
+def get_sp_group() -> dist.ProcessGroup | None:
     return _SP_GROUP
 
 
@@ -114,7 +114,7 @@ def get_sp_rank() -> int:
     return _SP_RANK
 
 
-def get_cfg_group() -> "dist.ProcessGroup | None":
+def get_cfg_group() -> dist.ProcessGroup | None:
     return _CFG_GROUP
 
 
@@ -132,12 +132,12 @@ def get_cfg_rank() -> int:
     return _CFG_RANK
 
 
-def get_full_sp_group() -> "dist.ProcessGroup | None":
+def get_full_sp_group() -> dist.ProcessGroup | None:
     return _FULL_SP_GROUP if _initialized() else None
 
 
 @contextlib.contextmanager
-def use_sp_group(group: "dist.ProcessGroup | None") -> Iterator[None]:
+def use_sp_group(group: dist.ProcessGroup | None) -> Iterator[None]:
     """Temporarily use ``group`` as the SP group (e.g. the whole world for a request without CFG)."""
     global _SP_GROUP, _SP_WORLD_SIZE, _SP_RANK
     saved = (_SP_GROUP, _SP_WORLD_SIZE, _SP_RANK)

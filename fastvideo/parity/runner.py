@@ -26,9 +26,9 @@ from typing import Any
 
 import torch
 
+from fastvideo.hub.names import check_component_folder, child
 from fastvideo.kernels import plain_math
 from fastvideo.mapping.rules import compile_rules, map_name, rules_list
-from fastvideo.hub.names import check_component_folder, child
 
 COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}

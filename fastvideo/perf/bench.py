@@ -156,7 +156,7 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
             timings["dit_forward_compiled"] = time_cuda(lambda: ours(x1, t1, c1), **reps)
             timings["dit_cfg_pair_compiled"] = time_cuda(lambda: ours(x2, t2, c2), **pair_reps)
             results["agreement"]["dit_compiled_rel_l2"] = rel_l2(ours(x1, t1, c1), out_ours)
-    del ref, out_ours
+    ref = out_ours = None  # free them (the timing closures above refer to these names)
     _free()
     if "step" in parts or "loop" in parts:
         predictor = CFGPredictor(ours, dtype, batch_cfg=True)
@@ -183,8 +183,8 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
 
                 timings["denoise_step"] = time_cuda(one_step, **pair_reps)
             if "loop" in parts:
-                from fastvideo.pipelines.preview import LatentPreviewer
                 from fastvideo.configs.pipelines.wan import WAN21_PREVIEW_BIAS, WAN21_PREVIEW_FACTORS
+                from fastvideo.pipelines.preview import LatentPreviewer
 
                 previewer = LatentPreviewer(WAN21_PREVIEW_FACTORS, WAN21_PREVIEW_BIAS)
                 preview_time = [0.0]
@@ -206,7 +206,7 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
                 timings["denoise_loop"] = time_cuda(loop, warmup=0, iters=1)
                 timings["denoise_loop"]["steps"] = steps
                 timings["denoise_loop"]["preview_s"] = preview_time[0]
-    del ours
+    ours = None
     _free()
 
 
@@ -228,7 +228,7 @@ def bench_vae(results, frames, height, width, compare, device):
             key = f"vae_decode_{dtype_name}" + ("_channels_last" if layout == "channels_last" else "")
             _peak_reset()
             with torch.inference_mode():
-                timings[key] = time_cuda(lambda: vae.decode(z.to(dtype)), warmup=1, iters=3)
+                timings[key] = time_cuda(lambda dtype=dtype: vae.decode(z.to(dtype)), warmup=1, iters=3)
             timings[key]["peak_memory"] = _peak()
     vae.use_channels_last(False)
     if compare:
@@ -243,8 +243,8 @@ def bench_vae(results, frames, height, width, compare, device):
             timings["diffusers_vae_decode_bf16"]["peak_memory"] = _peak()
             results["agreement"]["vae_decode_rel_l2"] = rel_l2(vae.decode(z.to(torch.bfloat16)),
                                                                ref.decode(z.to(torch.bfloat16), return_dict=False)[0])
-        del ref
-    del vae
+        ref = None
+    vae = None
     _free()
 
 
@@ -263,7 +263,7 @@ def bench_text(results, device):
     with torch.inference_mode():
         results["timings"]["text_encoder"] = time_cuda(lambda: model(ids, mask), warmup=2, iters=5)
     results["timings"]["text_encoder"]["peak_memory"] = _peak()
-    del model
+    model = None
     _free()
 
 

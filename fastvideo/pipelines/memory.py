@@ -175,7 +175,7 @@ class ModelGeometry:
     offloaded_weights: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def from_model(cls, model_path: str | os.PathLike, config: Any = None) -> "ModelGeometry":
+    def from_model(cls, model_path: str | os.PathLike, config: Any = None) -> ModelGeometry:
         """Read the model folder's configs (no weights, no torch) and the PipelineConfig's options."""
         from fastvideo.configs.models.dits.wan import WanVideoConfig
         from fastvideo.configs.models.vaes.wan import WanVAEConfig

@@ -249,7 +249,7 @@ class LocalHub:
     def port(self) -> int:
         return self._port
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         if self._server is not None:
             return self
         self._stopping.clear()
@@ -283,7 +283,7 @@ class LocalHub:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "LocalHub":
+    def __enter__(self) -> LocalHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -124,7 +124,7 @@ def caption_corpus() -> list[str]:
         for text in templates:
             for colour in COLOURS:
                 for shape in SHAPES:
-                    for direction, phrases in MOTION_PHRASES.items():
+                    for _direction, phrases in MOTION_PHRASES.items():
                         for motion in phrases:
                             bg = "grey" if colour != "grey" else "red"
                             lines.append(_articles(text.format(colour=colour, shape=shape, motion=motion,
@@ -181,7 +181,7 @@ def render_clips(labels: list[ClipLabel], num_frames: int = 17, size: int = 128,
     return bg.view(b, 3, 1, 1, 1) * (1 - m) + fg.view(b, 3, 1, 1, 1) * m
 
 
-def to_uint8(clip: torch.Tensor) -> "torch.Tensor":
+def to_uint8(clip: torch.Tensor) -> torch.Tensor:
     """One clip ``[3, T, H, W]`` in [-1, 1] -> uint8 ``[T, H, W, 3]``."""
     return ((clip.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu()
 

@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import random
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -48,7 +48,7 @@ def quick_eval(ema, vae, tokenizer, *, n: int, device, guidances=(4.0,), steps: 
             clips = sample(ema["transformer"], ema["text_encoder"], vae, tokenizer, [p for p, _, _ in chunk],
                            steps=steps, guidance=g, shift=shift, seeds=[s for _, _, s in chunk], size=size,
                            device=device)
-            for (p, label, _), clip in zip(chunk, clips):
+            for (_p, label, _), clip in zip(chunk, clips):
                 j = judge_clip(to_uint8(clip).numpy())
                 ok_c += j.colour == label.colour
                 ok_d += j.direction == label.direction

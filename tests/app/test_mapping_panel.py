@@ -13,8 +13,8 @@ import pytest
 
 from app.models.mapping_models import MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate
 from app.panels.mapping import MappingPanel
-from fastvideo.models.loader.checkpoint import read_safetensors_header
 from fastvideo.mapping.rules import TargetInfo, TensorInfo
+from fastvideo.models.loader.checkpoint import read_safetensors_header
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 RENAMED = {"blocks.0.ffn.net.0.proj.weight": "blocks.0.ffn.proj_in.weight",

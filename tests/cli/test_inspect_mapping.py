@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from fastvideo.mapping.rules import TensorInfo, compile_rules, invert_name
 from fastvideo.models.loader.checkpoint import SafetensorsWriter, iter_tensors, save_safetensors
 from fastvideo.models.loader.inspect import inspect_mapping
-from fastvideo.mapping.rules import TensorInfo, compile_rules, invert_name
 
 FILE = "diffusion_pytorch_model.safetensors"
 

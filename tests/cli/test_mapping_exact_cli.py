@@ -44,8 +44,9 @@ def test_duplicate_target_fails_inspect_and_loading(tiny_t2v, tmp_path):
 
 
 def test_inspect_json_has_shape_aware_near_misses(tiny_t2v, tmp_path):
-    from fastvideo.models.loader.checkpoint import iter_tensors, save_safetensors
     import shutil
+
+    from fastvideo.models.loader.checkpoint import iter_tensors, save_safetensors
 
     model = tmp_path / "m"
     shutil.copytree(tiny_t2v, model)

@@ -12,7 +12,7 @@ from fastvideo.errors import ModelNotFoundError
 def _folder(tmp_path, index, make_dirs=True):
     (tmp_path / "model_index.json").write_text(json.dumps(index))
     if make_dirs:
-        for k, v in index.items():
+        for k, _v in index.items():
             if not k.startswith("_"):
                 (tmp_path / k).mkdir(exist_ok=True)
     return tmp_path

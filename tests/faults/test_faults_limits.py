@@ -16,7 +16,6 @@ import pytest
 from fastvideo import InvalidRequest
 from fastvideo.configs.pipelines.base import PipelineConfig
 from fastvideo.configs.sample.base import SamplingParam
-from fastvideo.pipelines import memory
 from fastvideo.pipelines.memory import Budget, ModelGeometry, estimate, memory_problem
 
 FP32 = PipelineConfig(dit_precision="fp32", vae_precision="fp32", text_encoder_precision="fp32")

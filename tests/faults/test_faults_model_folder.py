@@ -20,8 +20,8 @@ import pytest
 
 from fastvideo.configs.registry import resolve_model
 from fastvideo.errors import FastVideoError, ModelNotFoundError
-from fastvideo.models.loader.checkpoint import read_headers, weight_files
 from fastvideo.hub.names import CustomCodeError, UnsafeModelFolderError, safe_name
+from fastvideo.models.loader.checkpoint import read_headers, weight_files
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,6 +4,7 @@ import struct
 import pytest
 import torch
 
+from fastvideo.mapping.rules import TensorInfo
 from fastvideo.models.loader import checkpoint as ckpt
 from fastvideo.models.loader.checkpoint import (
     CheckpointError,
@@ -14,7 +15,6 @@ from fastvideo.models.loader.checkpoint import (
     save_safetensors,
     weight_files,
 )
-from fastvideo.mapping.rules import TensorInfo
 
 
 def _sd():

@@ -8,7 +8,14 @@ import json
 import pytest
 
 from fastvideo.mapping.rules import (
-    TensorInfo, build_report, compile_rules, map_name, report_suggestions, rules_list, rules_to_python, suggest,
+    TensorInfo,
+    build_report,
+    compile_rules,
+    map_name,
+    report_suggestions,
+    rules_list,
+    rules_to_python,
+    suggest,
 )
 
 

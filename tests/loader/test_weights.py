@@ -6,11 +6,11 @@ from fastvideo.models.loader.checkpoint import save_safetensors, weight_files
 from fastvideo.models.loader.weights import (
     WeightLoadError,
     empty_init,
+    export_state_dict,
     load_mapped_weights,
     map_state_dict,
     target_infos,
     unmap_state_dict,
-    export_state_dict,
 )
 
 RULES = {

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from fastvideo.configs.models.dits import WanVideoConfig
-from fastvideo.models.dits import WanTransformer3DModel
 from fastvideo.mapping.rules import TensorInfo, build_report
+from fastvideo.models.dits import WanTransformer3DModel
 from fastvideo.models.loader.weights import empty_init, map_state_dict, materialize, target_infos, unmap_state_dict
 
 TINY = dict(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fastvideo.configs.models.dits import WanVideoConfig
-from fastvideo.models.dits import WanTransformer3DModel
 from fastvideo.mapping.rules import TensorInfo, build_report, compile_rules, map_name
+from fastvideo.models.dits import WanTransformer3DModel
 from fastvideo.models.loader.weights import empty_init, target_infos
 
 OFFICIAL_TO_DIFFUSERS = {

@@ -93,11 +93,11 @@ def test_broken_mapping_fails_and_names_first_divergent_module(t2v):
 
 
 def test_correspondence_for_i2v_dit(i2v):
+    import torch
+
     from fastvideo.configs.registry import resolve_model
     from fastvideo.parity import reference_diffusers as ref_lib
     from fastvideo.parity.runner import _Transformer
-
-    import torch
 
     info = resolve_model(i2v)
     case = _Transformer(info, "transformer", info.path / "transformer", torch.float32, 0, None)

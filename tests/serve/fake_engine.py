@@ -33,7 +33,7 @@ class SamplingParam(_Base):
     seed: int = 42
 
     @classmethod
-    def from_pretrained(cls, model_path: str) -> "SamplingParam":
+    def from_pretrained(cls, model_path: str) -> SamplingParam:
         _check_folder(model_path)
         return cls()
 
@@ -60,7 +60,7 @@ class VideoGenerator:
         self.closed = False
 
     @classmethod
-    def from_pretrained(cls, model_path: str, num_gpus: int = 1, **options) -> "VideoGenerator":
+    def from_pretrained(cls, model_path: str, num_gpus: int = 1, **options) -> VideoGenerator:
         _check_folder(model_path)
         print("fake engine: loading (a stray print from a library)")
         time.sleep(float(os.environ.get("FAKE_ENGINE_LOAD_DELAY", "0.05")))

@@ -2,9 +2,20 @@
 
 import torch
 
-from fastvideo.training.data import (COLOURS, DIRECTIONS, HELDOUT_TEMPLATES, MOTION_PHRASES, SHAPES,
-                                     TRAIN_TEMPLATES, caption, caption_corpus, heldout_prompts, make_batch,
-                                     render_clips, sample_labels)
+from fastvideo.training.data import (
+    COLOURS,
+    DIRECTIONS,
+    HELDOUT_TEMPLATES,
+    MOTION_PHRASES,
+    SHAPES,
+    TRAIN_TEMPLATES,
+    caption,
+    caption_corpus,
+    heldout_prompts,
+    make_batch,
+    render_clips,
+    sample_labels,
+)
 
 
 def test_deterministic_from_seed():

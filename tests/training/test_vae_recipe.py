@@ -81,9 +81,10 @@ def test_phase_split_run_vae_then_dit(tmp_path):
 
 
 def test_embed_on_the_real_tokens_equals_the_full_padding(tmp_path):
+    from transformers import AutoTokenizer
+
     from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
     from fastvideo.training.text import embed, tokenize
-    from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(make_tiny_t5_tokenizer(tmp_path / "tok")))
     te = build_modules(TINY, len(tok), 0)["text_encoder"].eval()
@@ -97,9 +98,10 @@ def test_embed_on_the_real_tokens_equals_the_full_padding(tmp_path):
 
 
 def test_cached_tokenizer_matches_the_tokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
     from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
     from fastvideo.training.text import CachedTokenizer, tokenize
-    from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(make_tiny_t5_tokenizer(tmp_path / "tok")))
     cached = CachedTokenizer(tok, 32)

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
-MappingValue = Union[str, tuple]
+MappingValue = str | tuple
 
 
 @dataclass
@@ -58,7 +58,7 @@ class ArchConfig:
         return {f.name for f in dataclasses.fields(cls)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> "ArchConfig":
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> ArchConfig:
         """Build from a ``config.json`` dict.
 
         Keys the config does not know are kept in ``extra`` (strict=False) or

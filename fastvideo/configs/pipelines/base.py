@@ -75,9 +75,11 @@ class PipelineConfig:
 
     @text_encoder_precisions.setter
     def text_encoder_precisions(self, value: Any) -> None:
-        from fastvideo.api.options import single_precision
-
-        precision = single_precision("text_encoder_precisions", value)
+        values = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise ValueError(f"text_encoder_precisions={value!r}: this pipeline has one text encoder; "
+                             f"give one precision, e.g. ['bf16']")
+        precision = values[0]
         if precision not in PRECISIONS:
             raise ValueError(f"text_encoder_precisions must hold one of {PRECISIONS}, got {value!r}")
         self.text_encoder_precision = precision

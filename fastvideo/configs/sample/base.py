@@ -38,12 +38,12 @@ class SamplingParam:
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_pretrained(cls, model_path: str) -> "SamplingParam":
+    def from_pretrained(cls, model_path: str) -> SamplingParam:
         from fastvideo.configs.registry import resolve_model
 
         return resolve_model(model_path).sampling_param_cls()
 
-    def update(self, **overrides: Any) -> "SamplingParam":
+    def update(self, **overrides: Any) -> SamplingParam:
         """Set fields by name; an unknown name is an error naming the valid ones."""
         names = {f.name for f in dataclasses.fields(self)}
         for key, value in overrides.items():
@@ -56,6 +56,6 @@ class SamplingParam:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SamplingParam":
+    def from_dict(cls, data: dict[str, Any]) -> SamplingParam:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -19,7 +19,7 @@ class CLIPVisionEncoder(CLIPVisionModelWithProjection):
     """``CLIPVisionModelWithProjection`` built from our arch config."""
 
     @classmethod
-    def from_arch_config(cls, cfg: CLIPVisionArchConfig) -> "CLIPVisionEncoder":
+    def from_arch_config(cls, cfg: CLIPVisionArchConfig) -> CLIPVisionEncoder:
         config = CLIPVisionConfig(**cfg.hf_config_dict())
         return cls(config).eval()
 

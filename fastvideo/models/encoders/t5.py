@@ -24,7 +24,7 @@ class UMT5TextEncoder(UMT5EncoderModel):
     """``UMT5EncoderModel`` built from our arch config."""
 
     @classmethod
-    def from_arch_config(cls, cfg: T5EncoderArchConfig) -> "UMT5TextEncoder":
+    def from_arch_config(cls, cfg: T5EncoderArchConfig) -> UMT5TextEncoder:
         """Build (random or meta weights, under ``empty_init``) in eval mode."""
         config = UMT5Config(**cfg.hf_config_dict())
         return cls(config).eval()

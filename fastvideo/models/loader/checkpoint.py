@@ -136,7 +136,7 @@ def read_headers(paths: list[Path] | Path | str) -> dict[str, TensorInfo]:
     return out
 
 
-def iter_tensors(paths: list[Path] | Path | str, names: set[str] | None = None) -> Iterator[tuple[str, "torch.Tensor"]]:  # noqa: F821
+def iter_tensors(paths: list[Path] | Path | str, names: set[str] | None = None) -> Iterator[tuple[str, torch.Tensor]]:  # noqa: F821
     """Yield (name, tensor) one at a time; each tensor owns its memory."""
     import torch
 

@@ -16,8 +16,8 @@ from typing import Any
 from fastvideo.configs.models.base import ArchConfig
 from fastvideo.configs.registry import ComponentClass, import_string, resolve_model
 from fastvideo.errors import ModelNotFoundError
-from fastvideo.models.loader.checkpoint import weight_files
 from fastvideo.hub.names import check_component_folder, child
+from fastvideo.models.loader.checkpoint import weight_files
 
 
 def read_json(path: Path) -> dict[str, Any]:

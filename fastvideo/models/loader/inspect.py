@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from fastvideo.configs.registry import resolve_model
+from fastvideo.mapping.rules import MappingReport, build_report
 from fastvideo.models.loader.checkpoint import read_headers, weight_files
 from fastvideo.models.loader.component_loader import build_empty, read_arch_config
-from fastvideo.mapping.rules import MappingReport, build_report
 
 
 def mapping_inputs(model_path: str, component: str):

@@ -132,7 +132,7 @@ def unmap_state_dict(
     """Inverse of :func:`map_state_dict`: back to the checkpoint's own names (fused tensors split)."""
     out: dict[str, torch.Tensor] = {}
     fused_parts: dict[str, list[tuple[int, str]]] = {}
-    for key, (source, idx, count) in reverse.items():
+    for key, (source, idx, _count) in reverse.items():
         if "#" in key:
             fused_parts.setdefault(key.split("#")[0], []).append((idx, source))
         elif key in state_dict:

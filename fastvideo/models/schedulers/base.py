@@ -76,7 +76,7 @@ class FlowScheduler:
 
     # ------------------------------------------------------------------ config
     @classmethod
-    def from_config(cls, config: dict[str, Any], **overrides: Any) -> "FlowScheduler":
+    def from_config(cls, config: dict[str, Any], **overrides: Any) -> FlowScheduler:
         """Build from a Diffusers ``scheduler_config.json`` dict (``overrides`` win)."""
         raise NotImplementedError
 

@@ -53,7 +53,7 @@ class FlowMatchEulerDiscreteScheduler(FlowScheduler):
         self.sigma_min = float(train_sigmas[-1])
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], **overrides: Any) -> "FlowMatchEulerDiscreteScheduler":
+    def from_config(cls, config: dict[str, Any], **overrides: Any) -> FlowMatchEulerDiscreteScheduler:
         cfg = {**config, **overrides}
         name = "FlowMatchEulerDiscreteScheduler"
         check_known(name, cfg, {

@@ -100,7 +100,7 @@ class FlowUniPCMultistepScheduler(FlowScheduler):
         self.reset()
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], **overrides: Any) -> "FlowUniPCMultistepScheduler":
+    def from_config(cls, config: dict[str, Any], **overrides: Any) -> FlowUniPCMultistepScheduler:
         cfg = {**config, **overrides}
         name = "UniPCMultistepScheduler"
         check_known(name, cfg, {

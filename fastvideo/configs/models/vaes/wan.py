@@ -165,7 +165,7 @@ class WanVAEConfig(ArchConfig):
             raise ValueError("WanVAEConfig: unsupported config: " + "; ".join(problems))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> "WanVAEConfig":
+    def from_dict(cls, data: dict[str, Any], *, strict: bool = False) -> WanVAEConfig:
         """Read a ``vae/config.json`` dict; a Wan2.2 VAE (``is_residual: true``) gives a ``Wan22VAEConfig``."""
         if cls is WanVAEConfig:
             from fastvideo.configs.models.vaes.wan22 import Wan22VAEConfig, is_wan22_vae_config
