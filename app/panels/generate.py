@@ -177,6 +177,7 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
     def _model_selected(self, path: str, apply_defaults: bool) -> None:
         self._current_model = path
         self._set_loading(None)
+        self._update_vocabulary_note()
         self.rows["model"].set_error(None)
         self._apply_defaults_for = path if apply_defaults else None
         kind, detail = self.form_model.model_status(path)

@@ -56,6 +56,15 @@ class FormRow(QWidget):
         self.error.setWordWrap(True)
         self.error.hide()
         col.addWidget(self.error)
+        self.note = QLabel(self)  # advice that does not block the job (e.g. words a model does not know)
+        self.note.setObjectName("fieldNote")
+        self.note.setWordWrap(True)
+        self.note.hide()
+        col.addWidget(self.note)
+
+    def set_note(self, text: str | None) -> None:
+        self.note.setText(text[:1].upper() + text[1:] if text else "")
+        self.note.setVisible(bool(text))
 
     def set_error(self, text: str | None) -> None:
         if text:
@@ -208,6 +217,7 @@ class GenerateFormWidgets:
         self.seed_random.clicked.connect(self.randomise_seed)
         # Clear a field's error as soon as it is edited.
         self.prompt.textChanged.connect(lambda: self.rows["prompt"].set_error(None))
+        self.prompt.textChanged.connect(self._update_vocabulary_note)
         self.image_picker.changed.connect(lambda _p: self.rows["image"].set_error(None))
         self.video_picker.changed.connect(lambda _p: self.rows["video"].set_error(None))
         self.frames.valueChanged.connect(lambda _v: self.rows["num_frames"].set_error(None))
@@ -271,6 +281,17 @@ class GenerateFormWidgets:
             self._set_model_info(f.model_summary())
         self._update_frames_hint()
         self._task_changed()
+
+    def _update_vocabulary_note(self) -> None:
+        """Warn (without blocking) when the prompt uses none of the words a model knows (the built-in model)."""
+        from fastvideo.builtin import vocabulary_warning  # torch-free: one small JSON file
+
+        path = self.model_combo.currentText().strip()
+        try:
+            note = vocabulary_warning(path, self.prompt.toPlainText()) if path else None
+        except (OSError, ValueError):
+            note = None
+        self.rows["prompt"].set_note(note)
 
     def _set_model_info(self, text: str) -> None:
         self.model_info_label.setText(text)

@@ -149,3 +149,24 @@ def test_gpu_count_is_checked_against_the_visible_gpus(make_studio, make_window,
     g.gpus.setValue(2)
     job_id = g.generate()
     assert job_id is not None and studio.db.get(job_id).num_gpus == 2
+
+
+def test_prompt_outside_the_builtin_models_vocabulary_gets_a_note(make_studio, make_window):
+    from fastvideo.builtin import shipped_model
+
+    model = shipped_model()
+    if model is None:
+        import pytest
+
+        pytest.skip("no trained built-in model in this checkout")
+    studio = make_studio(engine=None)
+    g = make_window(studio).generate
+    g.set_model(str(model))
+    g.prompt.setPlainText("a cat playing the piano")
+    note = g.rows["prompt"].note
+    assert not note.isHidden() and "coloured shapes" in note.text()
+    g.prompt.setPlainText("a red circle moves to the right on a blue background")
+    assert note.isHidden()
+    g.prompt.setPlainText("a cat playing the piano")
+    g.validate()  # a note is advice: validation never turns it into an error
+    assert g.field_error("prompt") == "" and not note.isHidden()
