@@ -193,7 +193,8 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
             self.rows["model"].set_error(detail)
         elif self.studio.worker_enabled:
             self._set_model_info("Reading the model's defaults…")
-            self._set_loading(path)
+            if apply_defaults:  # the form holds placeholders until the defaults arrive
+                self._set_loading(path)
             if self.form_model.request_describe(path):
                 self.runner.describe(path)
         else:

@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 CYCLES = 20
 
 
-def _cycle(i: int, data: Path, model: Path) -> tuple[int, int, str]:
+def _cycle(i: int, data: Path, model: Path) -> tuple[int, int, str, str]:
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "app" / "soak_studio.py"), str(data), str(model),
                            str(ROOT / "tests" / "serve"), "--windows", "1", "--jobs", "1", "--frames", "200"],
                           capture_output=True, text=True, cwd=ROOT, timeout=180,
                           env={**os.environ, "PYTHONPATH": str(ROOT), "QT_QPA_PLATFORM": "offscreen"})
-    return i, proc.returncode, proc.stdout + proc.stderr
+    return i, proc.returncode, proc.stdout, proc.stderr
 
 
 @pytest.mark.timeout(600)
@@ -34,11 +34,10 @@ def test_twenty_open_generate_close_cycles_never_abort(tmp_path, fake_model):
     # Two at a time, each with its own data folder (one studio per data folder is the rule).
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda i: _cycle(i, tmp_path / f"data{i}", fake_model), range(CYCLES)))
-    failed = [(i, rc, out[-2000:]) for i, rc, out in results if rc != 0 or "Fatal Python error" in out]
+    failed = [(i, rc, (out + err)[-2000:]) for i, rc, out, err in results if rc != 0 or "Fatal Python error" in err]
     assert not failed, f"{len(failed)} of {CYCLES} cycles crashed; first: {failed[0]}"
-    for i, _rc, out in results:
-        counts = json.loads(out.strip().splitlines()[-1]) if out.strip().startswith("{") else \
-            json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
+    for i, _rc, out, _err in results:
+        counts = json.loads([line for line in out.splitlines() if line.startswith("{")][-1])
         assert min(counts["none"], counts["true"], counts["false"]) > -200, (i, counts)
     # Every cycle's job finished and its studio released the data folder (no lock left behind by a crash).
     assert all(not (tmp_path / f"data{i}" / "studio.lock").exists() for i in range(CYCLES))
