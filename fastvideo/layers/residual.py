@@ -29,6 +29,7 @@ The carry a block returns and the next accepts is therefore ``Pending`` (plain),
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple, Protocol
 
 import torch
@@ -116,14 +117,21 @@ def residual_linear(h: torch.Tensor, linear: nn.Linear, x: torch.Tensor, gate: t
     return fused_linear.linear_residual(h, linear, x, gate), None
 
 
-class ResidualStream(NamedTuple):
-    """The hidden states through one block's residual branches (immutable: each step returns a new one)."""
+@dataclasses.dataclass(frozen=True)
+class ResidualStream:
+    """The hidden states through one block's residual branches (immutable: each step returns a new one).
+
+    A frozen dataclass rather than a NamedTuple: TorchDynamo (torch 2.11) failed on this NamedTuple with
+    defaults when a compiled block resumed after a graph break (``IndexError`` in ``has_tensor``)."""
 
     x: torch.Tensor
     stats: RowStats | None = None  #: the stream's row statistics (folded norms only)
     pending: Pending | None = None  #: a deferred update (plain math only; the block's last branch)
     fused: bool = False  #: residual updates in the output projections' epilogues
     fold: bool = False  #: LayerNorms folded into the input projections
+
+    def _replace(self, **changes) -> ResidualStream:
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def start(cls, x: torch.Tensor, carry: Carry = None, shared_modulation: bool = False) -> ResidualStream:
