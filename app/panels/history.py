@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.models.jobs_models import HistoryModel, short_model
+from app.itemmodels.jobs_models import HistoryModel, short_model
 from app.panels.generate import format_timings
 from app.services.jobs_db import Job
 from app.services.studio import Studio

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.models.mapping_models import (
+from app.itemmodels.mapping_models import (
     STATUS_LABELS,
     MappingFilterProxy,
     MappingInputs,
@@ -767,6 +767,6 @@ def _shape(shape) -> str:
 
 
 def _color(status: str) -> str:
-    from app.models.mapping_models import STATUS_COLORS
+    from app.itemmodels.mapping_models import STATUS_COLORS
 
     return STATUS_COLORS.get(status, "#d8dee6")

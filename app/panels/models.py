@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.models.models_list import EntryRole, ModelEntry, ModelsTableModel, SortRole, human_bytes, scan_models
+from app.itemmodels.models_list import EntryRole, ModelEntry, ModelsTableModel, SortRole, human_bytes, scan_models
 from app.panels.mapping import error_label
 from app.services.background import run_in_background
 from app.services.conversion import ConversionProcess, assemble_hub_folder

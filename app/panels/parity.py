@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.models.mapping_models import parse_rules_text, rules_json, rules_list
-from app.models.parity_models import (
+from app.itemmodels.mapping_models import parse_rules_text, rules_json, rules_list
+from app.itemmodels.parity_models import (
     CompareModel,
     HistoryModel,
     ModulesModel,

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.models.jobs_models import QueueModel
+from app.itemmodels.jobs_models import QueueModel
 from app.services.jobs_db import RUNNING
 from app.services.studio import Studio
 

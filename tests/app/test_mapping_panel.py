@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.models.mapping_models import MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate
+from app.itemmodels.mapping_models import MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate
 from app.panels.mapping import MappingPanel
 from fastvideo.mapping.rules import TargetInfo, TensorInfo
 from fastvideo.models.loader.checkpoint import read_safetensors_header

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.models.models_list import ModelsTableModel, scan_models
+from app.itemmodels.models_list import ModelsTableModel, scan_models
 from app.panels.models import ModelsPanel
 from fastvideo.hub.download import MANIFEST_NAME, PARTIAL_DIR
 from fastvideo.testing.hub_server import LocalHub

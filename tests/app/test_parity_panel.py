@@ -10,7 +10,7 @@ import time
 import pytest
 from PySide6.QtCore import Qt
 
-from app.models.parity_models import CompareModel, HistoryModel, ModulesModel
+from app.itemmodels.parity_models import CompareModel, HistoryModel, ModulesModel
 from app.panels.parity import ParityPanel
 from app.services.jobs_db import JobsDB
 from app.services.parity_store import ParityStore

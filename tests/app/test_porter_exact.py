@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
-from app.models.mapping_models import MappingInputs, RulesModel
+from app.itemmodels.mapping_models import MappingInputs, RulesModel
 from app.panels.mapping import MappingPanel
 from app.services.jobs_db import JobsDB
 from app.services.parity_store import ParityStore

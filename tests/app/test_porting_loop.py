@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.models.mapping_models import MappingInputs, RulesModel
+from app.itemmodels.mapping_models import MappingInputs, RulesModel
 from app.panels.mapping import MappingPanel
 from app.panels.parity import ParityPanel
 from fastvideo.mapping.rules import TargetInfo, TensorInfo

@@ -20,7 +20,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from app.models.table_base import ColumnTableModel
+from app.itemmodels.table_base import ColumnTableModel
 from fastvideo.mapping.rules import (
     STATUSES,
     MappingReport,

@@ -10,7 +10,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from app.models.table_base import ColumnTableModel
+from app.itemmodels.table_base import ColumnTableModel
 from app.services.parity_store import ParityRun
 
 PASS_COLOR = QColor("#45c486")
