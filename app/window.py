@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.generate import GeneratePanel
+from app.panels.generate_form import settings_from_metadata
 from app.panels.history import HistoryPanel
 from app.panels.mapping import MappingPanel
 from app.panels.models import ModelsPanel
@@ -35,14 +36,6 @@ from app.services.background import run_in_background
 from app.services.studio import Studio
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
-
-
-def settings_from_metadata(md: dict) -> dict:
-    """Turn the settings embedded in a generated MP4 into a restorable job spec."""
-    params = {k: v for k, v in md.items() if k not in ("model", "model_path", "model_id", "task", "num_gpus",
-                                                         "pipeline_config", "fastvideo_version", "torch_version")}
-    return {"params": params, "model_path": md.get("model") or md.get("model_path") or md.get("model_id") or "",
-            "task": md.get("task"), "num_gpus": md.get("num_gpus")}
 
 
 class Banner(QFrame):

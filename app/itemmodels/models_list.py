@@ -6,7 +6,6 @@ and the downloaded repos directly under the models folder (``owner--name``).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,8 @@ from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 
 from app.itemmodels.table_base import ColumnTableModel
+from app.services.catalogue import describe_local, has_model_index
+from fastvideo.hub.download import human_bytes, read_manifest
 
 EntryRole = Qt.ItemDataRole.UserRole + 1
 SortRole = Qt.ItemDataRole.UserRole + 2
@@ -60,22 +61,16 @@ def folder_size(path: Path) -> int:
 
 def describe_entry(path: Path, where: str) -> ModelEntry:
     from fastvideo.configs.registry import describe_folder
-    from fastvideo.hub.download import read_manifest
 
     entry = ModelEntry(path, path.name, where, "unknown", size=folder_size(path))
     manifest = read_manifest(path)
     if manifest:
         entry.repo_id = manifest.get("repo_id")
         entry.download_complete = bool(manifest.get("complete"))
-    index = path / "model_index.json"
-    config = path / "config.json"
-    if index.is_file():
+    local = describe_local(path)
+    entry.components = list(local["components"])
+    if local["layout"] == "Diffusers":
         entry.layout = "Diffusers"
-        try:
-            data = json.loads(index.read_text())
-            entry.components = [k for k, v in data.items() if not k.startswith("_") and isinstance(v, list)]
-        except (OSError, ValueError):
-            pass
         try:
             info = describe_folder(path, repo_id=entry.repo_id)
             entry.family, entry.task = info.family, "/".join(info.tasks)
@@ -88,13 +83,10 @@ def describe_entry(path: Path, where: str) -> ModelEntry:
                 entry.loads = True
         except Exception as exc:  # noqa: BLE001 - shown in the table
             entry.problem = str(exc)
-    elif config.is_file():
-        try:
-            cfg = json.loads(config.read_text())
-        except (OSError, ValueError) as exc:
-            cfg = {}
-            entry.problem = f"config.json: {exc}"
-        if cfg.get("_class_name") == "WanModel" or "dim" in cfg:
+    elif local["config"] is not None:
+        entry.problem = local["error"]
+        if local["layout"] == "official":
+            cfg = local["config"]
             entry.layout = "official"
             entry.family = "wan"
             mt = cfg.get("model_type") or ("i2v" if int(cfg.get("in_dim", 16)) == 36 else "t2v")
@@ -138,22 +130,14 @@ def scan_models(root: str | os.PathLike, extra: list[str] | None = None) -> list
                         add(p, where)
         for p in sorted(root.iterdir()):
             if p.is_dir() and not p.name.startswith(".") and p.name not in ("official_weights", "converted_weights"):
-                if (p / "model_index.json").is_file() or (p / ".fastvideo-download.json").is_file() \
+                if has_model_index(p) or (p / ".fastvideo-download.json").is_file() \
                         or (p / "config.json").is_file():
                     add(p, "downloaded" if "--" in p.name or (p / ".fastvideo-download.json").is_file() else "other")
     for e in extra or []:
         p = Path(e).expanduser()
-        if (p / "model_index.json").is_file():
+        if has_model_index(p):
             add(p, "other")
     return found
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(n) < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
 
 
 class ModelsTableModel(ColumnTableModel):

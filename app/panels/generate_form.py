@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.services.catalogue import has_model_index
 from fastvideo.configs.sample.base import SamplingParam  # torch-free
 from fastvideo.pipelines.validation import validate_sampling  # torch-free: the engine's own checks
 
@@ -95,7 +96,7 @@ def builtin_model() -> str:
     from fastvideo.builtin import default_model_path
 
     path = default_model_path(create=False)
-    return str(path) if (path / "model_index.json").is_file() else ""
+    return str(path) if has_model_index(path) else ""
 
 
 @dataclass

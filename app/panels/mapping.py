@@ -7,19 +7,16 @@ here, on the headers, with the engine's pure-Python mapping code -- no tensors, 
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QComboBox,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -27,8 +24,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QMessageBox,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QTabBar,
@@ -42,15 +37,15 @@ from app.itemmodels.mapping_models import (
     MappingFilterProxy,
     MappingInputs,
     MappingTableModel,
-    RulesModel,
     evaluate,
-    parse_rules_text,
 )
+from app.panels.common import WEIGHT_COMPONENTS, component_combo, error_label, esc, fit_columns
+from app.panels.mapping_rules import RuleEditorMixin
+from app.services.catalogue import describe_local
 from app.widgets.model_combo import ModelPathCombo
 from fastvideo.mapping.rules import PROBLEM_STATUSES, STATUSES, MappingReport, MappingRow, Suggestion, suggest
 
 STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s in STATUSES)
-WEIGHT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
 
 
 #: what ``fastvideo convert`` maps in an official Wan2.1 folder (fastvideo.conversion.preview)
@@ -59,14 +54,10 @@ OFFICIAL_COMPONENTS = ("transformer", "vae", "text_encoder")
 
 def is_official_folder(model_path: str) -> bool:
     """An official (not yet converted) Wan2.1 folder: config.json of a WanModel, no model_index.json."""
-    folder = Path(model_path) if model_path else None
-    if folder is None or (folder / "model_index.json").exists() or not (folder / "config.json").is_file():
+    if not model_path:
         return False
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("_class_name", "WanModel") == "WanModel" and "dim" in config
+    config = describe_local(model_path)["config"]
+    return config is not None and config.get("_class_name", "WanModel") == "WanModel" and "dim" in config
 
 
 def model_components(model_path: str) -> list[str]:
@@ -74,54 +65,12 @@ def model_components(model_path: str) -> list[str]:
     folder, the components ``fastvideo convert`` maps (inspected as a preview of the conversion)."""
     if is_official_folder(model_path):
         return list(OFFICIAL_COMPONENTS)
-    try:
-        index = json.loads((Path(model_path) / "model_index.json").read_text())
-    except (OSError, ValueError):
-        return []
-    comps = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list)
-             and (Path(model_path) / k).is_dir()]
+    comps = describe_local(model_path)["present"]
     return [c for c in WEIGHT_COMPONENTS if c in comps] + [c for c in comps if c not in WEIGHT_COMPONENTS
                                                            and c not in ("tokenizer", "scheduler", "image_processor")]
 
 
-def component_combo() -> QComboBox:
-    """A component chooser wide enough for every component name ("text_encoder", "image_encoder")."""
-    combo = QComboBox()
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(max(len(c) for c in WEIGHT_COMPONENTS) + 1)
-    return combo
-
-
-def error_label() -> QLabel:
-    """A multi-line error shown as plain text: its line breaks stay, nothing is read as HTML."""
-    label = QLabel()
-    label.setObjectName("fieldError")
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.hide()
-    return label
-
-
-def fit_columns(view: QTableView, stretch: tuple[int, ...], samples: dict[int, str]) -> None:
-    """Columns that always fit the view: ``stretch`` ones share the room left by the others, each of which is
-    as wide as its header or its ``samples`` text (no column is ever pushed out of sight)."""
-    hh = view.horizontalHeader()
-    hh.setStretchLastSection(False)
-    hh.setMinimumSectionSize(24)
-    fm = view.fontMetrics()
-    model = view.model()
-    for col in range(model.columnCount()):
-        if col in stretch:
-            hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
-            continue
-        title = str(model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole) or "")
-        width = max(fm.horizontalAdvance(title), fm.horizontalAdvance(samples.get(col, ""))) + 24
-        hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-        view.setColumnWidth(col, width)
-
-
-class MappingPanel(QWidget):
+class MappingPanel(RuleEditorMixin, QWidget):
     #: rules -- an ordered list of (pattern, value) pairs, never a dict: a Qt map would come back sorted
     #: by key -- and a label, for the Parity panel ("run parity with these rules")
     rules_for_parity = Signal(object, str)
@@ -198,62 +147,7 @@ class MappingPanel(QWidget):
         self.near_list.setMaximumHeight(120)
         self.near_list.setToolTip("The closest names on the other side: double-click to jump to one")
 
-        # ---- rule editor
-        self.rules_model = RulesModel(self)
-        self.rules_view = QTableView()
-        self.rules_view.setModel(self.rules_model)
-        self.rules_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.rules_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.rules_view.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                                        | QAbstractItemView.EditTrigger.EditKeyPressed
-                                        | QAbstractItemView.EditTrigger.AnyKeyPressed)
-        self.rules_view.verticalHeader().hide()
-        self.rules_view.verticalHeader().setDefaultSectionSize(24)
-        self.rules_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        fit_columns(self.rules_view, stretch=(2, 3), samples={0: "00", 1: "On", 4: "Part", 5: "Of", 6: "Ignore",
-                                                              7: "0000"})
-        self.rules_error = error_label()
-        self.add_rule_button = QPushButton("Add")
-        self.add_rule_button.setToolTip("A copy of the selected rule (off), a rule for the selected unexpected key, "
-                                        "or an empty rule (off until filled in)")
-        self.ignore_button = QPushButton("Ignore key")
-        self.ignore_button.setToolTip("An ignore rule for the selected unexpected checkpoint key (truly extra: "
-                                      "dropped, never read)")
-        self.delete_rule_button = QPushButton("Delete")
-        self.up_button = QPushButton("Up")
-        self.down_button = QPushButton("Down")
-        self.reset_rules_button = QPushButton("Reset")
-        self.reset_rules_button.setToolTip("Back to the arch config's param_names_mapping")
-        self.import_button = QPushButton("Import…")
-        self.export_py_button = QPushButton("Export Python…")
-        self.export_json_button = QPushButton("Export JSON…")
-        self.copy_py_button = QPushButton("Copy")
-        self.copy_py_button.setToolTip("Copy the rules as a Python dict literal (for the arch config)")
-        self.arch_block_button = QPushButton("param_names_mapping…")
-        self.arch_block_button.setToolTip("Show and copy a ready-to-paste param_names_mapping field for the arch "
-                                          "config, from the edited rules")
-        self.block_dialog: QDialog | None = None
-        self.parity_button = QPushButton("Parity with these rules")
-
-        rules_box = QWidget()
-        rl = QVBoxLayout(rules_box)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rtitle = QLabel("Rules (param_names_mapping) — first match wins")
-        rtitle.setObjectName("sectionTitle")
-        self.rules_title = rtitle
-        rl.addWidget(rtitle)
-        rl.addWidget(self.rules_view, 1)
-        rl.addWidget(self.rules_error)
-        rows = ((self.add_rule_button, self.ignore_button, self.delete_rule_button, self.up_button, self.down_button,
-                 self.reset_rules_button),
-                (self.import_button, self.export_py_button, self.export_json_button, self.copy_py_button,
-                 self.arch_block_button, self.parity_button))
-        for buttons in rows:
-            r = QHBoxLayout()
-            for b in buttons:
-                r.addWidget(b)
-            r.addStretch(1)
-            rl.addLayout(r)
+        rules_box = self._build_rule_editor()
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -322,19 +216,6 @@ class MappingPanel(QWidget):
         self.regex_check.toggled.connect(lambda _c: self._apply_search())
         self.table.selectionModel().currentRowChanged.connect(lambda cur, _p: self._select(cur))
         self.near_list.itemDoubleClicked.connect(self._jump_to_candidate)
-        self.add_rule_button.clicked.connect(self._add_rule)
-        self.ignore_button.clicked.connect(self.ignore_selected_key)
-        self.arch_block_button.clicked.connect(self.show_arch_config_block)
-        self.delete_rule_button.clicked.connect(self._delete_rule)
-        self.up_button.clicked.connect(lambda: self._move_rule(-1))
-        self.down_button.clicked.connect(lambda: self._move_rule(1))
-        self.reset_rules_button.clicked.connect(lambda: self.reset_rules())
-        self.import_button.clicked.connect(self._import_dialog)
-        self.export_py_button.clicked.connect(lambda: self._export_dialog("python"))
-        self.export_json_button.clicked.connect(lambda: self._export_dialog("json"))
-        self.copy_py_button.clicked.connect(
-            lambda: QGuiApplication.clipboard().setText(self.rules_model.to_python()))
-        self.parity_button.clicked.connect(self._send_to_parity)
         self._update_counts()
         self._update_buttons()
 
@@ -560,7 +441,7 @@ class MappingPanel(QWidget):
             pattern, value = self.rules_model.rules()[row.rule]
             repl = ("(ignore: dropped)" if value is None else value if isinstance(value, str)
                     else f"{value[0]} [part {value[1]} of {value[2]}]")
-            lines.append(f"<b>Rule #{row.rule} fired:</b> <code>{_esc(pattern)}</code> → <code>{_esc(repl)}</code>")
+            lines.append(f"<b>Rule #{row.rule} fired:</b> <code>{esc(pattern)}</code> → <code>{esc(repl)}</code>")
         elif row.source:
             lines.append("<b>No rule matched:</b> the name passes through unchanged.")
         if row.status == "duplicate_target":
@@ -570,7 +451,7 @@ class MappingPanel(QWidget):
             lines.append(f"<b>Shapes differ:</b> checkpoint {_shape(row.source_shape)}, "
                          f"model {_shape(row.target_shape)}")
         if row.detail:
-            lines.append(f"<i>{_esc(row.detail)}</i>")
+            lines.append(f"<i>{esc(row.detail)}</i>")
         self.details.setText("<br>".join(lines))
         cands = self.near_miss_candidates(row)
         show = bool(cands)
@@ -606,146 +487,6 @@ class MappingPanel(QWidget):
         source, target = item.data(Qt.ItemDataRole.UserRole)
         self.select_key(source, target)
 
-    # ================================================================== rule editing
-    def _selected_rule(self) -> int:
-        idx = self.rules_view.selectionModel().currentIndex()
-        return idx.row() if idx.isValid() else -1
-
-    def _add_rule(self) -> int:
-        """A new rule: a copy of the selected rule (off, above it), a rule for the selected unexpected key
-        (onto its best *possible* near miss), or an empty rule (off) -- never a match-everything rule."""
-        import re as _re
-
-        row = self._selected_rule()
-        cur = self._current_row()
-        if row >= 0:
-            pattern, repl, part, count, ignore, _on = self.rules_model.items[row]
-            new = self.rules_model.add_rule(pattern, None if ignore else repl, part, count, row=row, enabled=False)
-        elif cur is not None and cur.status == "unexpected" and cur.source:
-            pattern = "^" + _re.escape(cur.source) + "$"  # a start: the selected unexpected key
-            cands = [s for s in self.near_miss_candidates(cur) if s.possible]
-            repl = cands[0].target if cands else cur.source
-            new = self.rules_model.add_rule(pattern, repl, row=0)
-        else:
-            new = self.rules_model.add_rule("", "", row=0, enabled=False)
-        self.rules_view.selectRow(new)
-        self.rules_view.edit(self.rules_model.index(new, RulesModel.PATTERN))
-        return new
-
-    def ignore_selected_key(self) -> int:
-        """An ignore rule (on, at the top) for the selected unexpected checkpoint key; -1 if none is selected."""
-        import re as _re
-
-        cur = self._current_row()
-        if cur is None or cur.status != "unexpected" or not cur.source:
-            self.notify.emit("Select an unexpected checkpoint key to ignore.", "info")
-            return -1
-        new = self.rules_model.add_rule("^" + _re.escape(cur.source) + "$", None, row=0)
-        self.rules_view.selectRow(new)
-        return new
-
-    def _delete_rule(self) -> None:
-        row = self._selected_rule()
-        if row >= 0:
-            self.rules_model.removeRows(row, 1)
-
-    def _move_rule(self, delta: int) -> None:
-        row = self._selected_rule()
-        if row >= 0:
-            self.rules_view.selectRow(self.rules_model.move(row, delta))
-
-    def reset_rules(self, confirm: bool = True) -> bool:
-        """Back to the arch config's rules; edits are discarded only after a yes (when there are any)."""
-        if self.inputs is None:
-            return False
-        if confirm and self.rules_model.edited:
-            answer = QMessageBox.question(
-                self, "Reset the rules?", "Discard your edits and go back to the arch config's "
-                "param_names_mapping?", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                QMessageBox.StandardButton.No)
-            if answer != QMessageBox.StandardButton.Yes:
-                return False
-        self.rules_model.set_rules(self.inputs.default_rules)
-        return True
-
-    def export_rules(self, path: str | os.PathLike, fmt: str = "python") -> Path:
-        """Write the active rules (in order); refuses (ValueError naming the rule) while any rule is invalid."""
-        self.reevaluate()  # errors are current
-        problems = self.rules_model.export_problems()
-        if problems:
-            raise ValueError("not written: " + "; ".join(problems))
-        path = Path(path)
-        text = self.rules_model.to_python() if fmt == "python" else self.rules_model.to_json()
-        path.write_text(text + "\n")
-        return path
-
-    def arch_config_block(self) -> str:
-        return self.rules_model.to_arch_config()
-
-    def show_arch_config_block(self) -> str:
-        """Copy the ready-to-paste param_names_mapping field and show it (non-modal)."""
-        self.reevaluate()
-        text = self.arch_config_block()
-        problems = self.rules_model.export_problems()
-        QGuiApplication.clipboard().setText(text)
-        if self.block_dialog is None:
-            self.block_dialog = QDialog(self)
-            self.block_dialog.setWindowTitle("param_names_mapping for the arch config")
-            self.block_dialog.resize(720, 420)
-            lay = QVBoxLayout(self.block_dialog)
-            self.block_note = QLabel()
-            self.block_note.setWordWrap(True)
-            self.block_text = QPlainTextEdit()
-            self.block_text.setReadOnly(True)
-            lay.addWidget(self.block_note)
-            lay.addWidget(self.block_text, 1)
-        self.block_text.setPlainText(text)
-        self.block_note.setText("Copied. Paste it into the arch config dataclass (rules in order, first match "
-                                "wins)." + ("" if not problems else " Left out: " + "; ".join(problems)))
-        self.block_dialog.show()
-        return text
-
-    def import_rules(self, path: str | os.PathLike) -> int:
-        rules = parse_rules_text(Path(path).read_text())
-        self.rules_model.set_rules(rules)
-        return len(rules)
-
-    def _export_dialog(self, fmt: str) -> None:
-        suffix = "py" if fmt == "python" else "json"
-        default = f"{self.inputs.component if self.inputs else 'rules'}_param_names_mapping.{suffix}"
-        path, _ = QFileDialog.getSaveFileName(self, "Export rules", default,
-                                              "Python (*.py)" if fmt == "python" else "JSON (*.json)")
-        if path:
-            try:
-                self.export_rules(path, fmt)
-            except (OSError, ValueError) as exc:
-                self.notify.emit(f"Rules not written to {path}: {exc}", "error")
-                return
-            off = len(self.rules_model.disabled())
-            self.notify.emit(f"Rules written to {path}." + (f" {off} switched-off rule(s) left out." if off else ""),
-                             "info")
-
-    def _import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import rules", "", "Rules (*.json *.py *.txt);;All files (*)")
-        if not path:
-            return
-        try:
-            n = self.import_rules(path)
-        except (OSError, ValueError, SyntaxError) as exc:
-            self.notify.emit(f"Could not import {path}: {exc}", "error")
-            return
-        self.notify.emit(f"{n} rules imported from {Path(path).name}.", "info")
-
-    def rules_for_parity_run(self) -> list[tuple[str, Any]]:
-        """The rules parity runs with: the active ones, in editor order."""
-        return self.rules_model.active_rules()
-
-    def _send_to_parity(self) -> None:
-        self.reevaluate()
-        rules = self.rules_for_parity_run()
-        label = f"edited rules ({len(rules)})"
-        self.rules_for_parity.emit(rules, label)
-
     def _update_buttons(self) -> None:
         have = self.inputs is not None
         self.load_button.setEnabled(not self.loading and bool(self.component_combo.currentText()))
@@ -756,10 +497,6 @@ class MappingPanel(QWidget):
         self.parity_button.setEnabled(have and not self.official)
         self.parity_button.setToolTip("Convert the folder first: parity runs on the converted (Diffusers) model"
                                       if self.official else "Run parity with the active rules, in this order")
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _shape(shape) -> str:

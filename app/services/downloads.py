@@ -51,7 +51,7 @@ def default_local_dir(models_root: str | os.PathLike, repo_id: str) -> Path:
 def human_size(n: float | None) -> str:
     if n is None:
         return "?"
-    return hub._human(float(n))
+    return hub.human_bytes(float(n))
 
 
 def human_time(seconds: float | None) -> str:

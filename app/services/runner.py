@@ -28,6 +28,8 @@ class JobRunner(QObject):
     job_state = Signal(int, str)
     #: job_id, stage name
     job_stage = Signal(int, str)
+    #: a request's own progress (``stage`` events of ``run_parity`` and the like: ``request_id``, ``name``, no job)
+    request_stage = Signal(dict)
     #: job_id, step, total, elapsed, remaining
     job_progress = Signal(int, int, int, float, float)
     #: job_id, frames, step, total, fps
@@ -203,6 +205,8 @@ class JobRunner(QObject):
             self.worker_status.emit("Generating…")
         elif t == P.EV_STAGE and job_id is not None:
             self.job_stage.emit(job_id, str(h.get("name")))
+        elif t == P.EV_STAGE and h.get("request_id") is not None:
+            self.request_stage.emit(h)
         elif t == P.EV_PROGRESS and job_id is not None:
             values = (int(h.get("step") or 0), int(h.get("total") or 0), float(h.get("elapsed") or 0.0),
                       float(h.get("remaining") or 0.0))

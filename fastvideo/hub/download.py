@@ -536,13 +536,13 @@ def _check_disk_space(local_dir: Path, remaining: int, margin: int) -> None:
     needed = remaining + margin
     if free < needed:
         raise DiskSpaceError(
-            f"not enough disk space in {local_dir}: the download needs {_human(remaining)} more "
-            f"(+ {_human(margin)} margin = {_human(needed)}) but only {_human(free)} is free. "
+            f"not enough disk space in {local_dir}: the download needs {human_bytes(remaining)} more "
+            f"(+ {human_bytes(margin)} margin = {human_bytes(needed)}) but only {human_bytes(free)} is free. "
             "Free some space or choose another folder (--local-dir / FASTVIDEO_MODELS_DIR).",
             needed=needed, free=free)
 
 
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -660,7 +660,7 @@ def _download_file(plan: DownloadPlan, f: RepoFile, local_dir: Path, token, trac
                 failures += 1
                 if failures > retries:
                     err = _map_error(exc, repo_id=plan.repo_id, revision=plan.revision, endpoint=plan.endpoint)
-                    raise HubOfflineError(f"{err} [{_human(offset)} of {f.path} kept]") from None
+                    raise HubOfflineError(f"{err} [{human_bytes(offset)} of {f.path} kept]") from None
                 wait = min(backoff * 2 ** (failures - 1), 8.0)
                 logger.info("%s: %s; retrying in %.1f s from byte %d (%d/%d)", f.path, exc, wait, offset,
                                failures, retries)
@@ -698,8 +698,8 @@ def _download_file(plan: DownloadPlan, f: RepoFile, local_dir: Path, token, trac
 def format_progress(p: DownloadProgress) -> str:
     """One status line: ``[ 42.0%] 1.2 GB / 2.9 GB  files 3/12  24.1 MB/s  ETA 1:10  vae/...``."""
     eta = "--:--" if p.eta is None else _clock(p.eta)
-    line = (f"[{100 * p.fraction:5.1f}%] {_human(p.bytes_done)} / {_human(p.bytes_total)}  "
-            f"files {p.files_done}/{p.files_total}  {_human(p.speed)}/s  ETA {eta}")
+    line = (f"[{100 * p.fraction:5.1f}%] {human_bytes(p.bytes_done)} / {human_bytes(p.bytes_total)}  "
+            f"files {p.files_done}/{p.files_total}  {human_bytes(p.speed)}/s  ETA {eta}")
     if p.file:
         line += f"  {p.file}"
     return line
@@ -728,8 +728,8 @@ class TextProgress:
 
     def __call__(self, p: DownloadProgress) -> None:
         if p.kind == "start":
-            self._line(f"{p.repo_id}: {p.files_total} files, {_human(p.bytes_total)}"
-                       + (f" ({_human(p.bytes_done)} already here)" if p.bytes_done else ""))
+            self._line(f"{p.repo_id}: {p.files_total} files, {human_bytes(p.bytes_total)}"
+                       + (f" ({human_bytes(p.bytes_done)} already here)" if p.bytes_done else ""))
             return
         if p.kind == "retry":
             self._line(p.message)

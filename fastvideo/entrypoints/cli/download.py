@@ -35,8 +35,8 @@ def run(args) -> int:
         DownloadCancelled,
         DownloadError,
         TextProgress,
-        _human,
         download_repo,
+        human_bytes,
         plan_download,
         read_manifest,
     )
@@ -55,7 +55,7 @@ def run(args) -> int:
             for f in plan.files:
                 mark = "done" if done.get(f.path, {}).get("etag") == f.etag else ""
                 print(f"{f.size:>14,d}  {f.path}  {mark}")
-            print(f"{len(plan.files)} files, {_human(plan.total_bytes)} ({args.repo_id}@{plan.commit[:12]}) "
+            print(f"{len(plan.files)} files, {human_bytes(plan.total_bytes)} ({args.repo_id}@{plan.commit[:12]}) "
                   f"-> {local_dir}")
             return 0
         out = download_repo(args.repo_id, local_dir, args.revision, args.endpoint, args.token, progress=printer,

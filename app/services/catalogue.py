@@ -1,0 +1,59 @@
+"""What a local model folder holds: the one place the studio reads ``model_index.json``.
+
+Torch-free (JSON only).  Every panel that needs a folder's layout or components asks
+:func:`describe_local`; whether a Diffusers folder really loads is the registry's answer
+(``fastvideo.configs.registry.describe_folder``), asked by the Models scan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+MODEL_INDEX = "model_index.json"
+OFFICIAL_CONFIG = "config.json"
+
+
+def describe_local(path: str | os.PathLike) -> dict[str, Any]:
+    """A model folder as the studio sees it, without importing any model code.
+
+    Returns ``{"path", "layout", "index", "components", "present", "config", "error"}``: ``layout`` is
+    ``"Diffusers"`` (a ``model_index.json``), ``"official"`` (an official Wan ``config.json``) or
+    ``"unknown"``; ``components`` the index's component names (entries ``[library, class]``, in order),
+    ``present`` those that have their folder; ``config`` an official folder's ``config.json`` (``None``
+    without one); ``error`` why a file could not be read ("" when it could).
+    """
+    folder = Path(path)
+    info: dict[str, Any] = {"path": folder, "layout": "unknown", "index": {}, "components": [], "present": [],
+                            "config": None, "error": ""}
+    index_path = folder / MODEL_INDEX
+    if index_path.is_file():
+        info["layout"] = "Diffusers"
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, ValueError) as exc:
+            info["error"] = f"{MODEL_INDEX}: {exc}"
+            return info
+        if isinstance(index, dict):
+            info["index"] = index
+            info["components"] = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list)]
+            info["present"] = [c for c in info["components"] if (folder / c).is_dir()]
+        return info
+    config_path = folder / OFFICIAL_CONFIG
+    if config_path.is_file():
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, ValueError) as exc:
+            config = {}
+            info["error"] = f"{OFFICIAL_CONFIG}: {exc}"
+        info["config"] = config if isinstance(config, dict) else {}
+        if info["config"].get("_class_name") == "WanModel" or "dim" in info["config"]:
+            info["layout"] = "official"
+    return info
+
+
+def has_model_index(path: str | os.PathLike) -> bool:
+    """A Diffusers-layout folder (it has ``model_index.json``), without reading it."""
+    return (Path(path) / MODEL_INDEX).is_file()
