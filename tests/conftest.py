@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,23 @@ def t2v_generator(tiny_t2v):
     gen = VideoGenerator.from_pretrained(str(tiny_t2v))
     yield gen
     gen.shutdown()
+
+
+@pytest.fixture
+def no_ambient_hub_config(monkeypatch, tmp_path):
+    """No token, endpoint or offline flag from the developer's environment."""
+    import huggingface_hub.constants as c
+
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(c, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
+    monkeypatch.setattr(c, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"), raising=False)
+
+
+@pytest.fixture
+def fake_model(tmp_path) -> Path:
+    """A folder whose model_index.json names a pipeline only the fake engine knows."""
+    d = tmp_path / "fake-model"
+    d.mkdir()
+    (d / "model_index.json").write_text('{"_class_name": "FakePipeline"}')
+    return d

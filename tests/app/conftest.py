@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,6 @@ def tiny_model(tiny_t2v) -> Path:
     """A tiny random-weight Wan T2V folder (tests/conftest.py; the real engine runs it on the CPU in well
     under a second)."""
     return Path(tiny_t2v)
-
-
-@pytest.fixture
-def fake_model(tmp_path) -> Path:
-    d = tmp_path / "fake-model"
-    d.mkdir()
-    (d / "model_index.json").write_text('{"_class_name": "FakePipeline"}')
-    return d
 
 
 @pytest.fixture
@@ -78,9 +69,3 @@ def make_window(qtbot):
             w.close()
 
 
-def wait_until(qtbot, pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        qtbot.wait(20)

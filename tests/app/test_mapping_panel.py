@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from studio_wait import wait_until
 
 from app.itemmodels.mapping_models import MappingFilterProxy, MappingInputs, MappingTableModel, RulesModel, evaluate
 from app.panels.mapping import MappingPanel
@@ -20,14 +21,6 @@ WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 RENAMED = {"blocks.0.ffn.net.0.proj.weight": "blocks.0.ffn.proj_in.weight",
            "blocks.0.ffn.net.0.proj.bias": "blocks.0.ffn.proj_in.bias"}
 FIX_RULE = (r"^blocks\.(\d+)\.ffn\.proj_in\.", r"blocks.\1.ffn.fc_in.")
-
-
-def wait_until(qtbot, pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        qtbot.wait(20)
 
 
 def write_safetensors(path: Path, tensors: dict[str, tuple[str, list[int], bytes]]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
+from studio_wait import wait_until
 
 from app.itemmodels.models_list import ModelsTableModel, scan_models
 from app.panels.models import ModelsPanel
@@ -20,14 +20,8 @@ BIG = "transformer/diffusion_pytorch_model.safetensors"
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_hub_config(monkeypatch, tmp_path):
-    """No token, endpoint or offline flag from the developer's environment."""
-    import huggingface_hub.constants as c
-
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(c, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    monkeypatch.setattr(c, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"), raising=False)
+def _no_ambient_hub_config(no_ambient_hub_config):
+    """No token, endpoint or offline flag from the developer's environment (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +57,6 @@ def panel_factory(make_studio, qtbot):
     yield make
     for p in made:
         p.shutdown()
-
-
-def wait_until(qtbot, pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        qtbot.wait(20)
 
 
 def _tree(folder: Path) -> dict[str, bytes]:

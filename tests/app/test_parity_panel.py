@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 
 import pytest
 from PySide6.QtCore import Qt
+from studio_wait import wait_until
 
 from app.itemmodels.parity_models import CompareModel, HistoryModel, ModulesModel
 from app.panels.parity import ParityPanel
@@ -16,14 +16,6 @@ from app.services.jobs_db import JobsDB
 from app.services.parity_store import ParityStore
 
 pytest.importorskip("diffusers")
-
-
-def wait_until(qtbot, pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        qtbot.wait(20)
 
 
 def broken_rules() -> dict:

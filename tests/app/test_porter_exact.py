@@ -5,11 +5,11 @@ and ignore rules in the inspector, the Models panel's header-only fit check, and
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
+from studio_wait import wait_until
 
 from app.itemmodels.mapping_models import MappingInputs, RulesModel
 from app.panels.mapping import MappingPanel
@@ -19,14 +19,6 @@ from fastvideo.mapping.rules import TargetInfo, TensorInfo
 
 SWAP = [(r"^blocks\.(\d+)\.attn2\.to_k\.", r"blocks.\1.cross_attn.to_v."),
         (r"^blocks\.(\d+)\.attn2\.to_v\.", r"blocks.\1.cross_attn.to_k.")]
-
-
-def wait_until(qtbot, pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        qtbot.wait(20)
 
 
 def test_rules_swapped_in_the_editor_make_parity_fail(make_studio, make_window, tiny_model, qtbot):
@@ -138,7 +130,7 @@ def test_editor_add_reset_export_and_arch_block(make_studio, qtbot, tmp_path, mo
     assert panel.block_dialog.isVisible() and panel.block_text.toPlainText() == block
     # Reset asks first: No keeps the edits, Yes discards them
     answers = [QMessageBox.StandardButton.No]
-    monkeypatch.setattr("app.panels.mapping.QMessageBox.question", lambda *a, **k: answers[0])
+    monkeypatch.setattr("app.panels.mapping_rules.QMessageBox.question", lambda *a, **k: answers[0])
     n = panel.rules_model.rowCount()
     panel.reset_rules_button.click()
     assert panel.rules_model.rowCount() == n

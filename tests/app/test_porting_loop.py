@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
+from studio_wait import wait_until
 
 from app.itemmodels.mapping_models import MappingInputs, RulesModel
 from app.panels.mapping import MappingPanel
@@ -19,14 +19,6 @@ from fastvideo.mapping.rules import TargetInfo, TensorInfo
 
 SWAP = [(r"^blocks\.(\d+)\.attn2\.to_k\.", r"blocks.\1.cross_attn.to_v."),
         (r"^blocks\.(\d+)\.attn2\.to_v\.", r"blocks.\1.cross_attn.to_k.")]
-
-
-def wait_until(qtbot, pred, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        qtbot.wait(20)
 
 
 @pytest.fixture(scope="module")

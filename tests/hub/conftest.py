@@ -6,14 +6,8 @@ REPO = "fastvideo-test/tiny-t2v"
 
 
 @pytest.fixture(autouse=True)
-def _no_ambient_hub_config(monkeypatch, tmp_path):
-    """No token, endpoint or offline flag from the developer's environment."""
-    import huggingface_hub.constants as c
-
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(c, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
-    monkeypatch.setattr(c, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"), raising=False)
+def _no_ambient_hub_config(no_ambient_hub_config):
+    """No token, endpoint or offline flag from the developer's environment (tests/conftest.py)."""
 
 
 @pytest.fixture

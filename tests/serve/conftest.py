@@ -89,11 +89,3 @@ def host_factory():
     yield make
     for h in made:
         h.close()
-
-
-@pytest.fixture
-def fake_model(tmp_path) -> Path:
-    d = tmp_path / "fake-model"
-    d.mkdir()
-    (d / "model_index.json").write_text('{"_class_name": "FakePipeline"}')
-    return d
