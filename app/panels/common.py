@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
+    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QTableView,
+    QVBoxLayout,
+    QWidget,
 )
 
 WEIGHT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
@@ -77,6 +83,55 @@ def browse_row(edit: QLineEdit, button_text: str = "Browse…") -> tuple[QHBoxLa
     return row, b
 
 
+def form_tab(tab: QWidget, form: QFormLayout, buttons: tuple[QPushButton, ...],
+             below: tuple[QWidget, ...]) -> QVBoxLayout:
+    """A tab's layout: the form, its buttons on one row (left), then ``below`` (progress, notes), top-aligned."""
+    row = QHBoxLayout()
+    for b in buttons:
+        row.addWidget(b)
+    row.addStretch(1)
+    lay = QVBoxLayout(tab)
+    lay.addLayout(form)
+    lay.addLayout(row)
+    for w in below:
+        lay.addWidget(w)
+    lay.addStretch(1)
+    return lay
+
+
 def esc(text: str) -> str:
     """``text`` safe inside a rich-text label."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class ModelChooserMixin:
+    """A model folder and one of its components (``model_combo``, ``component_combo``, ``browse_button``); the
+    panel lists the folder's components in ``_model_changed`` (through :meth:`_set_components`)."""
+
+    def set_models(self, paths: list[str]) -> None:
+        self.model_combo.set_models(paths)
+
+    def current_model_path(self) -> str:
+        return self.model_combo.model_path()
+
+    def set_model(self, path: str, component: str | None = None) -> None:
+        self.model_combo.setEditText(str(path))
+        self._model_changed()
+        if component:
+            i = self.component_combo.findText(component)
+            if i >= 0:
+                self.component_combo.setCurrentIndex(i)
+
+    def _set_components(self, comps: list[str]) -> None:
+        """Offer ``comps``, keeping the chosen component when the new folder has it too."""
+        current = self.component_combo.currentText()
+        self.component_combo.clear()
+        self.component_combo.addItems(comps)
+        if current in comps:
+            self.component_combo.setCurrentText(current)
+        self._update_buttons()
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Model folder", self.current_model_path() or os.getcwd())
+        if path:
+            self.set_model(path)

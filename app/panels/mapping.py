@@ -7,7 +7,6 @@ here, on the headers, with the engine's pure-Python mapping code -- no tensors, 
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -39,7 +37,7 @@ from app.itemmodels.mapping_models import (
     MappingTableModel,
     evaluate,
 )
-from app.panels.common import WEIGHT_COMPONENTS, component_combo, error_label, esc, fit_columns
+from app.panels.common import WEIGHT_COMPONENTS, ModelChooserMixin, component_combo, error_label, esc, fit_columns
 from app.panels.mapping_rules import RuleEditorMixin
 from app.services.catalogue import describe_local
 from app.widgets.model_combo import ModelPathCombo
@@ -70,7 +68,7 @@ def model_components(model_path: str) -> list[str]:
                                                            and c not in ("tokenizer", "scheduler", "image_processor")]
 
 
-class MappingPanel(RuleEditorMixin, QWidget):
+class MappingPanel(RuleEditorMixin, ModelChooserMixin, QWidget):
     #: rules -- an ordered list of (pattern, value) pairs, never a dict: a Qt map would come back sorted
     #: by key -- and a label, for the Parity panel ("run parity with these rules")
     rules_for_parity = Signal(object, str)
@@ -208,7 +206,7 @@ class MappingPanel(RuleEditorMixin, QWidget):
         self._details_timer.setInterval(0)
         self._details_timer.timeout.connect(self._refresh_details)
         self.rules_model.rules_changed.connect(self._eval_timer.start)
-        self.model_combo.currentTextChanged.connect(self._model_text_changed)
+        self.model_combo.currentTextChanged.connect(lambda _t: self._model_changed())
         self.browse_button.clicked.connect(self._browse)
         self.load_button.clicked.connect(lambda: self.load())
         self.status_tabs.currentChanged.connect(self._status_tab_changed)
@@ -220,33 +218,8 @@ class MappingPanel(RuleEditorMixin, QWidget):
         self._update_buttons()
 
     # ================================================================== choosing
-    def set_models(self, paths: list[str]) -> None:
-        self.model_combo.set_models(paths)
-
-    def current_model_path(self) -> str:
-        return self.model_combo.model_path()
-
-    def set_model(self, path: str, component: str | None = None) -> None:
-        self.model_combo.setEditText(str(path))
-        self._model_text_changed(str(path))
-        if component:
-            i = self.component_combo.findText(component)
-            if i >= 0:
-                self.component_combo.setCurrentIndex(i)
-
-    def _model_text_changed(self, _text: str) -> None:
-        current = self.component_combo.currentText()
-        comps = model_components(self.current_model_path())
-        self.component_combo.clear()
-        self.component_combo.addItems(comps)
-        if current in comps:
-            self.component_combo.setCurrentText(current)
-        self._update_buttons()
-
-    def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Model folder", self.current_model_path() or os.getcwd())
-        if path:
-            self.set_model(path)
+    def _model_changed(self) -> None:
+        self._set_components(model_components(self.current_model_path()))
 
     # ================================================================== loading
     def load(self, model_path: str | None = None, component: str | None = None) -> str | None:

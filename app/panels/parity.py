@@ -35,7 +35,7 @@ from app.itemmodels.parity_models import (
     ModulesModel,
     OutputsModel,
 )
-from app.panels.common import component_combo, data_table, error_label, esc
+from app.panels.common import ModelChooserMixin, component_combo, data_table, error_label, esc
 from app.panels.parity_history import ParityHistoryMixin
 from app.services.catalogue import describe_local
 from app.services.parity_store import ParityRun, ParityStore
@@ -50,7 +50,7 @@ STAGES = {"load": (1, "Loading ours and the referenceâ€¦"), "run": (2, "Runningâ
           "done": (4, "Done")}
 
 
-class ParityPanel(ParityHistoryMixin, QWidget):
+class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
     notify = Signal(str, str)
     #: emitted when a run finishes (its stored ParityRun)
     run_finished = Signal(object)
@@ -187,37 +187,12 @@ class ParityPanel(ParityHistoryMixin, QWidget):
         self._update_buttons()
 
     # ================================================================== choosing
-    def set_models(self, paths: list[str]) -> None:
-        self.model_combo.set_models(paths)
-
-    def current_model_path(self) -> str:
-        return self.model_combo.model_path()
-
-    def set_model(self, path: str, component: str | None = None) -> None:
-        self.model_combo.setEditText(str(path))
-        self._model_changed()
-        if component:
-            i = self.component_combo.findText(component)
-            if i >= 0:
-                self.component_combo.setCurrentIndex(i)
-
     def _model_changed(self) -> None:
         if self.custom_rules is not None and self.current_model_path() != self.custom_model:
             # rules (from a file or the inspector) belong to the model they were chosen for
             self.set_rules(None)
-        current = self.component_combo.currentText()
         listed = describe_local(self.current_model_path())["components"]
-        comps = [c for c in PARITY_COMPONENTS if c in listed]
-        self.component_combo.clear()
-        self.component_combo.addItems(comps)
-        if current in comps:
-            self.component_combo.setCurrentText(current)
-        self._update_buttons()
-
-    def _browse(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Model folder", self.current_model_path() or os.getcwd())
-        if path:
-            self.set_model(path)
+        self._set_components([c for c in PARITY_COMPONENTS if c in listed])
 
     def set_rules(self, rules: list[tuple[str, Any]] | dict[str, Any] | None, label: str = "custom rules") -> None:
         """Rules to load *ours* with, in order (None: the arch config's); selects them for the next run."""

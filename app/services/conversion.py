@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -181,9 +180,10 @@ def assemble_hub_folder(source: str | os.PathLike, component: str, output: str |
 
     Checks that ``model_index.json`` of ``base`` lists ``component`` and that the result is a
     loadable Diffusers folder (the registry's check); written into a temp folder and renamed
-    into place, so a failure leaves nothing behind.
+    into place (``fastvideo.utils.staging``), so a failure leaves nothing behind.
     """
     from fastvideo.configs.registry import describe_folder
+    from fastvideo.utils.staging import staging_folder
 
     source, output = Path(source).expanduser(), Path(output).expanduser()
     base = Path(base).expanduser() if base else source
@@ -213,9 +213,7 @@ def assemble_hub_folder(source: str | os.PathLike, component: str, output: str |
         if p.is_file() and not p.name.startswith("."):
             files.append((p, f"{component}/{p.relative_to(comp_dir).as_posix()}"))
     total = len(files) + 2
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.assembling-", dir=output.parent))
-    try:
+    with staging_folder(output) as tmp:
         for i, (src, rel) in enumerate(files, 1):
             dst = tmp / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
@@ -231,10 +229,4 @@ def assemble_hub_folder(source: str | os.PathLike, component: str, output: str |
         if progress:
             progress(total, total, ".gitattributes")
         describe_folder(tmp)  # loadable by the registry, or raise before anything is in place
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(tmp, output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output

@@ -95,7 +95,9 @@ LATENT_COPIES = 8
 # CPU, cuDNN workspaces on CUDA): the VAE working set is scaled by this, measured on the tiny model.
 VAE_KERNEL_FACTOR = {"cpu": 3.0, "cuda": 1.5}
 # Fixed cost of running at all: allocator arenas, kernel caches, thread pools, cuBLAS/cuDNN workspaces.
-RUNTIME_OVERHEAD = {"cpu": 128 * 2**20, "cuda": 512 * 2**20}
+# On the CPU the tiny model's measured peak growth varies by ~50 MiB between identical runs (258-310 MiB
+# seen against 178 MiB of counted tensors: glibc arenas and oneDNN caches), so the CPU slack covers that.
+RUNTIME_OVERHEAD = {"cpu": 192 * 2**20, "cuda": 512 * 2**20}
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 10**3, "kib": 2**10, "m": 2**20, "mb": 10**6, "mib": 2**20,
           "g": 2**30, "gb": 10**9, "gib": 2**30, "t": 2**40, "tb": 10**12, "tib": 2**40}

@@ -116,7 +116,7 @@ def test_editor_add_reset_export_and_arch_block(make_studio, qtbot, tmp_path, mo
     assert not (tmp_path / "bad.py").exists()
     notes = []
     panel.notify.connect(lambda text, kind: notes.append((kind, text)))
-    monkeypatch.setattr("app.panels.mapping.QFileDialog.getSaveFileName",
+    monkeypatch.setattr("app.panels.mapping_rules.QFileDialog.getSaveFileName",
                         lambda *a, **k: (str(tmp_path / "bad.json"), ""))
     panel.export_json_button.click()
     assert notes[-1][0] == "error" and "rule #0" in notes[-1][1] and not (tmp_path / "bad.json").exists()

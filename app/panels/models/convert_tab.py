@@ -19,11 +19,10 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
-from app.panels.common import browse_row, error_label
+from app.panels.common import browse_row, error_label, form_tab
 from app.services.background import run_in_background
 from app.services.catalogue import describe_local
 from app.services.conversion import ConversionProcess, assemble_hub_folder
@@ -90,17 +89,8 @@ class ConvertTabMixin:
         b.clicked.connect(lambda: self._pick_dir(self.convert_image_enc_edit, "Diffusers I2V folder"))
         form.addRow("Image encoder", row)
         form.addRow("", self.convert_overwrite)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.convert_button)
-        buttons.addWidget(self.cancel_convert_button)
-        buttons.addStretch(1)
-        lay = QVBoxLayout(w)
-        lay.addLayout(form)
-        lay.addLayout(buttons)
-        lay.addWidget(self.convert_bar)
-        lay.addWidget(self.convert_label)
-        lay.addWidget(self.convert_error)
-        lay.addStretch(1)
+        form_tab(w, form, (self.convert_button, self.cancel_convert_button),
+                 (self.convert_bar, self.convert_label, self.convert_error))
         self.convert_source_edit.textChanged.connect(self._convert_source_changed)
         self.convert_button.clicked.connect(self.start_conversion)
         self.cancel_convert_button.clicked.connect(self.cancel_conversion)
@@ -140,15 +130,7 @@ class ConvertTabMixin:
         form.addRow("Output", row)
         form.addRow("Repo id", self.hub_repo_edit)
         form.addRow("", self.hub_overwrite)
-        lay = QVBoxLayout(w)
-        lay.addLayout(form)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.hub_button)
-        buttons.addStretch(1)
-        lay.addLayout(buttons)
-        lay.addWidget(self.hub_bar)
-        lay.addWidget(self.hub_label)
-        lay.addStretch(1)
+        form_tab(w, form, (self.hub_button,), (self.hub_bar, self.hub_label))
         self.hub_source_edit.textChanged.connect(self._hub_source_changed)
         self.hub_button.clicked.connect(self.start_assemble)
         return w

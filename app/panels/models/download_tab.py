@@ -13,11 +13,10 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
-from app.panels.common import browse_row
+from app.panels.common import browse_row, form_tab
 from app.services.downloads import Download, default_local_dir, free_space, human_size, human_time
 
 
@@ -73,20 +72,9 @@ class DownloadTabMixin:
         row, self.local_dir_browse = browse_row(self.local_dir_edit)
         form.addRow("Folder", row)
         form.addRow("Token", self.token_edit)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.download_button)
-        buttons.addWidget(self.cancel_download_button)
-        buttons.addStretch(1)
-        lay = QVBoxLayout(w)
-        lay.addLayout(form)
-        lay.addLayout(buttons)
-        lay.addWidget(self.plan_label)
-        lay.addWidget(self.total_bar)
-        lay.addWidget(self.total_label)
-        lay.addWidget(self.file_bar)
-        lay.addWidget(self.file_label)
-        lay.addWidget(self.download_error)
-        lay.addStretch(1)
+        form_tab(w, form, (self.download_button, self.cancel_download_button),
+                 (self.plan_label, self.total_bar, self.total_label, self.file_bar, self.file_label,
+                  self.download_error))
 
         self.repo_edit.textChanged.connect(self._repo_changed)
         self.local_dir_edit.textEdited.connect(lambda _t: setattr(self, "_local_dir_edited", True))
