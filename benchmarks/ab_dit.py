@@ -30,7 +30,8 @@ out_path = sys.argv[1]
 dev, dt = torch.device("cuda"), torch.bfloat16
 cfg, dit, _ = build_dits("wan2.1-t2v-1.3b", dev, dt, False)
 compile_dit_blocks(dit)
-res = {"env": environment()}
+import fastvideo
+res = {"env": environment(), "fastvideo_file": fastvideo.__file__}
 with torch.inference_mode():
     for batch in (1, 2):
         x, t, c = dit_inputs(cfg, 81, 480, 832, batch, dev, dt)
@@ -55,7 +56,9 @@ def main() -> int:
         for i, root in enumerate(args.trees):
             out = tmp / f"out{i}.pt"
             env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(root).resolve()), os.environ.get("PYTHONPATH", "")])}
-            proc = subprocess.run([sys.executable, "-c", CHILD, str(out)], env=env, capture_output=True, text=True)
+            # cwd: a scratch folder, so that `python -c` (which puts the cwd first on sys.path) imports the tree named
+            proc = subprocess.run([sys.executable, "-c", CHILD, str(out)], env=env, capture_output=True, text=True,
+                                  cwd=tmp)
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if proc.returncode or line is None:
                 print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
@@ -63,7 +66,7 @@ def main() -> int:
             res = json.loads(line[len("RESULT "):])
             res.update(round=r, tree=root)
             report["runs"].append(res)
-            print(f"round {r} {root}: b1 {res['forward_b1']['median'] * 1e3:.1f} ms, "
+            print(f"round {r} {root} ({res['fastvideo_file']}): b1 {res['forward_b1']['median'] * 1e3:.1f} ms, "
                   f"b2 {res['forward_b2']['median'] * 1e3:.1f} ms", flush=True)
     a, b = (torch.load(tmp / f"out{i}.pt") for i in range(2))
     report["output_rel_l2"] = float((a - b).norm() / a.norm())
