@@ -232,27 +232,6 @@ class LoraFile:
         return packed or data
 
 
-def read_lora_file(path: str | os.PathLike) -> LoraFile:
-    """All tensors of a LoRA file (.safetensors, or a pickled .pt/.pth/.bin read with weights_only)."""
-    from fastvideo.models.loader.checkpoint import CheckpointError, iter_tensors, read_safetensors_header
-
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise LoraFileNotFound(f"LoRA file not found: {p}" + (" (it is a folder)" if p.is_dir() else ""))
-    meta: dict[str, str] = {}
-    try:
-        if p.suffix == ".safetensors":
-            _, meta = read_safetensors_header(p)
-        tensors = dict(iter_tensors(p))
-    except CheckpointError as exc:
-        raise LoraError(f"{p}: cannot read the LoRA file: {exc}") from None
-    except Exception as exc:  # a pickle that is not a state dict, ...
-        raise LoraError(f"{p}: cannot read the LoRA file ({type(exc).__name__}: {exc})") from None
-    if not tensors:
-        raise LoraError(f"{p}: the file holds no tensors, not a LoRA")
-    return LoraFile(p, tensors, dict(meta))
-
-
 def peft_alpha(config: dict[str, Any], module: str) -> float | None:
     """``lora_alpha`` of a module from a PEFT LoraConfig (``alpha_pattern`` first); None without a config."""
     if not config or "lora_alpha" not in config:

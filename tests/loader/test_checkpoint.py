@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from fastvideo.mapping.rules import TensorInfo
-from fastvideo.models.loader import checkpoint as ckpt
 from fastvideo.models.loader.checkpoint import (
     CheckpointError,
     SafetensorsWriter,
@@ -110,7 +109,9 @@ def test_header_only_reading_reads_no_tensor_data(tmp_path, monkeypatch):
         def __exit__(self, *a):
             self.f.close()
 
-    monkeypatch.setattr(ckpt, "open", lambda p, mode="r", *a, **k: Counting(real_open(p, mode, *a, **k)),
+    from fastvideo.mapping import safetensors_header  # the pure-Python reader behind ckpt.read_safetensors_header
+
+    monkeypatch.setattr(safetensors_header, "open", lambda p, mode="r", *a, **k: Counting(real_open(p, mode, *a, **k)),
                         raising=False)
     entries, _ = read_safetensors_header(path)
     (n,) = struct.unpack("<Q", real_open(path, "rb").read(8))

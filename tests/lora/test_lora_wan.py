@@ -330,3 +330,21 @@ def test_conv_patch_embedding_lora(dit, tmp_path):
     assert (dit.patch_embedding.weight - want).abs().max().item() < 1e-5
     apply_loras(dit, [])
     assert torch.equal(dit.patch_embedding.weight, w0)
+
+
+@pytest.mark.parametrize("fmt", ["diffusers", "official", "kohya"])
+def test_header_plan_equals_tensor_plan(dit, lora_files, fmt, monkeypatch):
+    # The studio's inspector plans a LoRA from its safetensors header (torch-free): the same rows, targets,
+    # rules, ranks, alphas and statuses as planning the real tensors -- and no tensor data read but alphas.
+    from fastvideo.lora import plan_entries, read_lora_header
+    from fastvideo.mapping import safetensors_header
+
+    shapes = {n: (tuple(p.shape), p.dtype) for n, p in dit.named_parameters()}
+    real = plan_lora(lora_files[fmt], 0.5, shapes, dit.arch_config, strict=False).report
+    reads = []
+    real_read = safetensors_header.read_small_values
+    monkeypatch.setattr("fastvideo.lora.plan.read_small_values", lambda e: reads.append(e) or real_read(e))
+    head = plan_entries(read_lora_header(lora_files[fmt]), 0.5, shapes, dit.arch_config, strict=False).report
+    assert head.format == real.format == ("official" if fmt == "official" else fmt)
+    assert [r.to_json() for r in head.rows] == [r.to_json() for r in real.rows]
+    assert len(reads) == sum(r.kind == "alpha" for r in real.rows)

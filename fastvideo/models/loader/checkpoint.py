@@ -8,8 +8,9 @@
 * ``.pth`` / ``.bin`` / ``.pt``: ``torch.load(weights_only=True, mmap=True)`` -- never
   unpickles arbitrary objects; with mmap the tensors are not read until used.
 
-The header functions for safetensors are pure Python (no torch import) so the
-studio can use them.
+The safetensors header reader is pure Python (no torch import) and lives in
+:mod:`fastvideo.mapping.safetensors_header` so the studio can use it; its names are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -18,75 +19,18 @@ import json
 import os
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastvideo.mapping.rules import TensorInfo
+from fastvideo.mapping.safetensors_header import (  # noqa: F401 (re-exported: the loader's public names)
+    MAX_HEADER_BYTES,
+    SAFETENSORS_DTYPES,
+    CheckpointError,
+    SafetensorsEntry,
+    read_safetensors_header,
+)
 
-SAFETENSORS_DTYPES = {
-    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
-    "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "U32": 4, "U64": 8,
-}
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
-# A header larger than this is certainly corrupt (real ones are a few MB).
-MAX_HEADER_BYTES = 256 * 1024 * 1024
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read; the message names the file."""
-
-
-@dataclass(frozen=True)
-class SafetensorsEntry:
-    info: TensorInfo
-    path: Path
-    begin: int  # absolute byte offset in the file
-    end: int
-
-
-def read_safetensors_header(path: str | os.PathLike) -> tuple[dict[str, SafetensorsEntry], dict[str, str]]:
-    """Parse one safetensors header. Returns (entries, __metadata__)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: file not found")
-    size = path.stat().st_size
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            raise CheckpointError(f"{path}: truncated safetensors file ({size} bytes, no header length)")
-        (n,) = struct.unpack("<Q", head)
-        if n > MAX_HEADER_BYTES or 8 + n > size:
-            raise CheckpointError(
-                f"{path}: corrupt or truncated safetensors header (header says {n} bytes, file has {size})"
-            )
-        raw = f.read(n)
-    try:
-        header = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: corrupt safetensors header (not JSON: {exc})") from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{path}: corrupt safetensors header (not a JSON object)")
-    meta = header.pop("__metadata__", None) or {}
-    data_start = 8 + n
-    entries: dict[str, SafetensorsEntry] = {}
-    for name, spec in header.items():
-        try:
-            dtype, shape, (b, e) = spec["dtype"], tuple(int(x) for x in spec["shape"]), spec["data_offsets"]
-        except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{path}: corrupt safetensors header entry for {name!r}") from None
-        if dtype not in SAFETENSORS_DTYPES:
-            raise CheckpointError(f"{path}: tensor {name!r} has unknown dtype {dtype!r}")
-        numel = 1
-        for d in shape:
-            numel *= d
-        if e - b != numel * SAFETENSORS_DTYPES[dtype] or b < 0:
-            raise CheckpointError(f"{path}: tensor {name!r} byte range {b}..{e} does not fit shape {list(shape)} {dtype}")
-        if data_start + e > size:
-            raise CheckpointError(
-                f"{path}: truncated file: tensor {name!r} ends at byte {data_start + e}, file has {size} bytes"
-            )
-        entries[name] = SafetensorsEntry(TensorInfo(shape, dtype), path, data_start + b, data_start + e)
-    return entries, meta
 
 
 def weight_files(folder: str | os.PathLike) -> list[Path]:
