@@ -1,0 +1,1 @@
+"""Arch configs of audio components (LTX-2's vocoder)."""

@@ -1,0 +1,1 @@
+"""Audio components: mel spectrogram -> waveform vocoders (LTX-2)."""
