@@ -27,9 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.panels.generate_form import SEED_MAX, TASK_KEYS, TASKS, GenerateForm, error_row
+from app.widgets.lora_picker import LoraPicker
 from app.widgets.pickers import MediaPicker
 
-ROW_LABELS = {"model": "Model", "task": "Mode", "prompt": "Prompt", "negative_prompt": "Negative prompt",
+ROW_LABELS = {"model": "Model", "task": "Mode", "loras": "LoRAs", "prompt": "Prompt", "negative_prompt": "Negative prompt",
               "image": "Input image", "video": "Input video", "strength": "Strength", "resolution": "Resolution",
               "num_frames": "Frames", "steps": "Steps", "guidance": "Guidance", "seed": "Seed", "num_gpus": "GPUs"}
 
@@ -145,10 +146,13 @@ class GenerateFormWidgets:
         self.seed_lock.setToolTip("Keep this seed for the next jobs (unlocked: a new seed after each Generate)")
         self.gpus = _spin(QSpinBox(), 1, 64, 96)
         self.gpus_hint = _dim_label()
+        self.lora_picker = LoraPicker()
+        self.lora_picker.set_folder(self.studio.settings.lora_dir)
 
         self.rows: dict[str, FormRow] = {
             "model": FormRow(self.model_combo, self.model_browse),
             "task": FormRow(self.task_combo, stretch_first=False),
+            "loras": FormRow(self.lora_picker),
             "prompt": FormRow(self.prompt),
             "negative_prompt": FormRow(self.negative),
             "image": FormRow(self.image_picker),
@@ -222,6 +226,9 @@ class GenerateFormWidgets:
         self.video_picker.changed.connect(lambda _p: self.rows["video"].set_error(None))
         self.frames.valueChanged.connect(lambda _v: self.rows["num_frames"].set_error(None))
         self.gpus.valueChanged.connect(lambda _v: self.rows["num_gpus"].set_error(None))
+        self.lora_picker.changed.connect(lambda: self.rows["loras"].set_error(None))
+        self.studio.settings_changed.connect(lambda s: s.lora_dir != self.lora_picker.folder
+                                             and self.lora_picker.set_folder(s.lora_dir))
 
     # ================================================================== widgets <-> form model
     def _read_form(self) -> GenerateForm:
@@ -234,6 +241,7 @@ class GenerateFormWidgets:
         f.seed, f.seed_locked = self.seed.value(), self.seed_lock.isChecked()
         f.strength, f.num_gpus = self.strength.value(), self.gpus.value()
         f.image_path, f.video_path = self.image_picker.path(), self.video_picker.path()
+        f.loras, f.lora_strict = self.lora_picker.loras(), self.lora_picker.strict.isChecked()
         return f
 
     def _write_form(self, resize: bool = False, paths: bool = False) -> None:
@@ -259,6 +267,7 @@ class GenerateFormWidgets:
         for picker, path in ((self.image_picker, f.image_path), (self.video_picker, f.video_path)):
             if paths or picker.path() != path:
                 picker.set_path(path)
+        self.lora_picker.set_loras(f.loras, f.lora_strict)
 
     # ================================================================== model defaults
     def _apply_model_info(self, info: dict | None, apply_defaults: bool) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from app.services.catalogue import has_model_index
+from app.services.loras import lora_specs, loras_param, missing_lora
 from fastvideo.configs.sample.base import SamplingParam  # torch-free
 from fastvideo.pipelines.validation import validate_sampling  # torch-free: the engine's own checks
 
@@ -28,7 +29,7 @@ SEED_MAX = 2**31 - 1
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 #: the form's rows, in order (each has an inline error label in the panel)
-ROWS = ("model", "task", "prompt", "negative_prompt", "image", "video", "strength", "resolution", "num_frames",
+ROWS = ("model", "task", "loras", "prompt", "negative_prompt", "image", "video", "strength", "resolution", "num_frames",
         "steps", "guidance", "seed", "num_gpus")
 #: the key of an error that belongs to no row (shown under the form)
 GENERAL = ""
@@ -38,7 +39,7 @@ FIELD_ROWS = {
     "prompt": "prompt", "negative_prompt": "negative_prompt", "num_frames": "num_frames", "height": "resolution",
     "width": "resolution", "num_inference_steps": "steps", "guidance_scale": "guidance", "seed": "seed",
     "image_path": "image", "video_path": "video", "strength": "strength", "model_path": "model", "model": "model",
-    "num_gpus": "num_gpus",
+    "num_gpus": "num_gpus", "loras": "loras", "lora_strict": "loras",
 }
 
 
@@ -118,6 +119,9 @@ class GenerateForm:
     image_path: str = ""
     video_path: str = ""
     num_gpus: int = 1
+    #: LoRAs merged for this job: (path, strength) pairs (``SamplingParam.loras``)
+    loras: list[tuple[str, float]] = field(default_factory=list)
+    lora_strict: bool = True
     #: the current model's sampling defaults (FALLBACK_DEFAULTS merged with the described ones)
     defaults: dict[str, Any] = field(default_factory=lambda: dict(FALLBACK_DEFAULTS))
     #: the current model's tasks (empty: unknown, all allowed)
@@ -234,6 +238,10 @@ class GenerateForm:
             "fps": self.fps, "output_path": output_dir, "save_video": True,
             "preview": bool(preview),
         }
+        if self.loras:
+            p["loras"] = loras_param(self.loras)
+            if not self.lora_strict:
+                p["lora_strict"] = False
         if self.task == "i2v":
             p["image_path"] = self.image_path.strip() or None
         if self.task == "v2v":
@@ -261,6 +269,8 @@ class GenerateForm:
         sp = SamplingParam.from_dict(dict(params))
         for err in validate_sampling(sp, self.task):
             errors[error_row(err.field)] = str(err)
+        if missing_lora(self.loras):
+            errors["loras"] = missing_lora(self.loras)
         gpu_count = (self.model_info.get(model) or {}).get("gpu_count")
         if gpu_count and self.num_gpus > gpu_count:  # (without GPUs, ranks run as CPU processes)
             errors["num_gpus"] = (
@@ -296,6 +306,8 @@ class GenerateForm:
             self.num_gpus = int(settings["num_gpus"])
         self.image_path = p.get("image_path") or ""
         self.video_path = p.get("video_path") or ""
+        self.loras = lora_specs(p.get("loras"))
+        self.lora_strict = p.get("lora_strict") is not False
 
     def apply_metadata(self, md: dict[str, Any]) -> None:
         """Restore the settings embedded in a generated MP4 (``read_metadata``)."""

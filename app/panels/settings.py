@@ -49,6 +49,15 @@ class SettingsPanel(QWidget):
         self.models_dir.setToolTip("Where downloads and conversions go and where the Models panel looks; the "
                                    "inference process and the converter get it as FASTVIDEO_MODELS_DIR")
         self.models_dir_browse = QPushButton("Browse…")
+        self.lora_dir = QLineEdit()
+        self.lora_dir.setPlaceholderText("none: Generate's Browse… adds LoRA files from anywhere")
+        self.lora_dir.setToolTip("The Generate panel lists the LoRA files (.safetensors, .pt, .pth, .bin) of this "
+                                 "folder and its sub-folders")
+        self.lora_dir_browse = QPushButton("Browse…")
+        self.crisp = QCheckBox("Scale small videos up with crisp pixels (nearest neighbour) instead of blurring")
+        self.show_porting = QCheckBox("Show the porting panels (Weight mapping, Parity) in the sidebar")
+        self.show_porting.setToolTip("Off: the creator layout (Generate, Queue, History, Models, Settings); the "
+                                     "Models panel's Inspect mapping / Parity… still open them")
         self.num_gpus = QSpinBox()
         self.num_gpus.setRange(1, 64)
         self.num_gpus.setFixedWidth(96)
@@ -79,6 +88,7 @@ class SettingsPanel(QWidget):
             "output_dir": FormRow(self.output_dir, self.output_browse),
             "default_model": FormRow(self.default_model, self.model_browse),
             "models_dir": FormRow(self.models_dir, self.models_dir_browse),
+            "lora_dir": FormRow(self.lora_dir, self.lora_dir_browse),
             "num_gpus": FormRow(self.num_gpus, stretch_first=False),
             "attention_backend": FormRow(self.attention, stretch_first=False),
             "hang_timeout": FormRow(self.hang_timeout, stretch_first=False),
@@ -89,6 +99,7 @@ class SettingsPanel(QWidget):
         form.addRow("Output folder", self.rows["output_dir"])
         form.addRow("Default model", self.rows["default_model"])
         form.addRow("Models folder", self.rows["models_dir"])
+        form.addRow("LoRA folder", self.rows["lora_dir"])
         form.addRow("GPUs", self.rows["num_gpus"])
         form.addRow("Attention", self.rows["attention_backend"])
         offload = QVBoxLayout()
@@ -97,6 +108,8 @@ class SettingsPanel(QWidget):
             offload.addWidget(cb)
         form.addRow("Memory", offload)
         form.addRow("Preview", self.preview)
+        form.addRow("Player", self.crisp)
+        form.addRow("Layout", self.show_porting)
         form.addRow("Hang timeout", self.rows["hang_timeout"])
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
@@ -131,6 +144,7 @@ class SettingsPanel(QWidget):
         self.output_browse.clicked.connect(self._browse_output)
         self.model_browse.clicked.connect(self._browse_model)
         self.models_dir_browse.clicked.connect(self._browse_models_dir)
+        self.lora_dir_browse.clicked.connect(self._browse_lora_dir)
         self.save_button.clicked.connect(self.save)
         self.revert_button.clicked.connect(self.load)
         self.load()
@@ -143,6 +157,9 @@ class SettingsPanel(QWidget):
         self.default_model.setEditText(s.default_model)
         self.models_dir.setText(s.models_dir)
         self.models_dir.setPlaceholderText(f"default: {engine_models_dir()}")
+        self.lora_dir.setText(s.lora_dir)
+        self.crisp.setChecked(s.crisp_small_videos)
+        self.show_porting.setChecked(s.show_porting)
         self.num_gpus.setValue(s.num_gpus)
         self.attention.setCurrentIndex(max(0, self.attention.findData(s.attention_backend)))
         self.vae_tiling.setChecked(s.vae_tiling)
@@ -179,6 +196,10 @@ class SettingsPanel(QWidget):
         if models_dir and Path(models_dir).expanduser().exists() and not Path(models_dir).expanduser().is_dir():
             self.rows["models_dir"].set_error(f"Not a folder: {models_dir}")
             ok = False
+        lora_dir = self.lora_dir.text().strip()
+        if lora_dir and not Path(lora_dir).expanduser().is_dir():
+            self.rows["lora_dir"].set_error(f"No such folder: {lora_dir}")
+            ok = False
         if not ok:
             return None
         s = dataclasses.replace(self.studio.settings)
@@ -196,6 +217,9 @@ class SettingsPanel(QWidget):
         s.vae_cpu_offload = self.vae_offload.isChecked()
         s.preview = self.preview.isChecked()
         s.hang_timeout = self.hang_timeout.value()
+        s.lora_dir = str(Path(lora_dir).expanduser()) if lora_dir else ""
+        s.crisp_small_videos = self.crisp.isChecked()
+        s.show_porting = self.show_porting.isChecked()
         return s
 
     def save(self) -> bool:
@@ -221,6 +245,11 @@ class SettingsPanel(QWidget):
                                                   or str(engine_models_dir()))
         if folder:
             self.models_dir.setText(folder)
+
+    def _browse_lora_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "LoRA folder", self.lora_dir.text() or str(Path.home()))
+        if folder:
+            self.lora_dir.setText(folder)
 
     def _browse_model(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Default model folder", str(Path.home()))

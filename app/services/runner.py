@@ -15,6 +15,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.services.jobs_db import Job, JobsDB
+from app.services.loras import summarize_reports
 from app.services.worker_client import WorkerClient
 from fastvideo.serve import protocol as P
 
@@ -237,8 +238,8 @@ class JobRunner(QObject):
     def _finish(self, job_id: int, state: str, *, result: dict | None = None, error: str | None = None,
                 field: str | None = None, note: str | None = None) -> None:
         if state == "done":
-            ok = self.db.finish_done(job_id, {k: v for k, v in (result or {}).items()
-                                              if k not in ("type", "reply_to", "job_id")})
+            ok = self.db.finish_done(job_id, summarize_reports({k: v for k, v in (result or {}).items()
+                                                                if k not in ("type", "reply_to", "job_id")}))
             self.worker_status.emit(f"Done in {float((result or {}).get('generation_time') or 0):.1f} s")
         elif state == "cancelled":
             ok = self.db.finish_cancelled(job_id, note)

@@ -30,6 +30,12 @@ class Settings:
     #: where downloaded and converted models live; "" = $FASTVIDEO_MODELS_DIR or the engine's default.
     #: The inference process and the converter get it as FASTVIDEO_MODELS_DIR (see :meth:`engine_env`).
     models_dir: str = ""
+    #: the LoRA folder the Generate panel lists LoRAs from ("" = none; Browse… picks any file)
+    lora_dir: str = ""
+    #: small videos are scaled up with nearest-neighbour (crisp pixels) instead of smoothing
+    crisp_small_videos: bool = True
+    #: show the porter panels (Weight mapping, Parity) under "Porting" in the sidebar; off: the creator layout
+    show_porting: bool = False
 
     def pipeline_options(self) -> dict[str, Any]:
         """The PipelineConfig overrides these settings ask for (sent with each job)."""

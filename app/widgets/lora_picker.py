@@ -1,0 +1,172 @@
+"""The Generate panel's LoRA picker: LoRAs from the LoRA folder (Settings) or any file (Browse…), each with a
+strength; a row per LoRA with its name (the path in the tooltip), strength and a remove button."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.services.loras import LORA_SUFFIXES, list_lora_files
+
+STRENGTH_RANGE = (-4.0, 4.0)
+
+
+class LoraRow(QWidget):
+    """One chosen LoRA: name, strength, remove."""
+
+    removed = Signal(object)  # self
+    changed = Signal()
+
+    def __init__(self, path: str, strength: float = 1.0, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.path = path
+        self.name = QLabel(Path(path).name)
+        self.name.setToolTip(path)
+        self.name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.name.setObjectName("loraName")
+        self.strength = QDoubleSpinBox()
+        self.strength.setRange(*STRENGTH_RANGE)
+        self.strength.setSingleStep(0.05)
+        self.strength.setDecimals(2)
+        self.strength.setValue(float(strength))
+        self.strength.setFixedWidth(80)
+        self.strength.setToolTip("Strength: 1 applies the LoRA as trained, 0 not at all; negative values invert it")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setObjectName("linkButton")
+        self.remove_button.setToolTip(f"Remove {Path(path).name}")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.name, 1)
+        lay.addWidget(QLabel("×"))
+        lay.addWidget(self.strength)
+        lay.addWidget(self.remove_button)
+        self.strength.valueChanged.connect(lambda _v: self.changed.emit())
+        self.remove_button.clicked.connect(lambda: self.removed.emit(self))
+
+
+class LoraPicker(QWidget):
+    """``loras()`` -> [(path, strength)]; ``set_loras`` puts a job's back; ``changed`` on every edit."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.folder = ""
+        self.rows: list[LoraRow] = []
+        self.folder_combo = QComboBox()
+        self.folder_combo.setMinimumContentsLength(14)
+        self.folder_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.folder_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.browse_button = QPushButton("Browse…")
+        self.browse_button.setToolTip("Add a LoRA file from anywhere (.safetensors, .pt, .pth, .bin)")
+        self.strict = QCheckBox("Strict")
+        self.strict.setChecked(True)
+        self.strict.setToolTip("On: a LoRA key that fits no weight of the model is an error (nothing is applied).\n"
+                               "Off: the keys that fit are applied and the others are skipped (listed in the log).")
+        self.rows_box = QVBoxLayout()
+        self.rows_box.setContentsMargins(0, 0, 0, 0)
+        self.rows_box.setSpacing(2)
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.folder_combo, 1)
+        top.addWidget(self.browse_button)
+        top.addWidget(self.strict)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(4)
+        lay.addLayout(top)
+        lay.addLayout(self.rows_box)
+        self.folder_combo.activated.connect(self._folder_chosen)
+        self.browse_button.clicked.connect(self.browse)
+        self.strict.toggled.connect(lambda _c: self.changed.emit())
+        self.set_folder("")
+
+    # ------------------------------------------------------------------ folder
+    def set_folder(self, folder: str) -> None:
+        """List the LoRA files of ``folder`` (the Settings' LoRA folder) in the combo box."""
+        self.folder = folder or ""
+        files = list_lora_files(self.folder)
+        self.folder_combo.clear()
+        if not self.folder:
+            self.folder_combo.addItem("No LoRA folder (set one in Settings) — Browse… adds any file")
+        elif not files:
+            self.folder_combo.addItem(f"No LoRA files in {self.folder}")
+        else:
+            self.folder_combo.addItem(f"Add a LoRA from the folder ({len(files)})…")
+        root = Path(self.folder).expanduser() if self.folder else None
+        for p in files:
+            self.folder_combo.addItem(str(p.relative_to(root)) if root else p.name, str(p))
+            self.folder_combo.setItemData(self.folder_combo.count() - 1, str(p), 3)  # ToolTipRole
+        self.folder_combo.setEnabled(bool(files))
+        self.folder_combo.setCurrentIndex(0)
+
+    def folder_files(self) -> list[str]:
+        return [self.folder_combo.itemData(i) for i in range(1, self.folder_combo.count())]
+
+    def _folder_chosen(self, index: int) -> None:
+        path = self.folder_combo.itemData(index)
+        self.folder_combo.setCurrentIndex(0)
+        if path:
+            self.add(path)
+
+    def browse(self) -> None:
+        start = self.folder or (str(Path(self.rows[-1].path).parent) if self.rows else str(Path.home()))
+        pattern = " ".join(f"*{s}" for s in LORA_SUFFIXES)
+        path, _ = QFileDialog.getOpenFileName(self, "Add a LoRA", start, f"LoRA files ({pattern});;All files (*)")
+        if path:
+            self.add(path)
+
+    # ------------------------------------------------------------------ rows
+    def add(self, path: str, strength: float = 1.0) -> LoraRow:
+        """Add a LoRA (a LoRA already in the list is not added twice: its row is returned)."""
+        for row in self.rows:
+            if row.path == path:
+                return row
+        row = LoraRow(path, strength, self)
+        row.removed.connect(self._remove)
+        row.changed.connect(self.changed)
+        self.rows.append(row)
+        self.rows_box.addWidget(row)
+        self.changed.emit()
+        return row
+
+    def _remove(self, row: LoraRow) -> None:
+        if row in self.rows:
+            self.rows.remove(row)
+            self.rows_box.removeWidget(row)
+            row.deleteLater()
+            self.changed.emit()
+
+    def clear(self) -> None:
+        for row in list(self.rows):
+            self.rows.remove(row)
+            self.rows_box.removeWidget(row)
+            row.deleteLater()
+
+    def loras(self) -> list[tuple[str, float]]:
+        return [(row.path, round(row.strength.value(), 4)) for row in self.rows]
+
+    def set_loras(self, loras: list[tuple[str, float]], strict: bool = True) -> None:
+        """Show exactly these LoRAs (no ``changed`` for an unchanged list)."""
+        if self.loras() == [(p, round(float(s), 4)) for p, s in loras] and self.strict.isChecked() == strict:
+            return
+        self.blockSignals(True)
+        self.clear()
+        for path, strength in loras:
+            self.add(path, strength)
+        self.strict.setChecked(bool(strict))
+        self.blockSignals(False)
+        self.changed.emit()
