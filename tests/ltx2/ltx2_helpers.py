@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fastvideo.mapping.rules import compile_rules, map_name
 from fastvideo.models.loader.weights import empty_init, map_state_dict, materialize
 
 FP32_ATOL = FP32_RTOL = 1e-4
@@ -19,17 +20,19 @@ def perturbed(module: torch.nn.Module, seed: int = 0, scale: float = 0.1) -> tor
     return module.eval()
 
 
-def config_of(ref, cfg_cls):
+def config_of(ref, cfg_cls, strict: bool = True):
     config = {k: v for k, v in dict(ref.config).items() if not k.startswith("_")}
-    return cfg_cls.from_dict(config, strict=True)
+    return cfg_cls.from_dict(config, strict=strict)
 
 
-def ours_from(ref, cfg_cls, model_cls, dtype=None, state_dict=None):
+def ours_from(ref, cfg_cls, model_cls, dtype=None, state_dict=None, strict: bool = True):
     """Our module built from the reference's config, loaded from its state dict through the arch config's
     ``param_names_mapping`` (the loading path of a Diffusers folder)."""
-    cfg = config_of(ref, cfg_cls)
+    cfg = config_of(ref, cfg_cls, strict)
     sd = ref.state_dict() if state_dict is None else state_dict
-    mapped, _ = map_state_dict(sd.items(), cfg.param_names_mapping)
+    rules = compile_rules(cfg.param_names_mapping)
+    kept = [(k, v) for k, v in sd.items() if (r := map_name(k, rules)[1]) is None or r.replacement is not None]
+    mapped, _ = map_state_dict(kept, rules)
     with empty_init():
         model = model_cls.from_arch_config(cfg) if hasattr(model_cls, "from_arch_config") else model_cls(cfg)
     materialize(model, mapped, dtype=dtype, keep_fp32=cfg.keep_fp32_modules)
