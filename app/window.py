@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -34,6 +35,7 @@ from app.panels.settings import SettingsPanel
 from app.resources import resource_path
 from app.services.background import run_in_background
 from app.services.studio import Studio
+from app.widgets.about import AboutDialog
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
 
@@ -146,6 +148,8 @@ class MainWindow(QMainWindow):
         self.add_panel("parity", "Parity", self.parity)
         for panel in (self.models, self.mapping, self.parity):
             panel.notify.connect(self.notify)
+        self.generate.result.notify.connect(self.notify)
+        self.history.notify.connect(self.notify)
         self.models.models_changed.connect(self.mapping.set_models)
         self.models.models_changed.connect(self.parity.set_models)
         self.models.inspect_requested.connect(self._inspect_model)
@@ -154,8 +158,6 @@ class MainWindow(QMainWindow):
         self.mapping.rules_for_parity.connect(self._parity_with_rules)
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
         self.sidebar.currentRowChanged.connect(self._panel_shown)
-        for i, key in enumerate(("1", "2", "3", "4", "5", "6", "7")):
-            QShortcut(QKeySequence(f"Ctrl+{key}"), self, activated=lambda i=i: self.sidebar.setCurrentRow(i))
 
         runner = studio.runner
         runner.notify.connect(self.notify)
@@ -168,6 +170,8 @@ class MainWindow(QMainWindow):
         self.history.queued.connect(lambda job_id: self.notify(f"Job {job_id} queued again.", "info"))
         self._update_queue_label()
         self._worker_state(studio.client.state)
+        self.about_dialog: AboutDialog | None = None
+        self._build_menus()
         self.show_panel("generate")
         if studio.db.interrupted_on_open:
             n = len(studio.db.interrupted_on_open)
@@ -176,6 +180,106 @@ class MainWindow(QMainWindow):
         if studio.settings_store.error:
             self.notify(studio.settings_store.error, "warning")
         runner.schedule()
+
+    # ------------------------------------------------------------------ menus
+    def _action(self, menu, text: str, slot, shortcut: str | tuple[str, ...] = (), tip: str = "") -> QAction:
+        act = QAction(text, self)
+        keys = (shortcut,) if isinstance(shortcut, str) else shortcut
+        if keys:
+            act.setShortcuts([QKeySequence(k) for k in keys])
+        if tip:
+            act.setStatusTip(tip)
+            act.setToolTip(tip)
+        act.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(act)
+        self.actions_by_name[text] = act
+        return act
+
+    def _build_menus(self) -> None:
+        """File / Edit / View / Help; every action works from any panel (the window owns the shortcuts)."""
+        self.actions_by_name: dict[str, QAction] = {}
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "Choose model folder…", self._open_model, "Ctrl+O",
+                     "Pick a model folder for the Generate panel")
+        self._action(file_menu, "Restore settings from a video…", self._restore_dialog, "Ctrl+Shift+O",
+                     "Read the settings a FastVideo MP4 carries and put them in the Generate panel")
+        self._action(file_menu, "Open output folder", self._open_outputs, (), "Show the folder videos are saved in")
+        file_menu.addSeparator()
+        quit_act = self._action(file_menu, "Quit", self.close, "Ctrl+Q", "Close the studio (a running job is "
+                                "stopped)")
+        quit_act.setMenuRole(QAction.MenuRole.QuitRole)
+        edit_menu = bar.addMenu("&Edit")
+        self.generate_action = self._action(edit_menu, "Generate", self._generate, ("Ctrl+Return", "Ctrl+Enter"),
+                                            "Queue a job with the Generate panel's settings")
+        self.cancel_action = self._action(edit_menu, "Cancel running job", self._cancel_job, "Esc",
+                                          "Stop the job that is running (within one step)")
+        self._action(edit_menu, "Copy seed of the shown result", self.generate.copy_seed, (),
+                     "Copy the seed of the job shown in the Generate panel")
+        edit_menu.addSeparator()
+        self._action(edit_menu, "Settings…", lambda: self.show_panel("settings"), "Ctrl+,")
+        self.view_menu = bar.addMenu("&View")
+        self._fill_view_menu()
+        help_menu = bar.addMenu("&Help")
+        about = self._action(help_menu, "About FastVideo Studio", self.show_about, "F1")
+        about.setMenuRole(QAction.MenuRole.AboutRole)
+        self.studio.runner.job_state.connect(lambda _j, _s: self._update_actions())
+        self._update_actions()
+
+    def _fill_view_menu(self) -> None:
+        """One entry per panel (Ctrl+1 ... Ctrl+9, in sidebar order); rebuilt when panels are added."""
+        menu = getattr(self, "view_menu", None)
+        if menu is None:
+            return
+        for act in menu.actions():
+            menu.removeAction(act)
+            act.deleteLater()
+        for i in range(self.sidebar.count()):
+            item = self.sidebar.item(i)
+            name = item.data(Qt.ItemDataRole.UserRole)
+            act = QAction(item.text(), self)
+            if i < 9:
+                act.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
+            act.triggered.connect(lambda _c=False, n=name: self.show_panel(n))
+            menu.addAction(act)
+
+    def _update_actions(self) -> None:
+        self.cancel_action.setEnabled(self.studio.runner.current is not None)
+
+    def _generate(self) -> None:
+        if self.generate.generate() is None or self.current_panel() != "generate":
+            self.show_panel("generate")  # where the job (or the reason it was not queued) shows
+
+    def _cancel_job(self) -> None:
+        if self.studio.runner.current is not None:
+            self.generate.cancel()
+            self.notify("Cancelling the running job…", "info")
+
+    def _open_model(self) -> None:
+        self.show_panel("generate")
+        self.generate._browse_model()
+
+    def _restore_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Restore settings from a video", self.studio.settings.output_dir,
+                                              "Videos (*.mp4 *.mov *.mkv *.webm);;All files (*)")
+        if path:
+            self.restore_from_file(path)
+
+    def _open_outputs(self) -> None:
+        from app.widgets.open_path import open_location
+
+        folder = Path(self.studio.settings.output_dir or self.studio.paths.default_output_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        ok, message = open_location(str(folder))
+        if not ok:
+            self.notify(message, "warning")
+
+    def show_about(self) -> AboutDialog:
+        if self.about_dialog is None:
+            self.about_dialog = AboutDialog(self.studio, self)
+        self.about_dialog.show()
+        self.about_dialog.raise_()
+        return self.about_dialog
 
     # ------------------------------------------------------------------ navigation
     def add_panel(self, name: str, title: str, widget: QWidget, icon: QIcon | None = None) -> None:
@@ -188,6 +292,7 @@ class MainWindow(QMainWindow):
         item = QListWidgetItem(icon or QIcon(), title)
         item.setData(Qt.ItemDataRole.UserRole, name)
         self.sidebar.addItem(item)
+        self._fill_view_menu()
 
     def panel_names(self) -> list[str]:
         return list(self.panels)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QSplitter, QWidget
 
 from app.panels.generate_fields import FormRow, GenerateFormWidgets
@@ -121,8 +120,7 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.queue_link.clicked.connect(lambda: self.show_panel.emit("queue"))
         self.reuse_button.clicked.connect(lambda: self.shown_job and self.apply_job_settings(self.shown_job.settings()))
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.generate)
-        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.generate)
+        # Ctrl+Enter (generate) and Esc (cancel) are the window's Edit menu actions: they work from every panel.
         self._wire_form()
         r = self.runner
         r.job_state.connect(self._on_job_state)
@@ -325,11 +323,11 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
     _short = staticmethod(short)
 
     # ================================================================== result actions
-    def open_file(self) -> None:
-        self.result.open_file()
+    def open_file(self) -> bool:
+        return self.result.open_file()
 
-    def open_folder(self) -> None:
-        self.result.open_folder()
+    def open_folder(self) -> bool:
+        return self.result.open_folder()
 
     def copy_seed(self) -> None:
         self.result.copy_seed()

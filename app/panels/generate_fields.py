@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.panels.generate_form import SEED_MAX, TASK_KEYS, TASKS, GenerateForm, error_row
+from app.panels.generate_form import SEED_MAX, TASK_KEYS, TASKS, GenerateForm, error_row, in_form_words
 from app.widgets.lora_picker import LoraPicker
 from app.widgets.pickers import MediaPicker
 
@@ -360,7 +360,7 @@ class GenerateFormWidgets:
         self.general_error.hide()
 
     def show_field_error(self, field: str | None, message: str) -> None:
-        self._show_row_error(error_row(field), message)
+        self._show_row_error(error_row(field), in_form_words(message))
 
     def _show_row_error(self, row: str, message: str) -> None:
         if row in self.rows:

@@ -43,6 +43,27 @@ FIELD_ROWS = {
 }
 
 
+#: SamplingParam field -> the words the form uses for it (its label), so a message never says "num_frames"
+#: beside a field labelled "Frames"
+FIELD_LABELS = {
+    "num_frames": "Frames", "num_inference_steps": "Steps", "guidance_scale": "Guidance", "width": "Width",
+    "height": "Height", "image_path": "Input image", "video_path": "Input video", "negative_prompt": "Negative prompt",
+    "strength": "Strength", "seed": "Seed", "num_gpus": "GPUs", "fps": "fps",
+}
+_FIELD_WORDS = re.compile(r"\b(" + "|".join(sorted(FIELD_LABELS, key=len, reverse=True)) + r")\b")
+
+
+def in_form_words(message: str) -> str:
+    """``message`` with the engine's field names replaced by the form's labels ("num_frames must be 4n+1"
+    -> "Frames must be 4n+1"); a label that starts a sentence keeps its capital, inside one it is lower-case."""
+    def label(m: re.Match) -> str:
+        text = FIELD_LABELS[m.group(1)]
+        at_start = m.start() == 0 or message[:m.start()].rstrip().endswith(".")
+        return text if at_start or text == "fps" else text[:1].lower() + text[1:]
+
+    return _FIELD_WORDS.sub(label, message)
+
+
 def error_row(field_name: str | None) -> str:
     """The form row that shows an error about ``field_name`` (:data:`GENERAL` when none does)."""
     row = FIELD_ROWS.get(field_name or "")
@@ -268,7 +289,7 @@ class GenerateForm:
         params = self.params(output_dir, preview)
         sp = SamplingParam.from_dict(dict(params))
         for err in validate_sampling(sp, self.task):
-            errors[error_row(err.field)] = str(err)
+            errors[error_row(err.field)] = in_form_words(str(err))
         if missing_lora(self.loras):
             errors["loras"] = missing_lora(self.loras)
         gpu_count = (self.model_info.get(model) or {}).get("gpu_count")

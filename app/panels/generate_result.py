@@ -3,18 +3,26 @@ runs, the player and result actions when done, the reason when it failed."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from PySide6.QtCore import Qt, QUrl
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
 from app.panels.generate_form import format_timings
 from app.services.jobs_db import Job
 from app.services.runner import format_duration
 from app.widgets.frame_view import FrameView
+from app.widgets.open_path import open_location
 from app.widgets.preview_player import PreviewPlayer
 from app.widgets.video_player import VideoPlayer
+
+
+def job_seed(job: Job | None) -> int | None:
+    """The seed a job ran (or was to run) with: the result's, else the one it was sent with (a cancelled or
+    failed job keeps it, so it can be copied and tried again)."""
+    if job is None:
+        return None
+    seed = job.seed if job.seed is not None else job.params.get("seed")
+    return int(seed) if isinstance(seed, int) else None
 
 
 def short(text: str, n: int = 60) -> str:
@@ -28,6 +36,9 @@ class ResultView(QWidget):
 
     The panel decides which job is shown; this only shows it (``shown_job``).
     """
+
+    #: message, level: "Open file" could not open it (the path is on the clipboard; the window shows why)
+    notify = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -130,7 +141,7 @@ class ResultView(QWidget):
             self.result_box.show()
             self.open_file_button.setEnabled(bool(job.output_path))
             self.open_folder_button.setEnabled(bool(job.output_path))
-            self.copy_seed_button.setEnabled(job.seed is not None)
+            self.copy_seed_button.setEnabled(job_seed(job) is not None)
             r = job.result
             timing_text = format_timings(r.get("timings") or {})
             peak = r.get("peak_memory")
@@ -144,8 +155,9 @@ class ResultView(QWidget):
             self.result_box.show()
             self.open_file_button.setEnabled(False)
             self.open_folder_button.setEnabled(False)
-            self.copy_seed_button.setEnabled(False)
-            self.result_info.clear()
+            seed = job_seed(job)
+            self.copy_seed_button.setEnabled(seed is not None)
+            self.result_info.setText(f"seed {seed}" if seed is not None else "")
 
     def show_progress(self, step: int, total: int, elapsed: float, remaining: float) -> None:
         self.progress.setRange(0, max(1, total))
@@ -161,14 +173,19 @@ class ResultView(QWidget):
         self.cancel_button.setText("Cancelling…")
 
     # ------------------------------------------------------------------ result actions
-    def open_file(self) -> None:
-        if self.shown_job and self.shown_job.output_path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self.shown_job.output_path))
+    def open_file(self) -> bool:
+        return self._open(folder=False)
 
-    def open_folder(self) -> None:
-        if self.shown_job and self.shown_job.output_path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.shown_job.output_path).parent)))
+    def open_folder(self) -> bool:
+        return self._open(folder=True)
+
+    def _open(self, folder: bool) -> bool:
+        ok, message = open_location(self.shown_job.output_path if self.shown_job else None, folder)
+        if not ok:
+            self.notify.emit(message, "warning")
+        return ok
 
     def copy_seed(self) -> None:
-        if self.shown_job and self.shown_job.seed is not None:
-            QGuiApplication.clipboard().setText(str(self.shown_job.seed))
+        seed = job_seed(self.shown_job)
+        if seed is not None:
+            QGuiApplication.clipboard().setText(str(seed))

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -28,6 +28,7 @@ from app.services.loras import loras_text
 from app.services.studio import Studio
 from app.services.thumbnails import THUMB_H, THUMB_W
 from app.widgets.frame_view import FrameView
+from app.widgets.open_path import open_location
 from app.widgets.video_player import VideoPlayer
 
 STATE_FILTERS = (("All results", ("done", "failed", "cancelled", "interrupted")), ("Done", ("done",)),
@@ -50,6 +51,8 @@ class HistoryPanel(QWidget):
     restore_requested = Signal(dict)
     #: a job was queued from here (Run again)
     queued = Signal(int)
+    #: message, level: tell the user (e.g. "Open file" found no desktop launcher: the path is copied)
+    notify = Signal(str, str)
 
     def __init__(self, studio: Studio, parent: QWidget | None = None):
         super().__init__(parent)
@@ -262,13 +265,17 @@ class HistoryPanel(QWidget):
         self.queued.emit(job_id)
         return job_id
 
-    def _open_file(self) -> None:
-        if self.job and self.job.output_path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self.job.output_path))
+    def _open_file(self) -> bool:
+        return self._open(folder=False)
 
-    def _open_folder(self) -> None:
-        if self.job and self.job.output_path:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(self.job.output_path).parent)))
+    def _open_folder(self) -> bool:
+        return self._open(folder=True)
+
+    def _open(self, folder: bool) -> bool:
+        ok, message = open_location(self.job.output_path if self.job else None, folder)
+        if not ok:
+            self.notify.emit(message, "warning")
+        return ok
 
     def _copy_seed(self) -> None:
         if self.job:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -36,6 +35,7 @@ from app.services.background import run_in_background
 from app.services.conversion import ConversionProcess
 from app.services.downloads import Download
 from app.services.settings import MODELS_DIR_ENV
+from app.widgets.open_path import open_location
 from fastvideo.hub.download import human_bytes
 
 
@@ -361,7 +361,9 @@ class ModelsPanel(DownloadTabMixin, ConvertTabMixin, QWidget):
     def _open_selected(self) -> None:
         e = self.selected_entry()
         if e is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(e.path)))
+            ok, message = open_location(str(e.path))
+            if not ok:
+                self.notify.emit(message, "warning")
 
     def _pick_dir(self, edit: QLineEdit, caption: str, mark_edited: bool = False) -> None:
         start = edit.text() or str(self.models_root)
