@@ -38,6 +38,7 @@ from app.itemmodels.mapping_models import (
     evaluate,
 )
 from app.panels.common import WEIGHT_COMPONENTS, ModelChooserMixin, component_combo, error_label, esc, fit_columns
+from app.panels.mapping_lora import LoraInspectMixin
 from app.panels.mapping_rules import RuleEditorMixin
 from app.services.catalogue import describe_local
 from app.widgets.model_combo import ModelPathCombo
@@ -68,7 +69,7 @@ def model_components(model_path: str) -> list[str]:
                                                            and c not in ("tokenizer", "scheduler", "image_processor")]
 
 
-class MappingPanel(RuleEditorMixin, ModelChooserMixin, QWidget):
+class MappingPanel(LoraInspectMixin, RuleEditorMixin, ModelChooserMixin, QWidget):
     #: rules -- an ordered list of (pattern, value) pairs, never a dict: a Qt map would come back sorted
     #: by key -- and a label, for the Parity panel ("run parity with these rules")
     rules_for_parity = Signal(object, str)
@@ -146,6 +147,7 @@ class MappingPanel(RuleEditorMixin, ModelChooserMixin, QWidget):
         self.near_list.setToolTip("The closest names on the other side: double-click to jump to one")
 
         rules_box = self._build_rule_editor()
+        self._build_lora()
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -189,13 +191,14 @@ class MappingPanel(RuleEditorMixin, ModelChooserMixin, QWidget):
         top.addWidget(QLabel("Component"))
         top.addWidget(self.component_combo)
         top.addWidget(self.load_button)
+        top.addWidget(self.lora_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(16, 16, 16, 16)
         lay.addWidget(title)
         lay.addLayout(top)
         lay.addWidget(self.state_label)
         lay.addWidget(self.error_text)
-        lay.addWidget(outer, 1)
+        lay.addWidget(self._lora_stack(outer), 1)
 
         self._eval_timer = QTimer(self)
         self._eval_timer.setSingleShot(True)
@@ -224,6 +227,7 @@ class MappingPanel(RuleEditorMixin, ModelChooserMixin, QWidget):
     # ================================================================== loading
     def load(self, model_path: str | None = None, component: str | None = None) -> str | None:
         """Ask the inference process for the headers and target shapes; the reply fills the panel."""
+        self.close_lora()
         if model_path:
             self.set_model(model_path, component)
         path, comp = self.current_model_path(), component or self.component_combo.currentText()
