@@ -234,11 +234,15 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
         spec = self.validate()
         if spec is None:
             return None
+        problem = self.batch.problem(spec["prompt"])
+        if problem:
+            self.rows["batch"].set_error(problem)
+            return None
         settings = self.studio.settings
         if spec["model_path"] not in settings.recent_models[:1]:
             settings.remember_model(spec["model_path"])
             self.studio.save_settings(settings)
-        job_id = self.runner.submit(**spec)
+        job_id = [self.runner.submit(**job) for job in self.batch.specs(spec)][0]  # a batch: its first job
         if self.follow_id is None or self.runner.current is None or self.runner.current == job_id:
             self.follow_id = job_id
         form = self._read_form()

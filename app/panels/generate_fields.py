@@ -26,13 +26,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.panels.generate_batch import BatchControls
 from app.panels.generate_form import SEED_MAX, TASK_KEYS, TASKS, GenerateForm, error_row, in_form_words
 from app.widgets.lora_picker import LoraPicker
 from app.widgets.pickers import MediaPicker
 
 ROW_LABELS = {"model": "Model", "task": "Mode", "loras": "LoRAs", "prompt": "Prompt", "negative_prompt": "Negative prompt",
               "image": "Input image", "video": "Input video", "strength": "Strength", "resolution": "Resolution",
-              "num_frames": "Frames", "steps": "Steps", "guidance": "Guidance", "seed": "Seed", "num_gpus": "GPUs"}
+              "num_frames": "Frames", "steps": "Steps", "guidance": "Guidance", "seed": "Seed", "batch": "Batch",
+              "num_gpus": "GPUs"}
 
 
 class FormRow(QWidget):
@@ -144,6 +146,7 @@ class GenerateFormWidgets:
         self.seed_random.setToolTip("Pick a new random seed")
         self.seed_lock = QCheckBox("Lock")
         self.seed_lock.setToolTip("Keep this seed for the next jobs (unlocked: a new seed after each Generate)")
+        self.batch = BatchControls()
         self.gpus = _spin(QSpinBox(), 1, 64, 96)
         self.gpus_hint = _dim_label()
         self.lora_picker = LoraPicker()
@@ -163,6 +166,7 @@ class GenerateFormWidgets:
             "steps": FormRow(self.steps, stretch_first=False),
             "guidance": FormRow(self.guidance, stretch_first=False),
             "seed": FormRow(self.seed, self.seed_random, self.seed_lock, stretch_first=False),
+            "batch": FormRow(self.batch),
             "num_gpus": FormRow(self.gpus, stretch_first=False, hint=self.gpus_hint),
         }
         self.rows["model"].layout().addWidget(self.model_info_label)
@@ -222,6 +226,9 @@ class GenerateFormWidgets:
         # Clear a field's error as soon as it is edited.
         self.prompt.textChanged.connect(lambda: self.rows["prompt"].set_error(None))
         self.prompt.textChanged.connect(self._update_vocabulary_note)
+        self.prompt.textChanged.connect(lambda: self.batch.update_summary(self.prompt.toPlainText()))
+        self.batch.changed.connect(lambda: self.batch.update_summary(self.prompt.toPlainText()))
+        self.batch.changed.connect(lambda: self.rows["batch"].set_error(None))
         self.image_picker.changed.connect(lambda _p: self.rows["image"].set_error(None))
         self.video_picker.changed.connect(lambda _p: self.rows["video"].set_error(None))
         self.frames.valueChanged.connect(lambda _v: self.rows["num_frames"].set_error(None))

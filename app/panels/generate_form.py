@@ -30,7 +30,7 @@ REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 #: the form's rows, in order (each has an inline error label in the panel)
 ROWS = ("model", "task", "loras", "prompt", "negative_prompt", "image", "video", "strength", "resolution", "num_frames",
-        "steps", "guidance", "seed", "num_gpus")
+        "steps", "guidance", "seed", "batch", "num_gpus")
 #: the key of an error that belongs to no row (shown under the form)
 GENERAL = ""
 
