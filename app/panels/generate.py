@@ -27,6 +27,7 @@ from app.panels.generate_form import (
     GenerateForm,
     builtin_model,
     format_timings,
+    model_labels,
     resolution_presets,
     round16,
 )
@@ -115,6 +116,7 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
     def _wire(self) -> None:
         self.model_combo.activated.connect(lambda _i: self._model_chosen())
         self.model_combo.lineEdit().editingFinished.connect(self._model_chosen)
+        self.model_combo.currentTextChanged.connect(lambda _t: self._update_model_tooltip())
         self.model_browse.clicked.connect(self._browse_model)
         self.generate_button.clicked.connect(self.generate)
         self.cancel_button.clicked.connect(self.cancel)
@@ -136,19 +138,35 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
 
     # ================================================================== model
     def model_path(self) -> str:
-        return self.model_combo.currentText().strip()
+        """The chosen model: the full path behind the name the field shows, or the typed text."""
+        text = self.model_combo.currentText().strip()
+        i = self.model_combo.findText(text, Qt.MatchFlag.MatchExactly)
+        if i >= 0 and self.model_combo.itemData(i):
+            return str(self.model_combo.itemData(i))
+        return text
 
     def set_model(self, path: str, apply_defaults: bool = True) -> None:
+        """Choose ``path``: the field shows the model's name (the full path is its tooltip)."""
         path = (path or "").strip()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         models = [m for m in self.studio.settings.recent_models if m]
         if path and path not in models:
             models.insert(0, path)
-        self.model_combo.addItems(models)
-        self.model_combo.setEditText(path)
+        for label, model in zip(model_labels(models), models):
+            self.model_combo.addItem(label, model)
+            self.model_combo.setItemData(self.model_combo.count() - 1, model, Qt.ItemDataRole.ToolTipRole)
+        if path:
+            self.model_combo.setCurrentIndex(models.index(path))
+        else:
+            self.model_combo.setEditText("")
         self.model_combo.blockSignals(False)
+        self._update_model_tooltip()
         self._model_selected(path, apply_defaults)
+
+    def _update_model_tooltip(self) -> None:
+        path = self.model_path()
+        self.model_combo.setToolTip(path or "A model folder (Diffusers layout) or a Hugging Face repo id")
 
     def _browse_model(self) -> None:
         start = self.model_path() if os.path.isdir(self.model_path()) else str(Path.home())

@@ -302,7 +302,7 @@ class GenerateFormWidgets:
         """Warn (without blocking) when the prompt uses none of the words a model knows (the built-in model)."""
         from fastvideo.builtin import vocabulary_warning  # torch-free: one small JSON file
 
-        path = self.model_combo.currentText().strip()
+        path = self.model_path()
         try:
             note = vocabulary_warning(path, self.prompt.toPlainText()) if path else None
         except (OSError, ValueError):

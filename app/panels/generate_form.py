@@ -121,6 +121,23 @@ def builtin_model() -> str:
     return str(path) if has_model_index(path) else ""
 
 
+def model_labels(paths: list[str], builtin: str | None = None) -> list[str]:
+    """What the model field shows for each of ``paths``: the folder's name ("(built-in)" after the built-in
+    model's), a repo id as it is; two folders of the same name get their parent folder's name too."""
+    builtin = builtin_model() if builtin is None else builtin
+    names = [p if (REPO_ID.match(p) and not Path(p).expanduser().is_dir()) or not Path(p).name else Path(p).name
+             for p in paths]
+    counts = {n: names.count(n) for n in names}
+    out = []
+    for path, name in zip(paths, names):
+        if builtin and path == builtin:
+            name = f"{name} (built-in)"
+        elif counts[name] > 1 and name != path:
+            name = f"{name} ({Path(path).parent.name or Path(path).parent})"
+        out.append(name or path)
+    return out
+
+
 @dataclass
 class GenerateForm:
     """The Generate form's values and the knowledge about models behind them."""

@@ -155,6 +155,8 @@ class SettingsPanel(QWidget):
         self.default_model.clear()
         self.default_model.addItems([m for m in s.recent_models if m])
         self.default_model.setEditText(s.default_model)
+        self.default_model.lineEdit().setPlaceholderText(self._default_model_placeholder())
+        self.default_model.setToolTip(s.default_model or self._fallback_model())
         self.models_dir.setText(s.models_dir)
         self.models_dir.setPlaceholderText(f"default: {engine_models_dir()}")
         self.lora_dir.setText(s.lora_dir)
@@ -174,6 +176,24 @@ class SettingsPanel(QWidget):
         p = self.studio.paths
         self.paths_label.setText(f"Settings file: {p.settings_file}\nJob database: {p.jobs_db}\n"
                                  f"Thumbnails: {p.thumbnails_dir}")
+
+    def _fallback_model(self) -> str:
+        """The model the Generate panel opens with while no default is set: the last one used, else the
+        built-in one ('' when there is neither)."""
+        from app.panels.generate_form import builtin_model
+
+        recent = [m for m in self.studio.settings.recent_models if m]
+        return recent[0] if recent else builtin_model()
+
+    def _default_model_placeholder(self) -> str:
+        from app.panels.generate_form import builtin_model
+
+        model = self._fallback_model()
+        if not model:
+            return "Model folder or repo id"
+        if model == builtin_model():
+            return f"Empty: the built-in model ({Path(model).name}) is used"
+        return f"Empty: the last model used ({Path(model).name}) opens"
 
     def collect(self) -> Settings | None:
         """The settings in the form, or None (with inline errors) when something is wrong."""
