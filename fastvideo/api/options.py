@@ -5,8 +5,8 @@ FastVideo scripts pass ``FastVideoArgs`` / FastVideo ``PipelineConfig`` fields t
 Here every one of those names gets one of three answers (the table in docs/fastvideo-compat.md):
 
 * supported: mapped onto our ``PipelineConfig`` / ``SamplingParam`` field with the same meaning;
-* accepted only with the value that asks for nothing we lack (``use_fsdp_inference=False``,
-  ``tp_size=1``, ``distributed_executor_backend="mp"`` ...): another value is an
+* accepted only with the value that asks for nothing we lack (``tp_size=1``,
+  ``trust_remote_code=False`` ...): another value is an
   :class:`UnsupportedOptionError` that names the option and says what to use instead;
 * not supported: any value is an :class:`UnsupportedOptionError` naming the option -- never a silent
   ignore.
@@ -102,8 +102,10 @@ _NOT_SUPPORTED_PREFIXES = (
     ("enable_torch_compile_", "compiling components other than the DiT is not supported; "
      "use enable_torch_compile=True (the DiT)"),
     ("torch_compile_kwargs_", "per-component torch.compile arguments are not supported"),
-    ("ray_", "the Ray executor is not supported yet; use distributed_executor_backend='mp'"),
-    ("hsdp_", "HSDP / FSDP sharding is not supported yet; use sp_size / num_gpus"),
+    ("ray_", "Ray placement groups and runtime environments are not supported; distributed_executor_backend='ray' "
+     "makes its own placement group (RAY_ADDRESS picks the cluster; docs/multigpu.md)"),
+    ("hsdp_", "HSDP (replicated shard groups) is not supported; use_fsdp_inference=True shards the DiT over all "
+     "ranks"),
     ("override_", "overriding classes or weights at load time is not supported; convert the model folder instead"),
     ("init_weights_from_safetensors", "loading initial weights from another file is not supported"),
 )
@@ -148,8 +150,6 @@ _NOT_SUPPORTED = {
 }
 # Accepted with exactly these values (they ask for nothing fastvideo lacks); the message says what to use.
 _ONLY_VALUES: dict[str, tuple[tuple[Any, ...], str]] = {
-    "use_fsdp_inference": ((False, None), "FSDP inference is not supported yet; use dit_cpu_offload=True to fit a "
-                                          "large DiT, or num_gpus / sp_size to split the work"),
     "trust_remote_code": ((False, None), "fastvideo never runs code from a model folder (trust_remote_code=True "
                                          "is refused; model folders are data only)"),
     "revision": ((None,), "choosing a revision at load time is not supported; download it first: "
@@ -177,6 +177,7 @@ class LoadOptions:
     pipeline_config: Any = None  # a PipelineConfig given as pipeline_config=
     workload_type: str | None = None  # checked against the folder's tasks once it is resolved
     disable_autocast: bool | None = None
+    executor_backend: str = "mp"  # distributed_executor_backend: "mp" or "ray"
 
 
 def _allowed(value: Any, allowed: tuple[Any, ...]) -> bool:
@@ -221,13 +222,16 @@ def translate_load_options(num_gpus: Any, kwargs: dict[str, Any], our_fields: se
                 raise ValueError(f"sp_size must be a whole number >= 1 (or -1: choose), got {value!r}")
             out.overrides["sp_size"] = value
         elif name == "distributed_executor_backend":
-            if value == "ray":
+            if value not in ("mp", "ray", None):
                 raise UnsupportedOptionError(
-                    name, "distributed_executor_backend='ray': the Ray executor is not supported yet; "
-                          "use 'mp' (one process per GPU on this machine)")
-            if value not in ("mp", None):
-                raise UnsupportedOptionError(
-                    name, f"distributed_executor_backend={value!r}: not supported; the accepted value is 'mp'")
+                    name, f"distributed_executor_backend={value!r}: not supported; the accepted values are 'mp' "
+                          "(one process per GPU on this machine) and 'ray' (ranks as Ray actors, one host or many)")
+            out.executor_backend = value or "mp"
+        elif name == "use_fsdp_inference":
+            if not isinstance(value, bool) and value is not None:
+                raise ValueError(f"use_fsdp_inference must be True or False, got {value!r}")
+            if value:
+                out.overrides["use_fsdp_inference"] = True
         elif name == "pin_cpu_memory":
             if not isinstance(value, bool):
                 raise ValueError(f"pin_cpu_memory must be True or False, got {value!r}")

@@ -39,8 +39,10 @@ class VideoGenerator:
         ``options`` are :class:`PipelineConfig` fields (``vae_tiling=True``,
         ``text_encoder_cpu_offload=True``, ``dit_precision="fp32"``, ...) and FastVideo's
         ``from_pretrained`` options with FastVideo's meaning (``sp_size``, ``tp_size``,
-        ``use_fsdp_inference=False``, ``pin_cpu_memory``, ``enable_torch_compile``,
-        ``distributed_executor_backend="mp"``, ``pipeline_config=``; docs/fastvideo-compat.md).  A FastVideo
+        ``use_fsdp_inference`` (the DiT's weights sharded over the ranks), ``pin_cpu_memory``,
+        ``enable_torch_compile``, ``distributed_executor_backend`` (``"mp"``: worker processes on this machine;
+        ``"ray"``: Ray actors on the cluster ``RAY_ADDRESS`` names, or a local one), ``pipeline_config=``;
+        docs/fastvideo-compat.md, docs/multigpu.md).  A FastVideo
         option fastvideo lacks raises :class:`fastvideo.api.UnsupportedOptionError` naming it; an unknown
         name raises ``TypeError`` listing the accepted ones -- both before anything is loaded.
         """
@@ -76,9 +78,15 @@ class VideoGenerator:
             config = config.update(flow_shift=shift)
         config = config.update(**_latent_rgb_overrides(info))
         config = config.update(**pipeline_overrides)
-        if not torch.cuda.is_available():
+        ray = load.executor_backend == "ray"
+        if not torch.cuda.is_available() and not ray:  # Ray: the executor decides (the ranks may have GPUs)
             config = cpu_precision_defaults(config, set(pipeline_overrides))
-        if num_gpus == 1:
+        if ray:
+            from fastvideo.worker.ray_executor import RayExecutor
+
+            executor = RayExecutor(info, config, num_gpus, explicit=set(pipeline_overrides))
+            config = executor.config  # the layout (and precisions) actually used
+        elif num_gpus == 1:
             from fastvideo.worker.layout import resolve_layout
             from fastvideo.worker.local import LocalExecutor
 

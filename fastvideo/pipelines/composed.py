@@ -60,7 +60,9 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
             continue
         precision = getattr(config, _PRECISION_FIELD[name]) if name in _PRECISION_FIELD else None
         offloaded = name in _OFFLOAD_FIELD and getattr(config, _OFFLOAD_FIELD[name])
-        target = torch.device("cpu") if offloaded else device
+        # FSDP: the DiT loads on the CPU; fastvideo.distributed.fsdp.shard_dit moves each rank's shard over.
+        sharded = name == "transformer" and getattr(config, "use_fsdp_inference", False)
+        target = torch.device("cpu") if offloaded or sharded else device
         if log:
             log(f"loading {name} ({precision or 'files'}{', offloaded to CPU' if offloaded else ''})")
         module = load_component(str(info.path), name, device=target,

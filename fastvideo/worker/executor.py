@@ -51,7 +51,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from fastvideo.errors import GenerationCancelled, InvalidRequest, WorkerError
-from fastvideo.worker.layout import dit_num_heads, resolve_layout
+from fastvideo.worker.layout import check_fsdp_config, dit_num_heads, resolve_layout
 
 logger = logging.getLogger("fastvideo")
 
@@ -60,6 +60,7 @@ ENV_REQUEST_TIMEOUT = "FASTVIDEO_REQUEST_TIMEOUT"  # seconds for one generate() 
 POLL_S = 0.05
 ERROR_GRACE_S = 3.0  # after one rank raises, how long the others get to report the same error
 STOP_GRACE_S = 5.0
+CONN_LOST_GRACE_S = 2.0  # a rank whose connection closed but whose process is not yet known dead: failed after this
 
 
 def _free_port() -> int:
@@ -69,6 +70,9 @@ def _free_port() -> int:
 
 
 def _exit_reason(proc) -> str:
+    reason = getattr(proc, "exit_reason", None)  # a Ray rank says it in its own words
+    if reason is not None:
+        return reason
     code = proc.exitcode
     if code is None:
         return "still running"
@@ -81,20 +85,20 @@ def _exit_reason(proc) -> str:
 
 
 class MultiprocExecutor:
+    #: what the log and errors call a rank's process
+    rank_kind = "worker"
+
     def __init__(self, info, config, num_gpus: int, *, ready_timeout: float | None = None,
                  request_timeout: float | None = None):
-        import torch
-
         self.info = info
         self.num_gpus = num_gpus
+        check_fsdp_config(config)  # before any rank starts
         heads = dit_num_heads(info)
         sp_size, cfg_degree = resolve_layout(num_gpus, config.sp_size, config.cfg_parallel, heads)
         self.sp_size, self.cfg_degree = sp_size, cfg_degree
         self.config = config.update(sp_size=sp_size, cfg_parallel=cfg_degree == 2)
-        full_sp = cfg_degree > 1 and (heads is None or heads % num_gpus == 0)
-        self.use_cuda = torch.cuda.is_available()
-        if self.use_cuda and torch.cuda.device_count() < num_gpus:
-            raise ValueError(f"num_gpus={num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+        self.full_sp = cfg_degree > 1 and (heads is None or heads % num_gpus == 0)
+        self.use_cuda = self._check_devices(num_gpus)
         self.ready_timeout = ready_timeout or float(os.environ.get(ENV_READY_TIMEOUT, 1800))
         env_req = os.environ.get(ENV_REQUEST_TIMEOUT)
         self.request_timeout = request_timeout or (float(env_req) if env_req else None)
@@ -104,37 +108,56 @@ class MultiprocExecutor:
         self._ids = itertools.count(1)
         self.procs: list = []
         self.conns: list = []
-        ctx = mp.get_context("spawn")
-        init_method = f"tcp://127.0.0.1:{_free_port()}"
-        from fastvideo.worker.launch import RankProcess
-        from fastvideo.worker.worker import WorkerSpec, worker_main
-
-        logger.info("starting %d workers: %d CFG x %d SP (%s)", num_gpus, cfg_degree, sp_size,
-                    "nccl" if self.use_cuda else "gloo, CPU")
+        self._eof_at: dict[int, float] = {}  # rank -> when its connection reached EOF
+        logger.info("starting %d %ss: %d CFG x %d SP (%s)%s", num_gpus, self.rank_kind, cfg_degree, sp_size,
+                    "nccl" if self.use_cuda else "gloo, CPU",
+                    ", DiT weights sharded (FSDP)" if self.config.use_fsdp_inference else "")
         self._atexit = weakref.WeakMethod(self.shutdown)
         atexit.register(_atexit_shutdown, self._atexit)
         try:
-            for rank in range(num_gpus):
-                spec = WorkerSpec(rank=rank, world_size=num_gpus, init_method=init_method, sp_size=sp_size,
-                                  cfg_degree=cfg_degree, full_sp_for_no_cfg=full_sp, parent_pid=os.getpid())
-                if os.name == "posix":
-                    # A fresh interpreter that imports only fastvideo: the caller's __main__ is never
-                    # re-run, so a script without an ``if __name__ == "__main__":`` guard works too.
-                    proc = RankProcess((spec, info, self.config), name=f"fastvideo-worker-{rank}")
-                    parent_conn = proc.conn
-                else:
-                    parent_conn, child_conn = ctx.Pipe(duplex=True)
-                    proc = ctx.Process(target=worker_main, args=(spec, info, self.config, child_conn),
-                                       name=f"fastvideo-worker-{rank}", daemon=True)
-                    proc.start()
-                    child_conn.close()
-                self.procs.append(proc)
-                self.conns.append(parent_conn)
+            self._start_ranks()
             self._wait_ready()
         except BaseException:
             self._stop_workers()
             self._closed = True
             raise
+
+    def _check_devices(self, num_gpus: int) -> bool:
+        """Whether the ranks use CUDA (ValueError when too few GPUs are visible)."""
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.device_count() < num_gpus:
+            raise ValueError(f"num_gpus={num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+        return torch.cuda.is_available()
+
+    def _spec(self, rank: int, init_method: str, parent_pid: int | None):
+        from fastvideo.worker.worker import WorkerSpec
+
+        return WorkerSpec(rank=rank, world_size=self.num_gpus, init_method=init_method, sp_size=self.sp_size,
+                          cfg_degree=self.cfg_degree, full_sp_for_no_cfg=self.full_sp, parent_pid=parent_pid)
+
+    def _start_ranks(self) -> None:
+        """Start every rank: fill ``self.procs`` (process-like objects) and ``self.conns`` (their connections)."""
+        ctx = mp.get_context("spawn")
+        init_method = f"tcp://127.0.0.1:{_free_port()}"
+        from fastvideo.worker.launch import RankProcess
+        from fastvideo.worker.worker import worker_main
+
+        for rank in range(self.num_gpus):
+            spec = self._spec(rank, init_method, os.getpid())
+            if os.name == "posix":
+                # A fresh interpreter that imports only fastvideo: the caller's __main__ is never
+                # re-run, so a script without an ``if __name__ == "__main__":`` guard works too.
+                proc = RankProcess((spec, self.info, self.config), name=f"fastvideo-worker-{rank}")
+                parent_conn = proc.conn
+            else:
+                parent_conn, child_conn = ctx.Pipe(duplex=True)
+                proc = ctx.Process(target=worker_main, args=(spec, self.info, self.config, child_conn),
+                                   name=f"fastvideo-worker-{rank}", daemon=True)
+                proc.start()
+                child_conn.close()
+            self.procs.append(proc)
+            self.conns.append(parent_conn)
 
     # -- public ---------------------------------------------------------------------------
 
@@ -185,7 +208,8 @@ class MultiprocExecutor:
 
     def _wait_any(self, timeout: float):
         """Wait for messages; raise WorkerError at once when a worker process has exited."""
-        ready = wait(self.conns + [p.sentinel for p in self.procs], timeout)
+        live = [c for r, c in enumerate(self.conns) if r not in self._eof_at]
+        ready = wait(live + [p.sentinel for p in self.procs], timeout)
         messages = []
         for obj in ready:
             if obj in self.conns:
@@ -193,13 +217,20 @@ class MultiprocExecutor:
                 try:
                     messages.append((rank, obj.recv()))
                 except (EOFError, OSError):
-                    pass  # the sentinel (checked below) says why
+                    self._eof_at.setdefault(rank, time.monotonic())  # the sentinel (checked below) says why
         if not messages:
             for rank, proc in enumerate(self.procs):
                 if proc.sentinel in ready or not proc.is_alive():
                     proc.join(0.5)
-                    self._fail(f"worker rank {rank} (pid {proc.pid}) died: {_exit_reason(proc)}")
+                    self._fail(f"{self.rank_kind} rank {rank} ({self._where(rank)}) died: {_exit_reason(proc)}")
+            for rank, since in self._eof_at.items():
+                if time.monotonic() - since > CONN_LOST_GRACE_S:
+                    self._fail(f"{self.rank_kind} rank {rank} ({self._where(rank)}) lost its connection to this "
+                               f"process ({_exit_reason(self.procs[rank])})")
         return messages
+
+    def _where(self, rank: int) -> str:
+        return f"pid {self.procs[rank].pid}"
 
     def _wait_ready(self) -> None:
         pending = set(range(self.num_gpus))

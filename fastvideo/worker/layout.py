@@ -56,3 +56,17 @@ def dit_num_heads(info) -> int | None:
         return int(json.loads(path.read_text())["num_attention_heads"])
     except (OSError, KeyError, ValueError, TypeError):
         return None
+
+
+def check_fsdp_config(config) -> None:
+    """ValueError for options that cannot go with ``use_fsdp_inference=True`` (before anything loads)."""
+    if not config.use_fsdp_inference:
+        return
+    clashes = [name for name, on in (("dit_cpu_offload", config.dit_cpu_offload),
+                                     ("enable_torch_compile / compile_dit", config.compile_dit),
+                                     (f"memory_mode={getattr(config, 'memory_mode', 'auto')!r}",
+                                      getattr(config, "memory_mode", "auto") not in ("auto", "resident")))
+               if on]
+    if clashes:
+        raise ValueError(f"use_fsdp_inference=True cannot be combined with {', '.join(clashes)}: the DiT's weights "
+                         "are already split over the ranks; drop one of the two")

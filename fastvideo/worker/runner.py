@@ -23,6 +23,7 @@ from fastvideo.errors import InvalidRequest
 from fastvideo.pipelines.composed import ComposedPipeline, LoadedModules, load_modules
 from fastvideo.pipelines.forward_batch import ForwardBatch
 from fastvideo.utils.media import write_generation
+from fastvideo.worker.layout import check_fsdp_config
 
 
 def pick_task(info: ModelInfo, sp: SamplingParam) -> str:
@@ -31,8 +32,10 @@ def pick_task(info: ModelInfo, sp: SamplingParam) -> str:
             raise InvalidRequest(f"this model ({info.pipeline_name}) cannot do video-to-video; "
                                  "clear the input video", "video_path")
         return "v2v"
-    if info.task == "i2v":
+    if sp.image_path and "i2v" in info.tasks:
         return "i2v"
+    if "t2v" not in info.tasks:
+        return info.task
     if sp.image_path:
         raise InvalidRequest(f"this model ({info.pipeline_name}) is text-to-video; it takes no input image",
                              "image_path")
@@ -53,11 +56,19 @@ class PipelineRunner:
         self.device = device or default_device()
         self.rank = rank
         self.log = log
+        check_fsdp_config(config)
         self.loaded: LoadedModules = load_modules(info, config, self.device, log=log)
-        if self.loaded.get("transformer") is not None:
-            from fastvideo.attention.layer import set_attention_backend
+        self.fsdp: dict[str, Any] | None = None  # shard_dit's report (per-rank parameter bytes)
+        if config.use_fsdp_inference and self.loaded.get("transformer") is not None:
+            from fastvideo.distributed.fsdp import describe, shard_dit
 
-            set_attention_backend(self.loaded["transformer"], config.attention_backend)
+            self.fsdp = shard_dit(self.loaded["transformer"], self.device)
+            if log:
+                log(describe(self.fsdp))
+        from fastvideo.attention.layer import set_attention_backend
+
+        for _, expert in self.loaded.experts:
+            set_attention_backend(expert, config.attention_backend)
         self._pipelines: dict[str, ComposedPipeline] = {}
 
     def pipeline(self, task: str) -> ComposedPipeline:
@@ -84,6 +95,8 @@ class PipelineRunner:
             "preview_time": batch.extra.get("preview_time", 0.0), **peak_memory(self.device), "settings": settings,
             "loras": [report.to_json() for report in lora_reports],
         }
+        if self.fsdp is not None:
+            result["fsdp"] = {k: self.fsdp[k] for k in ("world", "param_bytes_per_rank", "full_param_bytes")}
         if sp.save_video and self.rank == 0:
             # A folder: <prompt>.mp4, <prompt>_1.mp4... claimed atomically; an .mp4 path: exactly that file.
             result["video_path"] = str(write_generation(batch.frames, sp.output_path, sp.prompt, fps=sp.fps,
@@ -97,6 +110,11 @@ class PipelineRunner:
         if dit is None:
             if sp.loras:
                 raise InvalidRequest("this model has no DiT to apply LoRAs to", "loras")
+            return []
+        if self.fsdp is not None and self.fsdp["world"] > 1:
+            if sp.loras:
+                raise InvalidRequest("LoRAs cannot be merged into a DiT whose weights are sharded over the ranks "
+                                     "(use_fsdp_inference=True); load the model without FSDP to use LoRAs", "loras")
             return []
         from fastvideo.lora import LoraError, apply_loras
 

@@ -69,7 +69,8 @@ def _error_message(req_id, rank: int, exc: BaseException) -> tuple:
 def worker_main(spec: WorkerSpec, info, config, conn) -> None:
     """Spawn target: set up the rank, load the pipeline, serve requests until shutdown."""
     # Ctrl-C reaches the whole process group; the parent decides (it shuts the workers down).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threading.current_thread() is threading.main_thread():  # (a Ray actor may run this on another thread)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec.parent_pid is not None:
         threading.Thread(target=_watch_parent, args=(spec.parent_pid,), daemon=True, name="parent-watch").start()
     send_lock = threading.Lock()

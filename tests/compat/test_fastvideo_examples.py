@@ -91,7 +91,6 @@ def test_basic_mps_pipeline_config(models, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "option", "message"), [
-    ("basic_ray.py", "use_fsdp_inference", "FSDP inference is not supported yet"),
     ("basic_dmd.py", "VSA_sparsity", "VSA_sparsity=0.8 is not supported"),
 ])
 def test_examples_for_missing_features_fail_clearly(models, tmp_path, name, option, message):

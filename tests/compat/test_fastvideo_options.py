@@ -47,15 +47,22 @@ def test_tp_size_above_one_is_refused(n):
         load(tp_size=n)
 
 
-def test_fsdp_true_is_refused():
-    with pytest.raises(UnsupportedOptionError, match="use_fsdp_inference=True: FSDP inference is not supported yet"):
-        load(use_fsdp_inference=True)
+def test_fsdp_and_ray_map_onto_our_options():
+    import dataclasses
+
+    from fastvideo.api.options import translate_load_options
+    from fastvideo.configs.pipelines.base import PipelineConfig
+
+    ours = {f.name for f in dataclasses.fields(PipelineConfig)}
+    out = translate_load_options(2, dict(use_fsdp_inference=True, distributed_executor_backend="ray"), ours)
+    assert out.overrides == {"use_fsdp_inference": True} and out.executor_backend == "ray"
+    assert translate_load_options(2, dict(distributed_executor_backend="mp"), ours).executor_backend == "mp"
+    with pytest.raises(ValueError, match="use_fsdp_inference must be True or False"):
+        load(use_fsdp_inference="yes")
 
 
-def test_ray_backend_is_refused():
-    with pytest.raises(UnsupportedOptionError, match="'ray'.*not supported yet"):
-        load(distributed_executor_backend="ray")
-    with pytest.raises(UnsupportedOptionError, match="accepted value is 'mp'"):
+def test_unknown_executor_backend_is_refused():
+    with pytest.raises(UnsupportedOptionError, match="accepted values are 'mp'.*and 'ray'"):
         load(distributed_executor_backend="thread")
 
 

@@ -42,6 +42,9 @@ class PipelineConfig:
     # Parallelism (filled by the executor): sequence-parallel and CFG-parallel sizes.
     sp_size: int = 1
     cfg_parallel: bool | None = None  # None: choose by GPU count
+    # Shard the DiT's weights over the ranks with FSDP2 (FastVideo's use_fsdp_inference): each rank keeps 1/N of
+    # them and gathers a block's weights just before the block runs (docs/multigpu.md). One rank: no-op.
+    use_fsdp_inference: bool = False
     # Compile the DiT's blocks with torch.compile (first generation pays the compile time).
     compile_dit: bool = False
     # Check each stage's inputs and outputs.
