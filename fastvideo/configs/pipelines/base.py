@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+MEMORY_MODES = ("auto", "resident", "model_offload", "block_stream")
+WEIGHT_STORAGES = ("bf16", "fp8")
 
 
 @dataclass
@@ -35,6 +37,14 @@ class PipelineConfig:
     # With CPU offload on CUDA: keep the offloaded components' host copies in pinned (page-locked) memory,
     # so moves to the GPU are faster and asynchronous (FastVideo's pin_cpu_memory). No-op without CUDA.
     pin_cpu_memory: bool = False
+    # Memory mode (docs/memory.md): "auto" (chosen from free GPU memory and the request size), "resident"
+    # (everything on the device), "model_offload" (each component on the device only while it runs) or
+    # "block_stream" (the DiT's blocks in pinned CPU memory, streamed to the device a few blocks ahead).
+    memory_mode: str = "auto"
+    # How the DiT's linear weights are stored: "bf16" (unquantised, at dit_precision), "fp8" (e4m3 with
+    # per-output-channel scales, computed at dit_precision) or the path of a GGUF file of the DiT (Q8_0, Q6_K,
+    # Q5_K, Q4_K as ComfyUI users download them), dequantised layer by layer.
+    weight_storage: str = "bf16"
     # Batch the conditional and unconditional passes into one forward when CFG is on.
     batch_cfg: bool = True
     # Attention backend for self-attention (None: FASTVIDEO_ATTENTION_BACKEND or TORCH_SDPA).
@@ -59,6 +69,12 @@ class PipelineConfig:
             value = getattr(self, name)
             if value not in PRECISIONS:
                 raise ValueError(f"{name} must be one of {PRECISIONS}, got {value!r}")
+        if self.memory_mode not in MEMORY_MODES:
+            raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {self.memory_mode!r}")
+        if not isinstance(self.weight_storage, str) or not (
+                self.weight_storage in WEIGHT_STORAGES or self.weight_storage.lower().endswith(".gguf")):
+            raise ValueError(f"weight_storage must be one of {WEIGHT_STORAGES} or the path of a .gguf file of the "
+                             f"DiT, got {self.weight_storage!r}")
         if self.flow_shift <= 0:
             raise ValueError(f"flow_shift must be positive, got {self.flow_shift}")
 
