@@ -48,14 +48,20 @@ def fit_columns(view: QTableView, stretch: tuple[int, ...], samples: dict[int, s
     hh = view.horizontalHeader()
     hh.setStretchLastSection(False)
     hh.setMinimumSectionSize(24)
+    # Measure with the theme's fonts and paddings (the application style sheet), not the defaults the
+    # widgets have before they are polished: a header is as wide as its text and padding.
+    view.ensurePolished()
+    hh.ensurePolished()
     fm = view.fontMetrics()
+    hfm = hh.fontMetrics()
     model = view.model()
     for col in range(model.columnCount()):
         if col in stretch:
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
             continue
         title = str(model.headerData(col, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole) or "")
-        width = max(fm.horizontalAdvance(title), fm.horizontalAdvance(samples.get(col, ""))) + 24
+        width = max(hfm.horizontalAdvance(title) + 22, hh.sectionSizeHint(col),
+                    fm.horizontalAdvance(samples.get(col, "")) + 16)
         hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
         view.setColumnWidth(col, width)
 

@@ -44,6 +44,14 @@ from app.services.catalogue import describe_local
 from app.widgets.model_combo import ModelPathCombo
 from fastvideo.mapping.rules import PROBLEM_STATUSES, STATUSES, MappingReport, MappingRow, Suggestion, suggest
 
+
+def fused_part_text(value: tuple) -> str:
+    """A fused-target rule value ``(target, part, count)`` in words, counted from 1 like the engine's details
+    ("part 2 of 3"), with the 0-based index the rules table's Part column shows."""
+    target, part, count = value[0], int(value[1]), int(value[2])
+    return f"{target} [part {part + 1} of {count}, index {part}]"
+
+
 STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s in STATUSES)
 
 
@@ -171,7 +179,7 @@ class MappingPanel(LoraInspectMixin, RuleEditorMixin, ModelChooserMixin, QWidget
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(detail_box)
-        split.setSizes([760, 320])
+        split.setSizes([800, 270])
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
@@ -417,7 +425,7 @@ class MappingPanel(LoraInspectMixin, RuleEditorMixin, ModelChooserMixin, QWidget
         if row.rule is not None:
             pattern, value = self.rules_model.rules()[row.rule]
             repl = ("(ignore: dropped)" if value is None else value if isinstance(value, str)
-                    else f"{value[0]} [part {value[1]} of {value[2]}]")
+                    else fused_part_text(value))
             lines.append(f"<b>Rule #{row.rule} fired:</b> <code>{esc(pattern)}</code> → <code>{esc(repl)}</code>")
         elif row.source:
             lines.append("<b>No rule matched:</b> the name passes through unchanged.")

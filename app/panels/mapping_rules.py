@@ -243,5 +243,14 @@ class RuleEditorMixin:
     def _send_to_parity(self) -> None:
         self.reevaluate()
         rules = self.rules_for_parity_run()
-        label = f"edited rules ({len(rules)})"
-        self.rules_for_parity.emit(rules, label)
+        self.rules_for_parity.emit(rules, self.parity_rules_label(rules))
+
+    def parity_rules_label(self, rules: list[tuple[str, Any]]) -> str:
+        """How the Parity panel names these rules: "edited rules (N)" only when they differ from the arch
+        config's (an unchanged set says so)."""
+        from fastvideo.mapping.rules import rules_list
+
+        default = rules_list(self.inputs.default_rules) if self.inputs is not None else None
+        if default is not None and rules_list(rules) == default:
+            return f"arch config rules ({len(rules)}, unedited)"
+        return f"edited rules ({len(rules)})"
