@@ -105,8 +105,13 @@ def write_generation(
     name: str,
     fps: int = 16,
     metadata: dict[str, Any] | None = None,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
 ) -> Path:
     """Write a generation's video and sidecar under ``output``, never replacing a file.
+
+    ``audio`` (optional, any family): a float waveform ``[channels, samples]`` (or ``[samples]``) in [-1, 1]
+    at ``sample_rate`` Hz, stored as an AAC track next to the video (see :func:`write_video`).
 
     ``output`` is a folder (the video is ``<folder>/<name>.mp4``, ``<name>_1.mp4``... with
     ``name`` made file-safe) or an ``.mp4`` path (written exactly there; an error if it or its
@@ -129,7 +134,7 @@ def write_generation(
             path = target
         else:
             path = reserve_path(folder, name)
-        return write_video(frames, path, fps=fps, metadata=metadata)
+        return write_video(frames, path, fps=fps, metadata=metadata, audio=audio, sample_rate=sample_rate)
     except BaseException as exc:
         if path is not None:
             path.unlink(missing_ok=True)  # the placeholder we created (write_video removed its own files)
@@ -196,8 +201,14 @@ def write_video(
     metadata: dict[str, Any] | None = None,
     sidecar: bool = True,
     lossless: bool = False,
+    audio: np.ndarray | None = None,
+    sample_rate: int | None = None,
 ) -> Path:
     """Write uint8 frames ``[T, H, W, 3]`` as H.264 MP4 (yuv420p) to ``path``, atomically.
+
+    With ``audio`` (a float waveform ``[channels, samples]`` or ``[samples]`` in [-1, 1], clipped) and its
+    ``sample_rate``, the file also gets an AAC audio track (192 kb/s): the waveform goes to the encoder as
+    16-bit PCM through a temporary WAV file next to the video.
 
     Odd sizes are padded by one pixel (H.264 4:2:0 needs even sizes).  ``lossless``
     writes 4:4:4 at CRF 0 (exact up to colour conversion; for references and tests).
@@ -216,6 +227,7 @@ def write_video(
     if metadata is not None:  # before anything touches the disk
         comment = METADATA_PREFIX + settings_json(metadata, path)
         side = settings_json(metadata, path, indent=2) if sidecar else None
+    pcm = None if audio is None else _pcm16(audio, sample_rate, path)
     t, h, w, _ = frames.shape
     if h % 2 or w % 2:
         frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -226,7 +238,14 @@ def write_video(
     try:
         tmp_video = _temp_file(path.parent, path.name)
         temps.append(tmp_video)
-        _encode(frames, tmp_video, fps, lossless, comment)
+        tmp_wav = None
+        if pcm is not None:
+            tmp_wav = _temp_file(path.parent, path.stem + ".wav")
+            temps.append(tmp_wav)
+            _write_wav(tmp_wav, pcm, sample_rate)
+        _encode(frames, tmp_video, fps, lossless, comment, tmp_wav)
+        if tmp_wav is not None:
+            tmp_wav.unlink(missing_ok=True)
         written = _count_frames(tmp_video, path)
         if written != t:
             raise MediaError(f"could not write the video {path}: the encoder wrote {written} of {t} frames")
@@ -292,12 +311,16 @@ def _pipe_frames(stream, frames: np.ndarray) -> None:
         stream.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
 
 
-def _encode(frames: np.ndarray, out: Path, fps: int, lossless: bool, comment: str | None) -> None:
-    """Encode ``frames`` to ``out`` with ffmpeg (libx264); a :class:`MediaError` if it fails."""
+def _encode(frames: np.ndarray, out: Path, fps: int, lossless: bool, comment: str | None,
+            wav: Path | None = None) -> None:
+    """Encode ``frames`` to ``out`` with ffmpeg (libx264; ``wav``: plus an AAC track); a :class:`MediaError` if it
+    fails."""
     _, h, w, _ = frames.shape
     cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{w}x{h}",
-           "-pix_fmt", "rgb24", "-r", str(fractions.Fraction(fps).limit_denominator()), "-i", "-", "-an",
-           "-vcodec", "libx264", "-pix_fmt", "yuv444p" if lossless else "yuv420p",
+           "-pix_fmt", "rgb24", "-r", str(fractions.Fraction(fps).limit_denominator()), "-i", "-"]
+    cmd += ["-an"] if wav is None else ["-i", str(wav), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac",
+                                        "-b:a", "192k"]
+    cmd += ["-vcodec", "libx264", "-pix_fmt", "yuv444p" if lossless else "yuv420p",
            "-crf", "0" if lossless else "18", "-preset", "medium", "-movflags", "+faststart"]
     if comment is not None:
         cmd += ["-metadata", "comment=" + comment]
@@ -345,6 +368,66 @@ def _count_frames(video: Path, path: Path) -> int:
         why = next((ln for ln in lines if "moov atom not found" in ln), lines[0] if lines else "no video stream")
         raise MediaError(f"could not write the video {path}: the encoded file is truncated or unreadable ({why})")
     return int(counts[-1])
+
+
+def _pcm16(audio: np.ndarray, sample_rate: int | None, path: Path) -> np.ndarray:
+    """A waveform as interleaved int16 ``[samples, channels]``; a :class:`MediaError` for a bad one."""
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[0] > 8 or a.shape[1] < 1:
+        raise MediaError(f"could not write the video {path}: audio must be [channels, samples] (1 to 8 channels), "
+                         f"got shape {list(np.shape(audio))}")
+    if not isinstance(sample_rate, int) or not 1000 <= sample_rate <= 384000:
+        raise MediaError(f"could not write the video {path}: audio needs a sample rate in Hz (1000..384000), got "
+                         f"{sample_rate!r}")
+    if not np.isfinite(a).all():
+        raise MediaError(f"could not write the video {path}: the audio has NaN or infinite samples")
+    return np.ascontiguousarray((np.clip(a, -1.0, 1.0) * 32767.0).round().astype("<i2").T)
+
+
+def _write_wav(path: Path, pcm: np.ndarray, sample_rate: int) -> None:
+    import wave
+
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(pcm.shape[1])
+        f.setsampwidth(2)
+        f.setframerate(sample_rate)
+        f.writeframes(pcm.tobytes())
+
+
+def audio_stream(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The first audio stream of a media file as ``{"codec", "sample_rate", "channels"}``; None without one."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: file not found")
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
+                          text=True, encoding="utf-8", errors="replace", timeout=30)
+    m = re.search(r"Stream #\S+.*?: Audio: (\w+)[^,\n]*, (\d+) Hz, ([^,\n]+)", proc.stderr)
+    if m is None:
+        return None
+    layout = m.group(3).strip()
+    channels = {"mono": 1, "stereo": 2}.get(layout) or int((re.match(r"(\d+)", layout) or [0, 0])[1] or 0)
+    return {"codec": m.group(1), "sample_rate": int(m.group(2)), "channels": channels}
+
+
+def h264_roundtrip(image: np.ndarray, crf: int) -> np.ndarray:
+    """A uint8 ``[H, W, 3]`` image encoded as one H.264 frame (libx264, ``crf``, yuv420p) and decoded back, as
+    models trained on compressed video expect their conditioning image (LTX-2's first frame)."""
+    image = np.asarray(image, dtype=np.uint8)
+    h, w = image.shape[:2]
+    even = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "frame.mp4"
+        cmd = [ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
+               f"{even.shape[1]}x{even.shape[0]}", "-r", "1", "-i", "-", "-an", "-vcodec", "libx264", "-crf",
+               str(int(crf)), "-preset", "veryfast", "-pix_fmt", "yuv420p", "-f", "mp4", str(out)]
+        proc = subprocess.run(cmd, input=even.tobytes(), capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            raise MediaError(f"could not re-encode the conditioning image: "
+                             f"{proc.stderr.decode('utf-8', 'replace').strip()[-300:]}")
+        frames, _ = read_video(out, max_frames=1)
+    return frames[0][:h, :w]
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

@@ -99,8 +99,10 @@ class PipelineRunner:
             result["fsdp"] = {k: self.fsdp[k] for k in ("world", "param_bytes_per_rank", "full_param_bytes")}
         if sp.save_video and self.rank == 0:
             # A folder: <prompt>.mp4, <prompt>_1.mp4... claimed atomically; an .mp4 path: exactly that file.
+            # Families that generate sound (LTX-2) leave a waveform in batch.extra: an AAC track in the MP4.
             result["video_path"] = str(write_generation(batch.frames, sp.output_path, sp.prompt, fps=sp.fps,
-                                                        metadata=settings))
+                                                        metadata=settings, audio=batch.extra.get("audio"),
+                                                        sample_rate=batch.extra.get("audio_sample_rate")))
         return result
 
     def apply_loras(self, sp: SamplingParam) -> list:
