@@ -122,7 +122,8 @@ _NOT_SUPPORTED = {
     "model_paths": "per-component model paths are not supported; use one Diffusers-layout folder",
     "model_loaded": "choosing which components load is not supported",
     "transformer_quant": "quantized DiTs are not supported",
-    "boundary_ratio": "Wan2.2 MoE (two DiTs switched at a boundary) is not supported",
+    "boundary_ratio": "set it per request (generate_video(..., boundary_ratio=0.9)); the model's own is in its "
+                      "model_index.json",
     "lora_path": "LoRAs are applied per request: generate_video(..., loras=[(path, strength)])",
     "lora_target_modules": "LoRAs are applied per request: generate_video(..., loras=[(path, strength)])",
     "nvfp4_fa4": "NVFP4 attention is not supported",
@@ -145,7 +146,7 @@ _NOT_SUPPORTED = {
     "preprocess_text_funcs": "custom prompt preprocessing functions are not supported",
     "postprocess_text_funcs": "custom text encoder postprocessing functions are not supported",
     "dmd_denoising_steps": "DMD few-step sampling schedules are not supported",
-    "ti2v_task": "Wan2.2 TI2V is not supported",
+    "ti2v_task": "a Wan2.2 TI2V model does image-to-video when given image_path, text-to-video without",
     "lucy_edit_task": "Lucy-Edit is not supported",
 }
 # Accepted with exactly these values (they ask for nothing fastvideo lacks); the message says what to use.
@@ -294,8 +295,6 @@ _SAMPLING_NOT_SUPPORTED = {
     "width_sr": "super-resolution is not supported",
     "num_inference_steps_sr": "super-resolution is not supported",
     "batch_cfg": "set batch_cfg per model: VideoGenerator.from_pretrained(..., batch_cfg=True|False)",
-    "guidance_scale_2": "Wan2.2 MoE (a second guidance scale for the low-noise DiT) is not supported",
-    "boundary_ratio": "Wan2.2 MoE (two DiTs switched at a boundary) is not supported",
     "sigmas": "custom sigma schedules are not supported (use flow_shift and num_inference_steps)",
     "enable_teacache": "TeaCache is not supported",
     "return_continuation_state": "streaming continuation is not supported",

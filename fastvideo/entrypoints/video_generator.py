@@ -144,9 +144,16 @@ class VideoGenerator:
 
         task = pick_task(self.info, sp)
         self.check_limits(sp, task)  # memory and hard limits: before any allocation or file
-        check_sampling(sp, task)
+        check_sampling(sp, task, self.geometry)
         result = self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
         return add_result_aliases(result, sp.prompt, time.perf_counter() - start)  # FastVideo's keys too
+
+    @property
+    def geometry(self):
+        """The model's :class:`~fastvideo.configs.geometry.LatentGeometry` (from its configs; cached)."""
+        if getattr(self, "_latent_geometry", None) is None:
+            self._latent_geometry = self.info.geometry()
+        return self._latent_geometry
 
     def check_limits(self, sp: SamplingParam, task: str) -> None:
         """Raise InvalidRequest when ``sp`` cannot fit this generator's device (fastvideo.pipelines.memory)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from fastvideo.configs.geometry import LatentGeometry
 from fastvideo.configs.pipelines.base import PipelineConfig, torch_dtype
 from fastvideo.configs.registry import ModelInfo
 from fastvideo.pipelines.forward_batch import ForwardBatch
@@ -28,6 +29,12 @@ class LoadedModules:
     device: torch.device
     modules: dict[str, Any] = field(default_factory=dict)
     offloader: Offloader | None = None
+    geometry: LatentGeometry | None = None  # the family's, from the folder's configs
+
+    @property
+    def experts(self) -> list[tuple[str, Any]]:
+        """The denoisers, high noise first: ``[(component name, module), ...]``."""
+        return [(name, self.modules[name]) for name in self.info.experts if self.modules.get(name) is not None]
 
     def __getitem__(self, name: str) -> Any:
         return self.modules[name]
@@ -41,11 +48,11 @@ class LoadedModules:
 
 _PRECISION_FIELD = {
     "transformer": "dit_precision", "vae": "vae_precision", "text_encoder": "text_encoder_precision",
-    "image_encoder": "image_encoder_precision",
+    "image_encoder": "image_encoder_precision", "transformer_2": "dit_precision",
 }
 _OFFLOAD_FIELD = {
     "transformer": "dit_cpu_offload", "vae": "vae_cpu_offload", "text_encoder": "text_encoder_cpu_offload",
-    "image_encoder": "image_encoder_cpu_offload",
+    "image_encoder": "image_encoder_cpu_offload", "transformer_2": "dit_cpu_offload",
 }
 
 
@@ -53,7 +60,8 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
     """Load each component listed in model_index.json at its precision; offloaded ones stay on the CPU."""
     from fastvideo.models.loader.component_loader import load_component, read_json
 
-    loaded = LoadedModules(info, config, device, offloader=Offloader(device, pin_memory=config.pin_cpu_memory))
+    loaded = LoadedModules(info, config, device, offloader=Offloader(device, pin_memory=config.pin_cpu_memory),
+                           geometry=info.geometry())
     for name in info.components:
         if name == "scheduler":
             loaded.modules[name] = read_json(info.path / "scheduler" / "scheduler_config.json")
@@ -75,7 +83,8 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
     if config.compile_dit:
         from fastvideo.pipelines.compile import compile_dit_blocks
 
-        compile_dit_blocks(loaded.modules["transformer"])
+        for _, expert in loaded.experts:
+            compile_dit_blocks(expert)
     return loaded
 
 

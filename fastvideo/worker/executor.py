@@ -109,7 +109,7 @@ class MultiprocExecutor:
         self.procs: list = []
         self.conns: list = []
         self._eof_at: dict[int, float] = {}  # rank -> when its connection reached EOF
-        logger.info("starting %d %ss: %d CFG x %d SP (%s)%s", num_gpus, self.rank_kind, cfg_degree, sp_size,
+        logger.info("starting %d %s ranks: %d CFG x %d SP (%s)%s", num_gpus, self.rank_kind, cfg_degree, sp_size,
                     "nccl" if self.use_cuda else "gloo, CPU",
                     ", DiT weights sharded (FSDP)" if self.config.use_fsdp_inference else "")
         self._atexit = weakref.WeakMethod(self.shutdown)

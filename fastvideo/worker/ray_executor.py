@@ -23,6 +23,8 @@ progress and previews, cancel, errors with the rank's traceback, the same guaran
   stopped;
 * no orphans: a rank exits as soon as its connection to this process closes, and Ray ends a job's
   actors when the driver exits;
+* videos are written by this process (rank 0 sends the frames back), so ``output_path`` means the same
+  as with the local executor, whichever host rank 0 runs on;
 * ``shutdown()`` ends the ranks, kills the actors, removes the placement group and, if this executor
   started Ray, shuts it down.
 
@@ -149,7 +151,7 @@ class RayRank:
 
 
 class RayExecutor(MultiprocExecutor):
-    rank_kind = "Ray rank"
+    rank_kind = "Ray"
 
     def __init__(self, info, config, num_gpus: int, *, explicit: set[str] | frozenset[str] = frozenset(),
                  ready_timeout: float | None = None, request_timeout: float | None = None):
@@ -166,6 +168,23 @@ class RayExecutor(MultiprocExecutor):
 
             config = cpu_precision_defaults(config, self._explicit)  # CPU ranks: fp32 unless asked otherwise
         super().__init__(info, config, num_gpus, ready_timeout=ready_timeout, request_timeout=request_timeout)
+
+    def generate(self, sp, callback=None, cancel_event=None) -> dict[str, Any]:
+        """As the local executor's, but the video is written *here* (the caller's host and working folder):
+        rank 0 may run on another host, so it sends the frames back and this process saves them."""
+        import copy
+
+        from fastvideo.utils.media import write_generation
+
+        remote = copy.copy(sp)
+        remote.save_video, remote.return_frames = False, bool(sp.save_video or sp.return_frames)
+        result = super().generate(remote, callback=callback, cancel_event=cancel_event)
+        if sp.save_video:
+            result["video_path"] = str(write_generation(result["frames"], sp.output_path, sp.prompt, fps=sp.fps,
+                                                        metadata=result["settings"]))
+        if not sp.return_frames:
+            result["frames"] = None
+        return result
 
     # -- set-up -----------------------------------------------------------------------------
 
