@@ -291,6 +291,8 @@ class GenerateFormWidgets:
         self.res_combo.blockSignals(False)
         self._write_form(resize=True)
         self.gpus_hint.setText(f.gpus_hint(info))
+        self.gpus_hint.setToolTip(f.devices_tooltip(info))
+        self.gpus.setToolTip(f.devices_tooltip(info))
         if not info:
             self._set_model_info("" if not self.studio.worker_enabled else self.model_info_label.text())
         else:

@@ -17,6 +17,7 @@ from typing import Any
 
 from app.services.catalogue import has_model_index
 from app.services.loras import lora_specs, loras_param, missing_lora
+from fastvideo.configs.geometry import LatentGeometry  # torch-free
 from fastvideo.configs.sample.base import SamplingParam  # torch-free
 from fastvideo.pipelines.validation import validate_sampling  # torch-free: the engine's own checks
 
@@ -25,6 +26,10 @@ TASK_KEYS = tuple(k for k, _ in TASKS)
 TASK_NAMES = {"t2v": "text-to-video", "i2v": "image-to-video", "v2v": "video-to-video"}
 FALLBACK_DEFAULTS = {"width": 832, "height": 480, "num_frames": 81, "fps": 16, "num_inference_steps": 50,
                      "guidance_scale": 5.0, "negative_prompt": "", "strength": 0.8, "seed": 1024}
+#: the frame / size rules assumed until the inference process has described the model (``describe``'s
+#: ``geometry``: the model's LatentGeometry, e.g. Wan2.2 TI2V's sizes are multiples of 32)
+FALLBACK_GEOMETRY = {"temporal_compression": 4, "spatial_compression": 8, "latent_channels": 16,
+                     "patch_size": [1, 2, 2]}
 SEED_MAX = 2**31 - 1
 REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -77,20 +82,45 @@ def format_timings(timings: dict) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in items)
 
 
-def round16(x: float) -> int:
-    return max(16, int(round(x / 16)) * 16)
+def round16(x: float, multiple: int = 16) -> int:
+    """``x`` rounded to a multiple of ``multiple`` (16 unless the model's geometry says otherwise)."""
+    return max(multiple, int(round(x / multiple)) * multiple)
 
 
-def resolution_presets(width: int, height: int) -> list[tuple[str, int, int]]:
-    """Presets from a model's default size: default, its rotation, square, draft (half)."""
+def resolution_presets(width: int, height: int, multiple: int = 16) -> list[tuple[str, int, int]]:
+    """Presets from a model's default size: default, its rotation, square, draft (half); sides are
+    multiples of ``multiple`` (the model's: ``LatentGeometry.height_multiple``)."""
+    def r(x: float) -> int:
+        return round16(x, multiple)
+
     out = [(f"{width}×{height} default", width, height)]
     if width != height:
         orient = "portrait" if width > height else "landscape"
         out.append((f"{height}×{width} {orient}", height, width))
-        side = round16(math.sqrt(width * height))
+        side = r(math.sqrt(width * height))
         out.append((f"{side}×{side} square", side, side))
-    out.append((f"{round16(width / 2)}×{round16(height / 2)} draft", round16(width / 2), round16(height / 2)))
+    out.append((f"{r(width / 2)}×{r(height / 2)} draft", r(width / 2), r(height / 2)))
     return out
+
+
+def gib(memory: Any, fmt: str = "{}") -> str:
+    """``memory`` bytes as "79.1 GiB" put into ``fmt`` ('' when unknown)."""
+    if not isinstance(memory, (int, float)) or memory <= 0:
+        return ""
+    return fmt.format(f"{memory / 2**30:.1f} GiB")
+
+
+def device_text(device: dict) -> str:
+    """One GPU: "NVIDIA H100 80GB HBM3, 79.1 GiB"."""
+    return f"{device.get('name') or 'GPU'}{gib(device.get('memory'), ', {}')}"
+
+
+def cpu_text(cpu: dict | None) -> str:
+    """The CPU side: " (16 cores, 125.7 GiB)" ('' when unknown)."""
+    cpu = cpu or {}
+    parts = [f"{cpu['cores']} cores"] if cpu.get("cores") else []
+    parts += [gib(cpu.get("memory"))] if gib(cpu.get("memory")) else []
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def model_path_problem(path: str) -> str | None:
@@ -230,7 +260,14 @@ class GenerateForm:
 
     def presets(self) -> list[tuple[str, int, int]]:
         """The resolution presets of the current model's default size."""
-        return resolution_presets(int(self.defaults["width"]), int(self.defaults["height"]))
+        g = self.geometry()
+        return resolution_presets(int(self.defaults["width"]), int(self.defaults["height"]),
+                                  max(g.height_multiple, g.width_multiple))
+
+    def geometry(self, model: str | None = None) -> LatentGeometry:
+        """The frame / size rules of ``model`` (default: the current one) as described, else the fallback."""
+        info = self.model_info.get((model if model is not None else self.model).strip()) or {}
+        return LatentGeometry.from_dict(info.get("geometry") or FALLBACK_GEOMETRY)
 
     @property
     def fps(self) -> int:
@@ -241,10 +278,35 @@ class GenerateForm:
 
     @staticmethod
     def gpus_hint(info: dict | None) -> str:
-        gpu_count = (info or {}).get("gpu_count")
+        """The devices the inference process sees, in one line: "CPU only (16 cores, 125 GiB): no GPU
+        visible", "GPU 0: NVIDIA H100 80GB HBM3, 79.1 GiB", "2 × NVIDIA H100 80GB HBM3 (79.1 GiB each)"."""
+        info = info or {}
+        gpu_count = info.get("gpu_count")
         if gpu_count is None:
             return ""
-        return f"{gpu_count} visible" if gpu_count else "no GPU visible: runs on the CPU"
+        if not gpu_count:
+            return f"CPU only{cpu_text(info.get('cpu'))}: no GPU visible"
+        devices = [d for d in info.get("devices") or [] if isinstance(d, dict)]
+        if len(devices) != gpu_count:
+            return f"{gpu_count} GPU{'s' if gpu_count > 1 else ''} visible"
+        if gpu_count == 1:
+            return f"GPU 0: {device_text(devices[0])}"
+        kinds = {(d.get("name"), d.get("memory")) for d in devices}
+        if len(kinds) == 1:
+            return f"{gpu_count} × {devices[0].get('name') or 'GPU'}{gib(devices[0].get('memory'), ' ({} each)')}"
+        return f"{gpu_count} GPUs: " + "; ".join(f"{d.get('index', i)}: {device_text(d)}"
+                                                   for i, d in enumerate(devices))
+
+    @staticmethod
+    def devices_tooltip(info: dict | None) -> str:
+        """Every device on its own line (the GPUs row's tooltip)."""
+        info = info or {}
+        if info.get("gpu_count") is None:
+            return "The GPUs the inference process sees are shown once it has read the model"
+        lines = [f"GPU {d.get('index', i)}: {device_text(d)}" for i, d in enumerate(info.get("devices") or [])]
+        lines.append(f"CPU{cpu_text(info.get('cpu'))}")
+        return "Devices the inference process sees:\n" + "\n".join(lines) + \
+            "\nGPUs: how many of them one job uses (one process each)"
 
     def model_summary(self, model: str | None = None) -> str:
         """One line about the model: its tasks and default size, frames, steps and fps."""
@@ -305,14 +367,17 @@ class GenerateForm:
                 errors["model"] = problem
         params = self.params(output_dir, preview)
         sp = SamplingParam.from_dict(dict(params))
-        for err in validate_sampling(sp, self.task):
+        for err in validate_sampling(sp, self.task, geometry=self.geometry(model)):
             errors[error_row(err.field)] = in_form_words(str(err))
         if missing_lora(self.loras):
             errors["loras"] = missing_lora(self.loras)
         gpu_count = (self.model_info.get(model) or {}).get("gpu_count")
-        if gpu_count and self.num_gpus > gpu_count:  # (without GPUs, ranks run as CPU processes)
+        if gpu_count and self.num_gpus > gpu_count:
             errors["num_gpus"] = (
                 f"Only {gpu_count} GPU{'s are' if gpu_count > 1 else ' is'} visible to the inference process")
+        elif gpu_count == 0 and self.num_gpus > 1:
+            errors["num_gpus"] = ("No GPU is visible to the inference process: the job runs on the CPU. "
+                                  "Set GPUs to 1")
         if errors:
             return errors, None
         return errors, {"prompt": params.pop("prompt"), "model_path": model, "task": self.task, "params": params,

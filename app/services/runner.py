@@ -39,7 +39,8 @@ class JobRunner(QObject):
     worker_status = Signal(str)
     #: message, level ("info" | "warning" | "error"): tell the user
     notify = Signal(str, str)
-    #: model_path, info {"defaults": {...}, "tasks": [...]}
+    #: model_path, info {"defaults": {...}, "tasks": [...], "gpu_count": n | None, "devices": [...] | None,
+    #: "cpu": {...}} (see :func:`model_info`)
     model_described = Signal(str, dict)
     #: model_path, error message
     describe_failed = Signal(str, str)
@@ -194,14 +195,13 @@ class JobRunner(QObject):
             return
         if t == P.EV_DESCRIBED:
             path = self._describe_requests.pop(h.get("reply_to"), h.get("model_path", ""))
-            self.model_described.emit(path, {"defaults": h.get("defaults") or {}, "tasks": h.get("tasks") or []})
+            self.model_described.emit(path, model_info(h))
         elif t == P.EV_LOADING:
             self.worker_status.emit(f"Loading model {h.get('model_path')}…")
         elif t == P.EV_READY:
             self.worker_status.emit(f"Model loaded in {float(h.get('load_time') or 0):.1f} s")
             if h.get("model_path"):
-                self.model_described.emit(h["model_path"], {"defaults": h.get("defaults") or {},
-                                                             "tasks": h.get("tasks") or []})
+                self.model_described.emit(h["model_path"], model_info(h))
         elif t == P.EV_STARTED:
             self.worker_status.emit("Generating…")
         elif t == P.EV_STAGE and job_id is not None:
@@ -290,6 +290,20 @@ class JobRunner(QObject):
         else:
             self.notify.emit(f"Inference process: {reason}", "warning")
         self._fail_current(reason[:1].upper() + reason[1:])
+
+
+def model_info(h: dict[str, Any]) -> dict[str, Any]:
+    """What a ``described`` / ``ready`` event says about a model and the machine it runs on: its sampling
+    defaults and tasks, the GPUs the inference process sees (``gpu_count``: 0 = CPU only, None = unknown;
+    ``devices``: name and memory of each) and its CPU side (``cpu``: cores, memory)."""
+    info = {k: v for k, v in h.items() if k not in _NOT_MODEL_INFO}  # (and whatever a newer engine adds)
+    info.update(defaults=h.get("defaults") or {}, tasks=h.get("tasks") or [], gpu_count=h.get("gpu_count"),
+                devices=h.get("devices"), cpu=h.get("cpu"))
+    return info
+
+
+#: the fields of ``described`` / ``ready`` that are about the request, not the model
+_NOT_MODEL_INFO = {"type", "reply_to", "model_path", "num_gpus", "options", "load_time", "cached", "job_id"}
 
 
 def format_duration(seconds: float) -> str:

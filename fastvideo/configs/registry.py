@@ -4,8 +4,10 @@ A Diffusers-style folder is described by ``model_index.json``: its ``_class_name
 names the pipeline, and each component entry ``[library, class]`` names the class
 that made the component's weights.  This module maps those names onto our code.
 
-Adding a model family means adding entries here (pipeline classes, component
-classes, known repo ids) -- nothing else in the generic code changes.
+Families register themselves: each ``fastvideo/configs/families/<family>.py`` calls
+:func:`register_family` with its pipelines, component classes, known repo ids and its
+latent geometry; this module knows no family.  Adding a family is one such file and
+one line in ``fastvideo/configs/families/__init__.py`` (docs/porting.md).
 """
 
 from __future__ import annotations
@@ -13,27 +15,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastvideo.configs.geometry import LatentGeometry
 from fastvideo.configs.pipelines.base import PipelineConfig
-from fastvideo.configs.pipelines.wan import (
-    ShapesT2VConfig,
-    WanI2V480PConfig,
-    WanI2V720PConfig,
-    WanT2V480PConfig,
-    WanT2V720PConfig,
-)
 from fastvideo.configs.sample.base import SamplingParam
-from fastvideo.configs.sample.wan import (
-    ShapesT2VSamplingParam,
-    TinyT2VSamplingParam,
-    WanI2V480PSamplingParam,
-    WanI2V720PSamplingParam,
-    WanT2V480PSamplingParam,
-    WanT2V720PSamplingParam,
-)
 from fastvideo.errors import ModelNotFoundError
 
 # Model folder resolution lives in fastvideo.hub; models_dir / local_candidates stay importable from here.
@@ -50,69 +39,76 @@ class ComponentClass:
     kind: str = "module"  # module | tokenizer | image_processor | scheduler
 
 
-# Checkpoint class name (model_index.json / config.json) -> our implementation.
-COMPONENT_CLASSES: dict[str, ComponentClass] = {
-    "WanTransformer3DModel": ComponentClass(
-        "fastvideo.models.dits.wan:WanTransformer3DModel", "fastvideo.configs.models.dits.wan:WanVideoConfig"
-    ),
-    "AutoencoderKLWan": ComponentClass(
-        "fastvideo.models.vaes.wan:AutoencoderKLWan", "fastvideo.configs.models.vaes.wan:WanVAEConfig"
-    ),
-    "UMT5EncoderModel": ComponentClass(
-        "fastvideo.models.encoders.t5:UMT5TextEncoder", "fastvideo.configs.models.encoders.t5:T5EncoderArchConfig"
-    ),
-    "CLIPVisionModelWithProjection": ComponentClass(
-        "fastvideo.models.encoders.clip:CLIPVisionEncoder",
-        "fastvideo.configs.models.encoders.clip:CLIPVisionArchConfig",
-    ),
-    "T5TokenizerFast": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
-    "T5Tokenizer": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
-    "AutoTokenizer": ComponentClass("transformers:AutoTokenizer", kind="tokenizer"),
-    "CLIPImageProcessor": ComponentClass("transformers:CLIPImageProcessor", kind="image_processor"),
-    "UniPCMultistepScheduler": ComponentClass("fastvideo.models.schedulers:SCHEDULERS", kind="scheduler"),
-    "FlowMatchEulerDiscreteScheduler": ComponentClass("fastvideo.models.schedulers:SCHEDULERS", kind="scheduler"),
-}
-
-
 @dataclass(frozen=True)
 class PipelineEntry:
+    """One kind of model folder: a ``model_index.json`` ``_class_name`` (plus ``match``) -> how we run it."""
+
     family: str
     tasks: tuple[str, ...]  # the first is the folder's own task
     pipeline_config_cls: type[PipelineConfig]
     sampling_param_cls: type[SamplingParam]
     required: tuple[str, ...]
-    optional: tuple[str, ...] = ()
     # ``module:DICT`` of task -> pipeline class (imported only when a pipeline is built).
-    pipelines: str = "fastvideo.pipelines.basic.wan:PIPELINES_BY_TASK"
+    pipelines: str
+    optional: tuple[str, ...] = ()
+    # ``match(index) -> bool`` on the parsed model_index.json: entries of one class name are tried in
+    # registration order and the first that matches (or has no ``match``) describes the folder.
+    match: Callable[[dict[str, Any]], bool] | None = None
+    # The denoiser components, in the order the sampler hands them the noise levels (high noise first).
+    experts: tuple[str, ...] = ("transformer",)
 
 
-PIPELINES: dict[str, PipelineEntry] = {
-    "WanPipeline": PipelineEntry(
-        "wan", ("t2v", "v2v"), WanT2V480PConfig, WanT2V480PSamplingParam,
-        ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"),
-    ),
-    "WanVideoToVideoPipeline": PipelineEntry(
-        "wan", ("v2v", "t2v"), WanT2V480PConfig, WanT2V480PSamplingParam,
-        ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"),
-    ),
-    "WanImageToVideoPipeline": PipelineEntry(
-        "wan", ("i2v",), WanI2V480PConfig, WanI2V480PSamplingParam,
-        ("transformer", "vae", "text_encoder", "tokenizer", "scheduler"),
-        ("image_encoder", "image_processor"),
-    ),
-}
+@dataclass(frozen=True)
+class Family:
+    """What a model family registers (``fastvideo/configs/families/<family>.py``; see docs/porting.md).
 
+    ``latent_geometry(folder) -> LatentGeometry`` reads the folder's own configs (torch-free);
+    ``pipelines`` maps ``model_index.json`` class names to entries; ``component_classes`` checkpoint class
+    names to our implementations; ``known_repos`` hub repo ids to presets the folder alone cannot tell
+    (``(PipelineConfig subclass, SamplingParam subclass)``)."""
+
+    name: str
+    latent_geometry: Callable[[Path], LatentGeometry]
+    pipelines: dict[str, tuple[PipelineEntry, ...]] = field(default_factory=dict)
+    component_classes: dict[str, ComponentClass] = field(default_factory=dict)
+    known_repos: dict[str, tuple[type[PipelineConfig], type[SamplingParam]]] = field(default_factory=dict)
+
+
+FAMILIES: dict[str, Family] = {}
+# Checkpoint class name (model_index.json / config.json) -> our implementation (every family's).
+COMPONENT_CLASSES: dict[str, ComponentClass] = {}
+# model_index.json _class_name -> the entries of every family that uses that name, in registration order.
+PIPELINES: dict[str, tuple[PipelineEntry, ...]] = {}
 # Presets of known hub repos where the folder alone does not tell (resolution, shift).
-KNOWN_REPOS: dict[str, tuple[type[PipelineConfig], type[SamplingParam]]] = {
-    "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": (WanT2V480PConfig, WanT2V480PSamplingParam),
-    "Wan-AI/Wan2.1-T2V-14B-Diffusers": (WanT2V720PConfig, WanT2V720PSamplingParam),
-    "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": (WanI2V480PConfig, WanI2V480PSamplingParam),
-    "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": (WanI2V720PConfig, WanI2V720PSamplingParam),
-    # The built-in model (resources/models/fastvideo-shapes-t2v; matched by folder name).
-    "FastVideo/fastvideo-shapes-t2v": (ShapesT2VConfig, ShapesT2VSamplingParam),
-    # The tiny random-weight fallback made on first use when no trained model ships (fastvideo/builtin.py).
-    "FastVideo/tiny-wan-t2v": (WanT2V480PConfig, TinyT2VSamplingParam),
-}
+KNOWN_REPOS: dict[str, tuple[type[PipelineConfig], type[SamplingParam]]] = {}
+
+
+def register_family(family: Family) -> None:
+    """Add a family's pipelines, component classes and known repos to the tables.
+
+    A component class another family already registered must be the same implementation (two families
+    may share a checkpoint class, e.g. the T5 text encoder)."""
+    if family.name in FAMILIES:
+        raise ValueError(f"model family {family.name!r} is registered twice")
+    for name, cc in family.component_classes.items():
+        if COMPONENT_CLASSES.get(name, cc) != cc:
+            raise ValueError(f"family {family.name!r}: component class {name!r} is already registered as "
+                             f"{COMPONENT_CLASSES[name]}")
+    FAMILIES[family.name] = family
+    COMPONENT_CLASSES.update(family.component_classes)
+    for name, entries in family.pipelines.items():
+        # Entries with a ``match`` go before the catch-all ones of other families.
+        merged = [*PIPELINES.get(name, ()), *entries]
+        PIPELINES[name] = tuple(sorted(merged, key=lambda e: e.match is None))
+    KNOWN_REPOS.update(family.known_repos)
+
+
+def pipeline_entry(class_name: str, index: dict[str, Any]) -> PipelineEntry | None:
+    """The registered entry describing a folder of this ``_class_name`` and ``model_index.json``."""
+    for entry in PIPELINES.get(class_name, ()):
+        if entry.match is None or entry.match(index):
+            return entry
+    return None
 
 
 @dataclass
@@ -128,16 +124,28 @@ class ModelInfo:
     sampling_param_cls: type[SamplingParam]
     repo_id: str | None = None
     model_index: dict[str, Any] = field(default_factory=dict)
+    entry: PipelineEntry | None = None
 
     @property
     def task(self) -> str:
         return self.tasks[0]
 
+    @property
+    def experts(self) -> tuple[str, ...]:
+        """The denoiser components of this folder, high noise first (``transformer``, ``transformer_2``...)."""
+        experts = self.entry.experts if self.entry is not None else ("transformer",)
+        return tuple(e for e in experts if e in self.components)
+
+    def geometry(self) -> LatentGeometry:
+        """The latent geometry, read by the family from this folder's configs (torch-free)."""
+        return FAMILIES[self.family].latent_geometry(self.path)
+
     def pipeline_class(self, task: str):
         if task not in self.tasks:
             raise ModelNotFoundError(f"{self.path}: this {self.pipeline_name} model does {', '.join(self.tasks)}, "
                                      f"not {task}")
-        return import_string(PIPELINES[self.pipeline_name].pipelines)[task]
+        entry = self.entry or pipeline_entry(self.pipeline_name, self.model_index)
+        return import_string(entry.pipelines)[task]
 
     def component_class(self, name: str) -> ComponentClass:
         if name not in self.components:
@@ -207,12 +215,12 @@ def describe_folder(folder: Path, repo_id: str | None = None) -> ModelInfo:
     pipeline_name = index.get("_class_name")
     if isinstance(pipeline_name, list):  # Diffusers' [module, Class]: a pipeline module from the folder
         raise custom_code_error(index_path, f"_class_name {pipeline_name!r} names a custom pipeline module")
-    if not isinstance(pipeline_name, str) or pipeline_name not in PIPELINES:
+    entry = pipeline_entry(pipeline_name, index) if isinstance(pipeline_name, str) else None
+    if entry is None:
         raise ModelNotFoundError(
             f"{index_path}: unknown pipeline _class_name {pipeline_name!r}; fastvideo knows "
             f"{', '.join(sorted(PIPELINES))}"
         )
-    entry = PIPELINES[pipeline_name]
     components = {
         k: (v[0], v[1]) for k, v in index.items()
         if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[1] is not None
@@ -233,7 +241,8 @@ def describe_folder(folder: Path, repo_id: str | None = None) -> ModelInfo:
     key = repo_id or _repo_id_from_name(folder)
     if key in KNOWN_REPOS:
         cfg_cls, sp_cls = KNOWN_REPOS[key]
-    return ModelInfo(folder, pipeline_name, entry.family, entry.tasks, components, cfg_cls, sp_cls, repo_id, index)
+    return ModelInfo(folder, pipeline_name, entry.family, entry.tasks, components, cfg_cls, sp_cls, repo_id, index,
+                     entry)
 
 
 def _repo_id_from_name(folder: Path) -> str | None:
@@ -242,3 +251,7 @@ def _repo_id_from_name(folder: Path) -> str | None:
         if rid.split("/")[-1] == name:
             return rid
     return None
+
+
+# Every family registers itself on import (fastvideo/configs/families/__init__.py lists them).
+import fastvideo.configs.families  # noqa: E402, F401

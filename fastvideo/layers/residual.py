@@ -134,12 +134,15 @@ class ResidualStream:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def start(cls, x: torch.Tensor, carry: Carry = None, shared_modulation: bool = False) -> ResidualStream:
+    def start(cls, x: torch.Tensor, carry: Carry = None, shared_modulation: bool = False,
+              per_token_modulation: bool = False) -> ResidualStream:
         """The stream entering a block: the previous block's :class:`Pending` update applied; ``RowStats``
-        kept where the norms fold (``shared_modulation``: one modulation for the whole batch), else dropped."""
+        kept where the norms fold (``shared_modulation``: one modulation for the whole batch), else dropped.
+        ``per_token_modulation`` (a shift/scale/gate per token): plain math (the epilogues take one gate per
+        sample)."""
         if isinstance(carry, Pending):  # the previous block's last update
             x, carry = add_gated(x, *carry), None
-        fused = fused_linear.available(x)
+        fused = fused_linear.available(x) and not per_token_modulation
         fold = fused and shared_modulation and policy.current().norm_fold
         if not fold:
             return cls(x, fused=fused)

@@ -38,7 +38,10 @@ class ForwardBatch:
     timesteps: Any = None
     sigmas: Any = None
     latents: Any = None  # [1, C, T', h, w] float32
-    condition: Any = None  # I2V: [1, 4 + C, T', h, w] mask + image latents
+    condition: Any = None  # I2V: [1, 4 + C, T', h, w] mask + image latents ("concat"), or given latents ("replace")
+    condition_mode: str = "concat"  # concat: extra input channels | replace: given latent frames replace noisy ones
+    condition_mask: Any = None  # replace: [1, 1, T', h, w], 1 where denoised, 0 where given
+    token_mask: Any = None  # replace: [S] per DiT token, 1 where denoised, 0 where given (timestep t * mask)
 
     # Filled by denoising / decoding.
     video_out: Any = None  # float [T, H, W, 3] in [0, 1]

@@ -181,6 +181,8 @@ class ModelGeometry:
         """Read the model folder's configs (no weights, no torch) and the PipelineConfig's options."""
         from fastvideo.configs.models.dits.wan import WanVideoConfig
         from fastvideo.configs.models.vaes.wan import WanVAEConfig
+        from fastvideo.configs.registry import describe_folder
+        from fastvideo.errors import ModelNotFoundError
 
         root = Path(model_path)
         values: dict[str, Any] = {}
@@ -200,6 +202,13 @@ class ModelGeometry:
             values.update(patch=tuple(dit.patch_size), dit_dim=dit.hidden_size, dit_heads=dit.num_attention_heads,
                           dit_ffn=dit.ffn_dim, dit_in_channels=dit.in_channels,
                           dit_out_channels=dit.out_channels or dit.in_channels)
+        if (root / "model_index.json").is_file():  # the latent numbers as the model's family describes them
+            try:
+                latent = describe_folder(root).geometry()
+                values.update(z_dim=latent.latent_channels, temporal_ratio=latent.temporal_compression,
+                              spatial_ratio=latent.spatial_compression, patch=latent.patch_size)
+            except ModelNotFoundError:
+                pass  # a folder fastvideo cannot run: the configs above, as read
         te_json = _read_json(root / "text_encoder" / "config.json")
         if te_json is not None:
             values.update(te_d_model=int(te_json.get("d_model", cls.te_d_model)),
@@ -213,6 +222,7 @@ class ModelGeometry:
                 sp_size=max(1, int(config.sp_size or 1)), vae_tiling=bool(config.vae_tiling))
             offloaded = {}
             for name, flag, precision in (("transformer", "dit_cpu_offload", config.dit_precision),
+                                          ("transformer_2", "dit_cpu_offload", config.dit_precision),
                                           ("vae", "vae_cpu_offload", config.vae_precision),
                                           ("text_encoder", "text_encoder_cpu_offload", config.text_encoder_precision)):
                 if getattr(config, flag, False):
@@ -347,8 +357,9 @@ def estimate(g: ModelGeometry, num_frames: int, height: int, width: int, *, task
     attn = batch * tokens * d * (3 * bd + 3 * bd + bd + 3 * 4) + batch * g.dit_heads * tokens * 4
     ffn_act = batch * tokens * (2 * ffn * bd + d * (3 * 4 + bd))
     persistent = batch * tokens * d * 2 * bd + tokens * head_dim * 4 + batch * g.text_len * d * bd * 3
+    dit_offloaded = max(offl.get("transformer", 0), offl.get("transformer_2", 0))  # one expert at a time
     denoise = {"latents": latent_work, "DiT activations": persistent + (ffn_act if ffn_act > attn else 0),
-               "attention": attn if attn >= ffn_act else 0, "DiT weights (offloaded)": offl.get("transformer", 0)}
+               "attention": attn if attn >= ffn_act else 0, "DiT weights (offloaded)": dit_offloaded}
 
     # Text encoding: prompt + negative prompt.
     L, tb = g.text_len, g.te_bytes

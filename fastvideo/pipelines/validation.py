@@ -12,20 +12,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from fastvideo.configs.geometry import LatentGeometry
 from fastvideo.configs.sample.base import SamplingParam
 from fastvideo.errors import InvalidRequest
 from fastvideo.pipelines.memory import hard_limit_problems  # torch-free
 
-SPATIAL_MULTIPLE = 16
-TEMPORAL_STRIDE = 4
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-
-
-def nearest_valid_frames(n: int) -> tuple[int, int]:
-    """The 4k+1 frame counts just below and above ``n``."""
-    below = max(1, ((n - 1) // TEMPORAL_STRIDE) * TEMPORAL_STRIDE + 1)
-    above = below + TEMPORAL_STRIDE if below < n else below
-    return below, above
 
 
 def non_finite_numbers(sp: SamplingParam) -> list[InvalidRequest]:
@@ -42,7 +34,10 @@ def non_finite_numbers(sp: SamplingParam) -> list[InvalidRequest]:
     return errors
 
 
-def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool = True) -> list[InvalidRequest]:
+def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool = True,
+                      geometry: LatentGeometry | None = None) -> list[InvalidRequest]:
+    """Every problem of the request.  ``geometry`` (the model's, ``ModelInfo.geometry()``) adds the frame count
+    and size rules of its VAE and patch size; without it only model-independent rules are checked."""
     errors: list[InvalidRequest] = non_finite_numbers(sp)
     flagged = {e.field for e in errors}
 
@@ -54,24 +49,32 @@ def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool =
         bad("prompt", "the prompt is empty: describe the video you want")
     if not isinstance(sp.num_frames, int) or sp.num_frames < 1:
         bad("num_frames", f"num_frames must be a positive whole number, got {sp.num_frames!r}")
-    elif (sp.num_frames - 1) % TEMPORAL_STRIDE:
-        lo, hi = nearest_valid_frames(sp.num_frames)
-        bad("num_frames", f"num_frames must be 4n+1 (the VAE packs 4 frames per latent); "
+    elif geometry is not None and not geometry.valid_frames(sp.num_frames):
+        step = geometry.frame_step
+        lo, hi = geometry.nearest_frames(sp.num_frames)
+        bad("num_frames", f"num_frames must be {step}n+1 (the VAE packs {step} frames per latent); "
                           f"{sp.num_frames} is not: use {lo} or {hi}")
     for name in ("height", "width"):
         value = getattr(sp, name)
+        multiple = None if geometry is None else getattr(geometry, f"{name}_multiple")
         if not isinstance(value, int) or value <= 0:
             bad(name, f"{name} must be a positive whole number, got {value!r}")
-        elif value % SPATIAL_MULTIPLE:
-            lo = max(SPATIAL_MULTIPLE, value // SPATIAL_MULTIPLE * SPATIAL_MULTIPLE)
-            bad(name, f"{name} must be a multiple of {SPATIAL_MULTIPLE}; {value} is not: use {lo} or "
-                      f"{lo + SPATIAL_MULTIPLE if lo < value else lo}")
+        elif multiple is not None and value % multiple:
+            lo = max(multiple, value // multiple * multiple)
+            bad(name, f"{name} must be a multiple of {multiple}; {value} is not: use {lo} or "
+                      f"{lo + multiple if lo < value else lo}")
     for name, message in hard_limit_problems(sp.num_frames, sp.height, sp.width):  # absurd sizes, any model
         bad(name, message)
     if not isinstance(sp.num_inference_steps, int) or sp.num_inference_steps < 1:
         bad("num_inference_steps", f"num_inference_steps must be at least 1, got {sp.num_inference_steps!r}")
     if not isinstance(sp.guidance_scale, (int, float)) or sp.guidance_scale < 0:
         bad("guidance_scale", f"guidance_scale must be >= 0 (1 or less turns guidance off), got {sp.guidance_scale!r}")
+    g2 = getattr(sp, "guidance_scale_2", None)
+    if g2 is not None and (not isinstance(g2, (int, float)) or g2 < 0):
+        bad("guidance_scale_2", f"guidance_scale_2 must be >= 0 or None (= guidance_scale), got {g2!r}")
+    boundary = getattr(sp, "boundary_ratio", None)
+    if boundary is not None and (not isinstance(boundary, (int, float)) or not 0 <= boundary <= 1):
+        bad("boundary_ratio", f"boundary_ratio must be in [0, 1] or None (= the model's), got {boundary!r}")
     if sp.flow_shift is not None and (not isinstance(sp.flow_shift, (int, float)) or sp.flow_shift <= 0):
         bad("flow_shift", f"flow_shift must be positive, got {sp.flow_shift!r}")
     if not isinstance(sp.seed, int) or not 0 <= sp.seed < 2**63:
@@ -142,8 +145,8 @@ def output_path_problem(output: str | os.PathLike | None) -> str | None:
     return output_folder_problem(target.parent)
 
 
-def check_sampling(sp: SamplingParam, task: str = "t2v") -> None:
-    errors = validate_sampling(sp, task)
+def check_sampling(sp: SamplingParam, task: str = "t2v", geometry: LatentGeometry | None = None) -> None:
+    errors = validate_sampling(sp, task, geometry=geometry)
     if errors:
         if len(errors) == 1:
             raise errors[0]

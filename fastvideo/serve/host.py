@@ -82,6 +82,36 @@ class Engine:
         except Exception:
             return None
 
+    def devices(self) -> list[dict[str, Any]] | None:
+        """Each visible CUDA device: ``{"index", "name", "memory"}`` (bytes); [] without one, None: unknown."""
+        fn = getattr(self.mod, "devices", None)
+        if fn is not None:
+            return list(fn())
+        try:
+            import torch
+
+            if not torch.cuda.is_available():
+                return []
+            out = []
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                out.append({"index": i, "name": str(props.name), "memory": int(props.total_memory)})
+            return out
+        except Exception:
+            return None
+
+    def model_geometry(self, model_path: str) -> dict[str, Any] | None:
+        """The model's LatentGeometry as a dict (frame step, size multiples, ...); None if it cannot be read."""
+        fn = getattr(self.mod, "model_geometry", None)
+        if fn is not None:
+            return fn(model_path)
+        try:
+            from fastvideo.configs.registry import resolve_model
+
+            return resolve_model(model_path).geometry().to_dict()
+        except Exception:
+            return None
+
     def model_tasks(self, model_path: str) -> list[str]:
         fn = getattr(self.mod, "model_tasks", None)
         if fn is not None:
@@ -130,7 +160,7 @@ class Host:
             "type": P.EV_HELLO, "protocol_version": P.PROTOCOL_VERSION, "pid": os.getpid(),
             "python": platform.python_version(), "platform": sys.platform,
             "fastvideo_version": _fastvideo_version(), "heartbeat_interval": self.heartbeat_interval,
-            "engine": self.engine.module_name,
+            "engine": self.engine.module_name, "references": reference_versions(),
         })
         self._executor.start()
         self._heart.start()
@@ -231,7 +261,8 @@ class Host:
         defaults = _jsonable(sp.to_dict())
         defaults.pop("extra", None)
         return {"defaults": defaults, "tasks": self.engine.model_tasks(model_path),
-                "gpu_count": self.engine.gpu_count()}
+                "geometry": self.engine.model_geometry(model_path),
+                "gpu_count": self.engine.gpu_count(), "devices": self.engine.devices(), "cpu": _cpu_info()}
 
     def _ensure_loaded(self, spec: dict[str, Any], rid: str | None) -> None:
         if self.generator is not None and self.loaded == spec:
@@ -245,7 +276,9 @@ class Host:
         self.generator = cls.from_pretrained(spec["model_path"], num_gpus=spec["num_gpus"], **spec["options"])
         self.loaded = spec
         info = self._describe(spec["model_path"])
-        log.info("loaded %s on %d GPU(s) in %.1f s", spec["model_path"], spec["num_gpus"], time.time() - t0)
+        where = (f"{spec['num_gpus']} GPU(s)" if info.get("gpu_count") else
+                 "the CPU" + (f" ({spec['num_gpus']} processes)" if spec["num_gpus"] > 1 else ""))
+        log.info("loaded %s on %s in %.1f s", spec["model_path"], where, time.time() - t0)
         self.outbox.send({"type": P.EV_READY, "reply_to": rid, **spec, "load_time": time.time() - t0, **info})
 
     def _unload(self) -> None:
@@ -396,6 +429,36 @@ class Host:
             self._unload()
         self.outbox.send({"type": P.EV_BYE, "reason": reason})
         self.outbox.close(timeout=2.0)
+
+
+#: the parity references this process can run (``fastvideo parity --reference``) and the package each needs
+REFERENCE_PACKAGES = {"diffusers": "diffusers"}
+
+
+def reference_versions() -> dict[str, str | None]:
+    """Each parity reference's installed package version (None: not installed here); cheap: nothing is imported."""
+    import importlib.metadata
+    import importlib.util
+
+    out: dict[str, str | None] = {}
+    for name, package in REFERENCE_PACKAGES.items():
+        try:
+            out[name] = importlib.metadata.version(package) if importlib.util.find_spec(package) else None
+        except (importlib.metadata.PackageNotFoundError, ValueError):
+            out[name] = None
+    return out
+
+
+def _cpu_info() -> dict[str, Any]:
+    """The machine's CPU side: logical cores and memory (bytes; None where the platform does not say)."""
+    import platform
+
+    memory = None
+    try:
+        memory = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    return {"cores": os.cpu_count(), "memory": memory, "name": platform.processor() or platform.machine()}
 
 
 def _jsonable(value: Any) -> Any:

@@ -49,8 +49,8 @@ def test_defaults_merge_tasks_presets_and_hints():
     assert f.frames_hint() == "≈ 1.1 s at 8 fps"
     assert f.model_summary("/models/tiny") == "tiny: text-to-video, image-to-video · default 64×48, 9 frames, " \
                                               "6 steps, 8 fps"
-    assert GenerateForm.gpus_hint(INFO) == "2 visible"
-    assert GenerateForm.gpus_hint({"gpu_count": 0}) == "no GPU visible: runs on the CPU"
+    assert GenerateForm.gpus_hint(INFO) == "2 GPUs visible"
+    assert GenerateForm.gpus_hint({"gpu_count": 0}) == "CPU only: no GPU visible"
     assert GenerateForm.gpus_hint(None) == ""
     # Without apply_defaults only the defaults and tasks change; the values stay.
     f.negative_prompt, f.width = "mine", 128
@@ -110,7 +110,9 @@ def test_validate_gives_errors_per_row(fake_model, tmp_path):
     assert f.validate("/out")[0] == {"num_gpus": "Only 2 GPUs are visible to the inference process"}
     f.model_info[str(fake_model)] = {**INFO, "gpu_count": 1}
     assert f.validate("/out")[0]["num_gpus"] == "Only 1 GPU is visible to the inference process"
-    f.model_info[str(fake_model)] = {**INFO, "gpu_count": 0}  # no GPU: ranks run on the CPU
+    f.model_info[str(fake_model)] = {**INFO, "gpu_count": 0}  # no GPU: one job runs on the CPU, never "4 GPUs"
+    assert f.validate("/out")[0]["num_gpus"].startswith("No GPU is visible to the inference process")
+    f.num_gpus = 1
     assert f.validate("/out")[0] == {}
     assert error_row("height") == "resolution" and error_row("nonsense") == GENERAL and error_row(None) == GENERAL
 

@@ -15,6 +15,7 @@ from fastvideo.api.options import (
     FASTVIDEO_SAMPLING_FIELDS,
     UnsupportedOptionError,
 )
+from fastvideo.errors import InvalidRequest
 
 
 def test_import_paths_are_one_class():
@@ -161,13 +162,21 @@ def test_generate_kwargs_and_result_keys(t2v_generator, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "value"), [("enable_teacache", True), ("num_videos_per_prompt", 2),
-                                             ("prompt_path", "p.txt"), ("guidance_scale_2", 4.0),
+                                             ("prompt_path", "p.txt"), ("sigmas", [1.0, 0.5]),
                                              ("ltx2_images", [("a", 0, 1.0)]), ("pil_image", object()),
                                              ("return_trajectory_latents", True)])
 def test_generate_kwargs_we_lack_are_named(t2v_generator, name, value):
     with pytest.raises(UnsupportedOptionError, match=name) as info:
         t2v_generator.generate_video("x", **{name: value})
     assert info.value.option == name
+
+
+@pytest.mark.parametrize(("name", "value"), [("guidance_scale_2", 4.0), ("boundary_ratio", 0.9)])
+def test_expert_fields_need_a_model_with_experts(t2v_generator, name, value):
+    """Wan2.2 A14B's per-expert fields are SamplingParam fields; a one-expert model refuses them by name."""
+    with pytest.raises(InvalidRequest, match=f"{name} is for models with several denoising experts") as info:
+        t2v_generator.generate_video("x", save_video=False, **{name: value})
+    assert info.value.field == name
 
 
 def test_unknown_generate_kwarg_lists_fields(t2v_generator):

@@ -112,3 +112,8 @@ class VideoGenerator:
 
 def gpu_count() -> int:
     return int(os.environ.get("FAKE_ENGINE_GPUS", "0"))
+
+
+def devices() -> list[dict]:
+    """The fake GPUs (``FAKE_ENGINE_GPUS``): a name and 24 GiB each, like ``torch.cuda.get_device_properties``."""
+    return [{"index": i, "name": "Fake GPU", "memory": 24 * 2**30} for i in range(gpu_count())]

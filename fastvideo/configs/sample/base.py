@@ -21,6 +21,10 @@ class SamplingParam:
     fps: int = 16
     num_inference_steps: int = 50
     guidance_scale: float = 5.0
+    # Models with several denoising experts (Wan2.2 A14B): the guidance of the low-noise expert
+    # (None: guidance_scale) and the switch point as a fraction of the 1000 training timesteps (None: the model's).
+    guidance_scale_2: float | None = None
+    boundary_ratio: float | None = None
     seed: int = 1024
     flow_shift: float | None = None  # None: the pipeline config's default
     image_path: str | None = None  # I2V: the first frame

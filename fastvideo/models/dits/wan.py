@@ -1,4 +1,4 @@
-"""Wan2.1 video diffusion transformer (DiT).
+"""Wan2.1 / Wan2.2 video diffusion transformer (DiT).
 
 Notation: ``d`` = hidden size (heads x head_dim), ``S`` = number of video tokens
 (frames x rows x columns after patchify), ``L`` = text tokens.
@@ -14,6 +14,11 @@ Forward pass (Wan2.1, T2V and I2V)::
         x +=          CrossAttn(LN_affine(x), ctx)
         x += c_gate * FFN(LN(x) * (1 + c_scale) + c_shift)
     out    = unpatchify(Linear(LN(x) * (1 + scale) + shift))   (head uses temb)
+
+Wan2.2 uses the same DiT (TI2V-5B: dim 3072, 30 layers, 48 latent channels; A14B: two Wan2.1-14B-shaped
+experts).  TI2V adds per-token timesteps (Diffusers' ``expand_timesteps``): ``timestep`` ``[B, S]``, one per
+video token, gives every token its own ``temb`` and modulation (``[B, S, 6, d]``); tokens of a given image
+frame get timestep 0.  A ``[B, S]`` timestep that is the same for every token is embedded once, as ``[B]``.
 
 Precision follows the reference: LayerNorms and the modulation arithmetic run
 in fp32, RoPE angles in float64, every matmul in the parameter dtype.
@@ -110,11 +115,15 @@ class ConditionEmbedder(nn.Module):
         )
 
     def embed_time(self, timestep: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """timestep [B] -> (temb [B, d], per-block modulation [B, 6, d]).
+        """timestep [B] -> (temb [B, d], per-block modulation [B, 6, d]); per token, [B, S] -> ([B, S, d],
+        [B, S, 6, d]).
 
         The time MLP runs in its own parameter dtype (kept fp32); temb is then
         cast to the model dtype as in the reference.
         """
+        if timestep.ndim == 2:
+            temb, proj = self.embed_time(timestep.flatten(), dtype)
+            return temb.unflatten(0, timestep.shape), proj.unflatten(0, timestep.shape)
         temb = self.time_embedder.embed(timestep).to(dtype)
         timestep_proj = self.time_modulation(F.silu(temb))
         return temb, timestep_proj.unflatten(1, (6, -1))
@@ -274,7 +283,9 @@ class WanTransformerBlock(nn.Module):
         """-> (x, carry): the previous block's carry in (a ``Pending`` update, applied first, or ``x``'s
         ``RowStats``), this block's out."""
         shift, scale, gate, c_shift, c_scale, c_gate = modulation(self.modulation, timestep_proj)
-        stream = ResidualStream.start(x, carry, shared_modulation=shift.shape[0] == 1)
+        per_token = timestep_proj.ndim == 4  # [B, S, 6, d]: a modulation per token
+        stream = ResidualStream.start(x, carry, shared_modulation=shift.shape[0] == 1 and not per_token,
+                                      per_token_modulation=per_token)
         stream = stream.add(self.self_attn, rope, norm=self.self_attn_norm, shift=shift, scale=scale, gate=gate)
         stream = stream.add(self.cross_attn, context, context_image, norm=self.cross_attn_norm)
         stream = stream.add(self.ffn, norm=self.ffn_norm, shift=c_shift, scale=c_scale, gate=c_gate, defer=True)
@@ -291,12 +302,14 @@ class OutputHead(nn.Module):
         self.proj = nn.Linear(dim, out_features)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        shift, scale = modulation(self.modulation, temb[:, None, :], fp32=False)
+        """``temb`` [B, d], or [B, S, d] per token."""
+        shift, scale = modulation(self.modulation, temb[:, None, :] if temb.ndim == 2 else temb[:, :, None, :],
+                                  fp32=False)
         return self.proj(modulate(self.norm, x, shift, scale))
 
 
 class WanTransformer3DModel(nn.Module):
-    """The Wan2.1 DiT; see the module docstring for the math."""
+    """The Wan DiT (2.1 and 2.2); see the module docstring for the math."""
 
     _ROPE_CACHE_SIZE = 8
 
@@ -367,7 +380,8 @@ class WanTransformer3DModel(nn.Module):
         encoder_hidden_states: torch.Tensor,
         encoder_hidden_states_image: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Validate shapes (clear errors instead of a failing reshape); returns timestep as [B]."""
+        """Validate shapes (clear errors instead of a failing reshape); returns timestep as [B] or, per token,
+        [B, S] (S = the number of video tokens)."""
         cfg = self.config
         if hidden_states.ndim != 5:
             raise ValueError(f"hidden_states must be [B, C, F, H, W], got shape {list(hidden_states.shape)}")
@@ -382,8 +396,10 @@ class WanTransformer3DModel(nn.Module):
         timestep = torch.as_tensor(timestep, device=hidden_states.device)
         if timestep.ndim == 0:
             timestep = timestep.expand(b)
-        if timestep.shape != (b,):
-            raise ValueError(f"timestep must be a scalar or shape [{b}], got {list(timestep.shape)}")
+        tokens = (f // self.patch_size[0]) * (h // self.patch_size[1]) * (w // self.patch_size[2])
+        if timestep.shape not in ((b,), (b, tokens)):
+            raise ValueError(f"timestep must be a scalar, shape [{b}] or, one per video token, [{b}, {tokens}]; "
+                             f"got {list(timestep.shape)}")
         text = encoder_hidden_states
         if text.ndim != 3 or text.shape[0] != b or text.shape[2] != cfg.text_dim:
             raise ValueError(
@@ -413,7 +429,8 @@ class WanTransformer3DModel(nn.Module):
     ) -> torch.Tensor:
         """Predict the flow (noise - x0) for latents ``hidden_states`` [B, C, F, H, W].
 
-        ``timestep`` [B] (or a scalar: one for the batch) is sigma * 1000 (float);
+        ``timestep`` [B] (or a scalar: one for the batch) is sigma * 1000 (float); [B, S] gives each video
+        token its own (Wan2.2 TI2V: 0 for the tokens of a given image);
         ``encoder_hidden_states`` [B, L, text_dim]; ``encoder_hidden_states_image`` [B, 257, image_dim] for
         I2V models.
         Returns [B, out_channels, F, H, W] in the model dtype.
@@ -422,6 +439,8 @@ class WanTransformer3DModel(nn.Module):
         dtype = self.dtype
         x, grid = self.patchify(hidden_states.to(dtype))
         rope = self.rope(grid, x.device)
+        if timestep.ndim == 2 and bool((timestep == timestep[:, :1]).all()):
+            timestep = timestep[:, 0]  # one timestep for every token: embedded once per sample
         # One timestep for the whole batch (a scalar, or expanded as the denoising loop passes it: stride 0)
         # is embedded once, and the blocks see one modulation shared by every sample.
         shared = timestep.shape[0] > 1 and timestep.stride(0) == 0
@@ -436,6 +455,8 @@ class WanTransformer3DModel(nn.Module):
         # Sequence parallel: this rank keeps one contiguous shard of the (padded) token
         # sequence and the matching RoPE rows; every layer but self-attention is token-wise.
         num_tokens = x.shape[1]
+        if timestep_proj.ndim == 4:  # per-token modulation: the same shard as the tokens
+            timestep_proj, temb = (self.shard_tokens(v, sp_size, ps.get_sp_rank()) for v in (timestep_proj, temb))
         x, rope = self.shard_sequence(x, rope, sp_size, ps.get_sp_rank())
         with ps.sp_valid_len(num_tokens):
             x = self.run_blocks(x, context, context_image, timestep_proj, rope)
@@ -443,6 +464,13 @@ class WanTransformer3DModel(nn.Module):
         x = self.final_layer(x, temb)
         x = all_gather_cat(x, ps.get_sp_group(), dim=1)[:, :num_tokens]
         return self.unpatchify(x, grid)
+
+    @staticmethod
+    def shard_tokens(v: torch.Tensor, sp_size: int, sp_rank: int) -> torch.Tensor:
+        """Shard ``sp_rank`` of a per-token tensor [B, S, ...] padded (zeros) to a multiple of ``sp_size``."""
+        v = pad_to_multiple(v, sp_size, dim=1)
+        shard = v.shape[1] // sp_size
+        return v[:, sp_rank * shard:(sp_rank + 1) * shard].contiguous()
 
     def shard_sequence(
         self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], sp_size: int, sp_rank: int
