@@ -50,6 +50,18 @@ _WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in r
 
 # Libraries a model_index.json entry may name; anything else is a module file in the folder.
 KNOWN_LIBRARIES = frozenset({"diffusers", "transformers", "fastvideo"})
+# Diffusers pipeline sub-packages (``diffusers.pipelines.<name>``) that a registered family's folders name as a
+# component's library: Diffusers writes e.g. ``["ltx2", "LTX2Vocoder"]`` for classes defined next to a pipeline.
+# These are Diffusers' own modules, not code from the folder (and we never import them: class names are only
+# looked up in the registry).  Families add theirs with :func:`allow_pipeline_module_library`.
+PIPELINE_MODULE_LIBRARIES: set[str] = set()
+
+
+def allow_pipeline_module_library(name: str) -> None:
+    """Accept ``name`` (a Diffusers pipeline sub-package, a plain identifier) as a model_index.json library."""
+    if not (isinstance(name, str) and name.isidentifier() and name.islower()):
+        raise ValueError(f"not a Diffusers pipeline module name: {name!r}")
+    PIPELINE_MODULE_LIBRARIES.add(name)
 
 # Config files in which transformers reads ``auto_map`` (a class to import from the folder).
 CODE_CONFIG_FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json",
@@ -57,7 +69,8 @@ CODE_CONFIG_FILES = ("config.json", "tokenizer_config.json", "preprocessor_confi
 
 # ``tokenizer_class`` values a tokenizer_config.json may name (transformers resolves any other name
 # by a lookup that ends in ``getattr(transformers, name)``).  Add to it when a family needs another.
-TOKENIZER_CLASSES = frozenset({"T5Tokenizer", "T5TokenizerFast", "PreTrainedTokenizerFast", "TokenizersBackend"})
+TOKENIZER_CLASSES = frozenset({"T5Tokenizer", "T5TokenizerFast", "PreTrainedTokenizerFast", "TokenizersBackend",
+                               "GemmaTokenizer", "GemmaTokenizerFast"})
 
 WEIGHT_INDEX_GLOBS = ("*.safetensors.index.json", "*.bin.index.json")
 
@@ -125,9 +138,10 @@ def check_index_entry(name: str, entry: Any, source: str | os.PathLike) -> None:
     is one we know (diffusers would import any other library as a module file from the folder)."""
     safe_name(name, "component", source)
     library, cls_name = entry
-    if library is not None and library not in KNOWN_LIBRARIES:
+    if library is not None and library not in KNOWN_LIBRARIES and library not in PIPELINE_MODULE_LIBRARIES:
+        known = sorted(KNOWN_LIBRARIES | PIPELINE_MODULE_LIBRARIES)
         raise custom_code_error(source, f"component {name!r} comes from library {library!r}, a Python module "
-                                f"of the model folder, not one of {', '.join(sorted(KNOWN_LIBRARIES))}")
+                                f"of the model folder, not one of {', '.join(known)}")
     if not isinstance(cls_name, str):
         raise UnsafeModelFolderError(f"{source}: component {name!r} has class {cls_name!r}, not a class name; "
                                      "expected [library, ClassName]", name=name, source=str(source))

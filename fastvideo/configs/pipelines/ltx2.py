@@ -31,10 +31,20 @@ class LTX2T2VConfig(PipelineConfig):
     flow_shift: float = 1.0  # unused: the schedule's shift comes from the token count (see module doc)
     text_len: int = 1024
     vae_precision: str = "bf16"
+    # Image-to-video: the H.264 CRF the first frame is re-compressed at before encoding (the model was trained
+    # on compressed frames; 0 skips it), as ltx-pipelines' DEFAULT_IMAGE_CRF.
+    image_crf: int = 33
 
 
 @dataclass
 class LTX2I2VConfig(LTX2T2VConfig):
-    # H.264 CRF the first frame is re-compressed at before encoding (the model was trained on compressed
-    # frames; 0 skips it), as ltx-pipelines' DEFAULT_IMAGE_CRF.
-    image_crf: int = 33
+    pass
+
+
+@dataclass
+class LTX2TinyConfig(LTX2T2VConfig):
+    """The tiny random-weight model of ``fastvideo make-tiny --family ltx2`` (tests, smoke runs, the guide)."""
+
+    text_len: int = 16
+    vae_precision: str = "fp32"
+    image_crf: int = 0

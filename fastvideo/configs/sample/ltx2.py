@@ -47,3 +47,11 @@ class LTX2DistilledSamplingParam(LTX2T2VSamplingParam):
     audio_guidance_rescale: float | None = 0.0
     sigmas: list[float] | None = field(
         default_factory=lambda: [1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875])
+
+
+@dataclass
+class LTX2TinySamplingParam(LTX2T2VSamplingParam):
+    num_frames: int = 9
+    height: int = 32
+    width: int = 32
+    num_inference_steps: int = 4

@@ -31,7 +31,7 @@ class LTX2T2VPipeline(ComposedPipeline):
             LTX2TextEncodingStage(m["tokenizer"], m["text_encoder"], m["connectors"], cfg.text_len, m.device,
                                   m.offload_for("text_encoder_cpu_offload")),
             LTX2LatentPreparationStage(m["transformer"], m["vae"], m["audio_vae"], m.device,
-                                       getattr(cfg, "image_crf", 0), vae_offload),
+                                       cfg.image_crf, vae_offload),
             LTX2TimestepStage(m["scheduler"], m.device),
             LTX2DenoisingStage(m["transformer"], dtype, m.offload_for("dit_cpu_offload"), previewer),
             LTX2DecodingStage(m["vae"], m["audio_vae"], m["vocoder"], vae_offload),
