@@ -45,6 +45,10 @@ class PipelineConfig:
     # per-output-channel scales, computed at dit_precision) or the path of a GGUF file of the DiT (Q8_0, Q6_K,
     # Q5_K, Q4_K as ComfyUI users download them), dequantised layer by layer.
     weight_storage: str = "bf16"
+    # block_stream: DiT blocks in flight on the device (None: chosen from free memory, at least 2).
+    stream_slots: int | None = None
+    # Run the DiT's FFN and output head over this many tokens at a time (None: all at once); exact.
+    ffn_chunk_tokens: int | None = None
     # Batch the conditional and unconditional passes into one forward when CFG is on.
     batch_cfg: bool = True
     # Attention backend for self-attention (None: FASTVIDEO_ATTENTION_BACKEND or TORCH_SDPA).
@@ -75,6 +79,10 @@ class PipelineConfig:
                 self.weight_storage in WEIGHT_STORAGES or self.weight_storage.lower().endswith(".gguf")):
             raise ValueError(f"weight_storage must be one of {WEIGHT_STORAGES} or the path of a .gguf file of the "
                              f"DiT, got {self.weight_storage!r}")
+        for name in ("stream_slots", "ffn_chunk_tokens"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1 or None, got {value!r}")
         if self.flow_shift <= 0:
             raise ValueError(f"flow_shift must be positive, got {self.flow_shift}")
 
