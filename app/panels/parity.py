@@ -39,8 +39,15 @@ from app.panels.common import ModelChooserMixin, component_combo, data_table, er
 from app.panels.parity_history import ParityHistoryMixin
 from app.services.catalogue import describe_local
 from app.services.parity_store import ParityRun, ParityStore
+from app.services.references import REFERENCE_REQUIREMENTS
 from app.widgets.error_chart import ErrorByLayerChart
 from app.widgets.model_combo import ModelPathCombo
+
+
+def refs_requirement(name: str) -> str:
+    """"diffusers 0.42.1": the requirement the Install button names."""
+    return REFERENCE_REQUIREMENTS.get(name, name).replace("==", " ")
+
 
 PARITY_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
 REFERENCES = ("diffusers",)
@@ -106,6 +113,30 @@ class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
                                   "and get the same seeded inputs.")
         self.stage_label.setObjectName("dimLabel")
         self.stage_label.setWordWrap(True)
+        # The reference package (diffusers) may be missing from the inference runtime: say so, offer to install.
+        self.reference_note = QLabel()
+        self.reference_note.setObjectName("fieldNote")
+        self.reference_note.setWordWrap(True)
+        self.reference_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.install_button = QPushButton("Install")
+        self.install_button.setToolTip("pip install the reference into the inference process's environment")
+        self.install_progress = QProgressBar()
+        self.install_progress.setTextVisible(False)
+        self.install_progress.setMaximumHeight(6)
+        self.install_log = QLabel()
+        self.install_log.setObjectName("dimLabel")
+        self.install_log.setWordWrap(True)
+        self.reference_box = QWidget()
+        rbl = QVBoxLayout(self.reference_box)
+        rbl.setContentsMargins(0, 0, 0, 0)
+        nrow = QHBoxLayout()
+        nrow.addWidget(self.reference_note, 1)
+        nrow.addWidget(self.install_button)
+        rbl.addLayout(nrow)
+        rbl.addWidget(self.install_progress)
+        rbl.addWidget(self.install_log)
+        self.install_progress.hide()
+        self.install_log.hide()
 
         form = QFormLayout()
         mrow = QHBoxLayout()
@@ -171,6 +202,7 @@ class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
         lay.setContentsMargins(16, 16, 16, 16)
         lay.addWidget(title)
         lay.addLayout(form)
+        lay.addWidget(self.reference_box)
         lay.addWidget(self.progress)
         lay.addWidget(self.stage_label)
         lay.addWidget(self.tabs, 1)
@@ -181,10 +213,17 @@ class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
         self.run_button.clicked.connect(lambda: self.run())
         self.run_all_button.clicked.connect(lambda: self.run_all())
         studio.runner.request_stage.connect(self._on_stage)
+        refs = studio.references
+        refs.changed.connect(self._update_reference)
+        refs.install_progress.connect(self._install_progress)
+        refs.install_output.connect(lambda line: self.install_log.setText(line[:200]))
+        refs.install_finished.connect(self._install_finished)
+        self.reference_combo.currentIndexChanged.connect(lambda _i: self._update_reference())
+        self.install_button.clicked.connect(self.install_reference)
         self._show_result(None)
         self.refresh_history()
         self._update_rules_item()
-        self._update_buttons()
+        self._update_reference()
 
     # ================================================================== choosing
     def _model_changed(self) -> None:
@@ -241,6 +280,10 @@ class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
         if not path or not comp:
             self.stage_label.setText("Pick a model folder and a component first.")
             return None
+        ready, why = self.reference_ready()
+        if not ready:
+            self.stage_label.setText(why)
+            return None
         rules, label = self._rules_for_run()
         args: dict[str, Any] = {"model_path": path, "component": comp, "reference": self.reference_combo.currentText(),
                                 "dtype": self.dtype_combo.currentText(), "seed": int(self.seed_spin.value())}
@@ -273,8 +316,11 @@ class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
         self._rid = None
         duration = time.monotonic() - self._started
         spec = self._run_spec
-        self.progress.setValue(4)
-        if h.get("type") == "parity_result" and isinstance(h.get("result"), dict):
+        ok = h.get("type") == "parity_result" and isinstance(h.get("result"), dict)
+        self.progress.setValue(4 if ok else 0)  # an error is not a completed run
+        if not ok and "needs the diffusers package" in str(h.get("message") or ""):
+            self.studio.references.mark_missing(spec.get("reference", "diffusers"))
+        if ok:
             result = h["result"]
             run_id = self.store.add(model_path=spec["model_path"], component=spec["component"],
                                     reference=spec["reference"], dtype=spec["dtype"], seed=spec["seed"],
@@ -348,11 +394,68 @@ class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
             self.modules_view.scrollTo(self.modules_model.index(max(0, row - 3), 0),
                                        QAbstractItemView.ScrollHint.PositionAtTop)
 
+    # ================================================================== the reference package
+    def reference_ready(self) -> tuple[bool, str]:
+        """Whether the chosen reference can run (unknown counts as yes: the run itself will say), and why not."""
+        available, words = self.studio.references.status(self.reference_combo.currentText())
+        return available is not False, words
+
+    def _update_reference(self) -> None:
+        name = self.reference_combo.currentText()
+        refs = self.studio.references
+        available, words = refs.status(name)
+        if available is None and self.studio.worker_enabled and self.isVisible():
+            refs.client.ensure_started()  # its hello says what is installed
+        installing = refs.installing == name
+        can, why = refs.can_install()
+        self.reference_note.setText("" if available else words)
+        self.reference_box.setVisible(available is False or installing or self.install_log.isVisible())
+        self.install_button.setVisible(available is False)
+        self.install_button.setEnabled(available is False and can)
+        self.install_button.setText(f"Install {refs_requirement(name)}")
+        self.install_button.setToolTip(why or "pip install it into the inference process's environment "
+                                             f"({refs.python})")
+        self._update_buttons()
+
+    def install_reference(self) -> bool:
+        name = self.reference_combo.currentText()
+        self.install_progress.setRange(0, self.studio.references.total_steps())
+        self.install_progress.setValue(0)
+        self.install_progress.show()
+        self.install_log.show()
+        self.install_log.setText("")
+        started = self.studio.references.install(name)
+        self._update_reference()
+        return started
+
+    def _install_progress(self, step: int, total: int, text: str) -> None:
+        self.install_progress.setRange(0, total)
+        self.install_progress.setValue(step)
+        self.reference_note.setText(text)
+
+    def _install_finished(self, ok: bool, message: str) -> None:
+        if not ok:
+            self.install_progress.setValue(0)  # no bar left full after a failure
+        self.install_progress.setVisible(ok)
+        self.install_log.setText(message)
+        self.install_log.setVisible(True)
+        self._update_reference()
+        self.notify.emit(message, "info" if ok else "error")
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        self._update_reference()
+
     def _update_buttons(self) -> None:
-        self.run_button.setEnabled(not self.running and not self.all_running
+        ready, why = self.reference_ready()
+        self.run_button.setEnabled(not self.running and not self.all_running and ready
                                    and bool(self.component_combo.currentText()))
-        self.run_all_button.setEnabled(not self.running and not self.all_running
+        self.run_all_button.setEnabled(not self.running and not self.all_running and ready
                                        and self.component_combo.count() > 0)
+        for b in (self.run_button, self.run_all_button):
+            if not hasattr(b, "_usual_tip"):
+                b._usual_tip = b.toolTip()
+            b.setToolTip(b._usual_tip if ready else why)
         n = len(self.history_view.selectionModel().selectedRows()) if self.history_view.selectionModel() else 0
         self.show_button.setEnabled(n >= 1)
         self.compare_button.setEnabled(n == 2)

@@ -11,6 +11,7 @@ from PySide6.QtCore import QLockFile, QObject, Signal
 from app.bootstrap.runtime import worker_launch
 from app.services.jobs_db import JobsDB
 from app.services.paths import StudioPaths, resolve_paths
+from app.services.references import ReferenceService
 from app.services.runner import JobRunner
 from app.services.settings import Settings, SettingsStore
 from app.services.thumbnails import Thumbnails
@@ -62,6 +63,7 @@ class Studio(QObject):
                                    heartbeat_interval=heartbeat_interval,
                                    hang_timeout=hang_timeout or float(self.settings.hang_timeout))
         self.runner = JobRunner(self.db, self.client, self)
+        self.references = ReferenceService(self.client, self.paths.data_dir, self)  # parity's diffusers
         self.thumbnails = Thumbnails(self.paths.thumbnails_dir, self)
 
     def save_settings(self, settings: Settings) -> None:

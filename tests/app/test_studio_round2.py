@@ -279,3 +279,122 @@ def test_component_box_shows_transformer_whole(make_studio, make_window):
         QGuiApplication.processEvents()
         needed = combo.fontMetrics().horizontalAdvance("text_encoder")
         assert combo.width() >= needed + 30, (combo.width(), needed)
+
+
+# ------------------------------------------------------------------------------------------------ parity reference
+FAKE_PY = """#!/bin/sh
+if [ "$1" = "-m" ]; then
+  echo "$@" > "$(dirname "$0")/pip-args.txt"
+  echo "Collecting diffusers==0.42.1"
+  echo "  Downloading diffusers-0.42.1-py3-none-any.whl (4.0 MB)"
+  echo "Installing collected packages: diffusers"
+  [ "${FAKE_PIP_EXIT:-0}" = 0 ] || { echo "ERROR: No matching distribution found for diffusers==0.42.1"; exit 1; }
+  echo "Successfully installed diffusers-0.42.1"
+  exit 0
+fi
+echo "REFERENCE 0.42.1"
+"""
+
+
+def _fake_python(tmp_path):
+    py = tmp_path / "fakepy" / "python"
+    py.parent.mkdir()
+    py.write_text(FAKE_PY)
+    py.chmod(0o755)
+    return py
+
+
+def test_the_reference_requirement_is_the_pinned_test_one():
+    from pathlib import Path
+
+    import tomllib
+
+    from app.services.references import REFERENCE_REQUIREMENTS, pip_stage
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert REFERENCE_REQUIREMENTS["diffusers"] in project["project"]["optional-dependencies"]["test"]
+    assert pip_stage("Collecting diffusers==0.42.1") == 1 and pip_stage("Successfully installed x-1") == 4
+    assert pip_stage("Requirement already satisfied: torch") is None
+
+
+def test_the_inference_process_says_which_references_it_has(make_studio, make_window, qtbot):
+    import importlib.metadata
+
+    studio = make_studio(engine="fake")
+    win = make_window(studio)
+    win.show_panel("parity")  # showing the panel starts the inference process: its hello says what is there
+    refs = studio.references
+    wait_until(qtbot, lambda: "diffusers" in refs.versions, 60, "the hello's references")
+    assert refs.versions["diffusers"] == importlib.metadata.version("diffusers")  # this venv has the test extra
+    assert refs.status("diffusers")[0] is True
+    assert win.parity.reference_box.isHidden() and win.parity.reference_ready()[0]
+
+
+def test_missing_reference_disables_parity_and_installs_it_with_progress(make_studio, make_window, qtbot, tmp_path,
+                                                                        tiny_model):
+    studio = make_studio(engine=None)
+    win = make_window(studio)
+    p = win.parity
+    p.set_model(str(tiny_model), "transformer")
+    win.show_panel("parity")
+    refs = studio.references
+    refs.versions["diffusers"] = None  # what the hello of an inference runtime without diffusers says
+    refs.changed.emit()
+    assert not p.run_button.isEnabled() and not p.run_all_button.isEnabled()
+    assert "not installed in the inference runtime" in p.run_button.toolTip()
+    assert "not installed" in p.reference_note.text() and p.reference_box.isVisibleTo(p)
+    assert p.install_button.isVisibleTo(p) and p.install_button.text() == "Install diffusers 0.42.1"
+    assert p.run() is None and "not installed" in p.stage_label.text()  # nothing is sent
+    studio.client.python = str(_fake_python(tmp_path))
+    steps = []
+    refs.install_progress.connect(lambda step, total, text: steps.append((step, total)))
+    with qtbot.waitSignal(refs.install_finished, timeout=30000) as done:
+        p.install_button.click()
+        assert not p.install_button.isEnabled()  # one install at a time
+    assert done.args[0] is True, done.args
+    total = refs.total_steps()
+    assert [s for s, _ in steps] == sorted(s for s, _ in steps) and steps[-1] == (total, total)
+    assert {1, 2, 3, 4} <= {s for s, _ in steps}  # pip's own stages moved the bar, not a timer
+    args = (tmp_path / "fakepy" / "pip-args.txt").read_text()
+    assert args.startswith("-m pip install") and args.strip().endswith("diffusers==0.42.1")
+    assert refs.versions["diffusers"] == "0.42.1"
+    assert p.run_button.isEnabled() and not p.install_button.isVisibleTo(p)
+    assert p.install_progress.value() == total and "0.42.1 is installed" in p.install_log.text()
+
+
+def test_failed_install_leaves_no_full_bar_and_says_why(make_studio, make_window, qtbot, tmp_path, tiny_model,
+                                                       monkeypatch):
+    monkeypatch.setenv("FAKE_PIP_EXIT", "1")
+    studio = make_studio(engine=None)
+    win = make_window(studio)
+    p = win.parity
+    p.set_model(str(tiny_model), "transformer")
+    win.show_panel("parity")
+    studio.references.versions["diffusers"] = None
+    studio.client.python = str(_fake_python(tmp_path))
+    with qtbot.waitSignal(studio.references.install_finished, timeout=30000) as done:
+        assert p.install_reference()
+    assert done.args[0] is False and "pip could not install diffusers==0.42.1 (exit code 1)" in done.args[1]
+    assert "No matching distribution" in p.install_log.text()
+    assert p.install_progress.value() == 0 and p.install_progress.isHidden()
+    assert not p.run_button.isEnabled() and p.install_button.isEnabled()  # it can be tried again
+    studio.client.python = str(tmp_path / "nowhere" / "python")
+    assert not studio.references.install("diffusers")
+    assert "not on this machine" in studio.references.can_install()[1]
+
+
+def test_a_parity_error_never_shows_a_full_progress_bar(make_studio, make_window, tiny_model):
+    studio = make_studio(engine=None)
+    win = make_window(studio)
+    p = win.parity
+    studio.references.versions["diffusers"] = "0.42.1"
+    p.set_model(str(tiny_model), "transformer")
+    p._run_spec = {"model_path": str(tiny_model), "component": "transformer", "reference": "diffusers",
+                   "dtype": "fp32", "seed": 0}
+    p.running = True
+    p.progress.setValue(2)
+    p._on_reply({"type": "error", "message": "the Diffusers reference needs the diffusers package (a porting/test "
+                                            "dependency of fastvideo): pip install diffusers"})
+    assert p.progress.value() == 0 and "could not run" in p.stage_label.text()
+    assert studio.references.versions["diffusers"] is None and not p.run_button.isEnabled()
+    assert p.install_button.isVisibleTo(p)
