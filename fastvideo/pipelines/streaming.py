@@ -292,8 +292,13 @@ class BlockStreamer:
     slots are allocated on entry and freed on exit, so the VAE gets that memory back.
     """
 
-    def __init__(self, device: torch.device | str, slots: int, transport: Transport | None = None):
+    def __init__(self, device: torch.device | str, slots: int, transport: Transport | None = None,
+                 resident_rest: bool = True):
         self.device = torch.device(device)
+        # The model's other tensors (embedders, head): on the device for good (a DiT: used every step), or only
+        # inside use() (a text encoder: its 2 GiB token embedding is needed once per generation).
+        self.resident_rest = resident_rest
+        self.rest: list[tuple[nn.Module, str, bool]] = []
         self.requested_slots = int(slots)
         self.transport = transport
         self.model: nn.Module | None = None
@@ -305,24 +310,33 @@ class BlockStreamer:
 
     # -- install / uninstall --
 
-    def install(self, model: nn.Module) -> BlockStreamer:
-        blocks = model.blocks
+    def install(self, model: nn.Module, path: str = "blocks") -> BlockStreamer:
+        """Stream ``model.<path>`` (a ModuleList: ``blocks`` of a DiT, ``encoder.block`` of a T5)."""
+        parent_name, _, leaf = path.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        blocks = getattr(parent, leaf)
         n = len(blocks)
         slots = min(self.requested_slots, n)
         if self.transport is None:
             self.transport = CudaTransport(self.device, slots) if self.device.type == "cuda" else \
                 CpuTransport(self.device)
-        for name, child in model.named_children():  # everything but the blocks lives on the device
-            if name != "blocks":
-                child.to(self.device)
-        for p in model.parameters(recurse=False):
-            p.data = p.data.to(self.device)
+        streamed = {id(t) for b in blocks for t in (*b.parameters(), *b.buffers())}
+        self.rest = []
+        for mod in model.modules():  # everything but the blocks
+            for name, p in mod._parameters.items():
+                if p is not None and id(p) not in streamed:
+                    self.rest.append((mod, name, True))
+            for name, b in mod._buffers.items():
+                if b is not None and id(b) not in streamed:
+                    self.rest.append((mod, name, False))
+        self._move_rest(self.device if self.resident_rest else torch.device("cpu"))
         self.packed = []
         for block in blocks:  # one block at a time: the host peak is the model plus one block
             self.packed.append(pack_block(block, self.transport))
         self.slot_bytes = max(p.nbytes for p in self.packed)
         self.schedule = StreamSchedule(n, slots)
-        model.blocks = StreamedBlocks(blocks, self)
+        setattr(parent, leaf, StreamedBlocks(blocks, self))
+        self._parent, self._leaf = parent, leaf
         model._block_streamer = self
         self.model = model
         self.active = True
@@ -333,6 +347,7 @@ class BlockStreamer:
         if model is None:
             return
         self.release()
+        self._move_rest(self.device)
         for packed in self.packed:
             for e, view in packed.views(packed.host):
                 t = view.to(self.device).clone() if self.device.type == "cpu" else view.to(self.device)
@@ -340,9 +355,18 @@ class BlockStreamer:
                     e.module._parameters[e.name].data = t
                 else:
                     e.module._buffers[e.name] = t
-        model.blocks = nn.ModuleList(list(model.blocks._modules.values()))
+        blocks = getattr(self._parent, self._leaf)
+        setattr(self._parent, self._leaf, nn.ModuleList(list(blocks._modules.values())))
         del model._block_streamer
         self.packed, self.model, self.active = [], None, False
+
+    def _move_rest(self, device: torch.device) -> None:
+        for mod, name, is_param in self.rest:
+            if is_param:
+                p = mod._parameters[name]
+                p.data = p.data.to(device)
+            else:
+                mod._buffers[name] = mod._buffers[name].to(device)
 
     @property
     def num_slots(self) -> int:
@@ -400,11 +424,15 @@ class BlockStreamer:
 
     @contextlib.contextmanager
     def use(self, module: nn.Module):
+        if not self.resident_rest:
+            self._move_rest(self.device)
         self.prefetch()
         try:
             yield module
         finally:
             self.release()
+            if not self.resident_rest:
+                self._move_rest(torch.device("cpu"))
 
 
 def streamer_of(model: nn.Module) -> BlockStreamer | None:

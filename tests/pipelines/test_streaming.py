@@ -233,3 +233,22 @@ def test_cuda_streams_bit_identical_and_bounded():
         torch.cuda.synchronize()
     assert torch.equal(out, ref) and torch.equal(out2, ref)
     assert streamer.buffers == []
+
+
+def test_t5_encoder_blocks_stream_bit_identical():
+    """The text encoder streams too (``encoder.block`` of transformers' UMT5: iterated the same way)."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(0)
+    cfg = UMT5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=48, num_layers=4, num_heads=4,
+                     relative_attention_num_buckets=8, relative_attention_max_distance=16)
+    model = UMT5EncoderModel(cfg).eval()
+    ids = torch.randint(0, 64, (2, 9))
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        ref = model(ids, mask).last_hidden_state
+    streamer = BlockStreamer("cpu", slots=2, resident_rest=False).install(model, "encoder.block")
+    with torch.no_grad(), streamer.use(model):
+        out = model(ids, mask).last_hidden_state
+    assert streamer.schedule.fetches >= 4
+    assert torch.equal(out, ref)
