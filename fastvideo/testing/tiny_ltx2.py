@@ -32,6 +32,7 @@ from fastvideo.models.loader.weights import export_state_dict
 from fastvideo.testing.tiny import DIFFUSERS_VERSION, _randomize
 
 OFFICIAL_FILE = "ltx-2-tiny.safetensors"
+_FILE_PREFIXES = ("model.diffusion_model.", "vae.", "audio_vae.", "vocoder.")
 TINY_JSON = "fastvideo_tiny.json"
 
 TINY_LTX2: dict[str, dict[str, Any]] = {
@@ -158,18 +159,26 @@ def _write_diffusers(root: Path, modules: dict) -> None:
 
 
 def official_state(modules: dict) -> dict[str, torch.Tensor]:
-    """The official single file's tensors: Diffusers names renamed by inverting each arch config's official rules."""
-    from fastvideo.mapping.rules import compile_rules, invert_name
+    """The official single file's tensors: Diffusers names renamed by inverting each arch config's official rules
+    (the candidate under the component's prefix in the single file whose forward mapping gives the name back)."""
+    from fastvideo.conversion.ltx2 import COMPONENTS
+    from fastvideo.mapping.rules import compile_rules, invert_name, map_name
 
     out: dict[str, torch.Tensor] = {}
     for name, module in modules.items():
+        prefixes = COMPONENTS[name][2]
         rules = compile_rules(type(module.arch_config).official_param_names_mapping)
         for key, tensor in _diffusers_state(module).items():
-            candidates = [c for c in invert_name(key, rules) if c[0] is not None]
-            (source, _, _), = candidates[:1] or [(None, 0, 1)]
-            if source is None:
+            try:
+                candidates = [c[0] for c in invert_name(key, rules)]
+            except ValueError:
+                candidates = []
+            # A rule that only strips the prefix (or makes it optional) inverts without it: put it back.
+            candidates += [p + c for c in [*candidates, key] for p in _FILE_PREFIXES]
+            sources = [c for c in candidates if c.startswith(prefixes) and map_name(c, rules)[0] == key]
+            if not sources:
                 raise ValueError(f"{name}: no official name for {key}")
-            out[source] = tensor
+            out[sources[0]] = tensor
     return out
 
 
