@@ -4,8 +4,8 @@
 makes ``fastvideo-studio`` (the real entry point, on whatever Qt platform it runs: xcb under Xvfb in
 ``tests/app/test_xcb_launch.py``), once its window is shown, wait for the model's defaults, type the
 prompt, press Generate, wait for the job to finish and the video to load in the player, save a
-screenshot of the window, write a JSON report and close the window (the studio then exits as if the
-user had closed it).  Nothing happens without the variable.
+screenshot of the window, write a JSON report (with the menu titles and the devices the GPUs row shows)
+and quit through File → Quit (the studio then exits as if the user had closed it).  Nothing happens without the variable.
 """
 
 from __future__ import annotations
@@ -35,13 +35,19 @@ def install(window) -> None:
     def finish(error: str | None = None) -> None:
         timer.stop()
         report["error"] = error
+        report["menus"] = [a.text().replace("&", "") for a in window.menuBar().actions()]
+        report["devices"] = g.gpus_hint.text()
         shot = spec.get("screenshot")
         if shot:
             Path(shot).parent.mkdir(parents=True, exist_ok=True)
             report["screenshot_saved"] = bool(window.grab().save(str(shot), "PNG"))
         if spec.get("report"):
             Path(spec["report"]).write_text(json.dumps(report, indent=2) + "\n")
-        window.close()
+        quit_action = getattr(window, "actions_by_name", {}).get("Quit")
+        if quit_action is not None:
+            quit_action.trigger()  # File → Quit (Ctrl+Q), as a user closes it
+        else:
+            window.close()
 
     def tick() -> None:
         try:

@@ -218,6 +218,8 @@ def test_real_studio_on_xcb_generates_a_video_and_closes_cleanly(xvfb, tmp_path)
     assert r["error"] is None and r["state"] == "done", r
     assert r["seed"] == 7 and Path(r["output_path"]).is_file(), r
     assert r["player_frames"] == 17, r
+    assert r["menus"] == ["File", "Edit", "View", "Help"], r  # closed through File → Quit
+    assert r["devices"].startswith("CPU only") or "GiB" in r["devices"] or "GPU" in r["devices"], r  # truthful
     assert r["screenshot_saved"] and shot.stat().st_size > 10_000
     from PySide6.QtGui import QImage
 
