@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (with apt) the system packages the tests need: an X server for the real-window test
-# (Xvfb, xauth), the libraries Qt's xcb platform plugin links against, and fonts.
+# (Xvfb, xauth), the libraries Qt's xcb platform plugin links against, fonts, and OpenSSH (remote engine test).
 # Idempotent: installs only what is missing and does nothing (no apt-get update) when all is there.
 # Works as root, or through sudo.  Debian/Ubuntu only; elsewhere it says what to install and exits 1.
 #
@@ -18,6 +18,8 @@ packages=(
     libx11-xcb1 libx11-6 libxkbcommon0 libxkbcommon-x11-0 libsm6 libice6
     libgl1 libegl1 libopengl0 libfontconfig1 libfreetype6 libdbus-1-3 libglib2.0-0
     fonts-dejavu-core
+    # tests/app/test_remote_engine.py: the studio's remote engine through a real sshd on 127.0.0.1
+    openssh-server openssh-client
     # (no libpulse0: the studio does not import QtMultimedia)
 )
 

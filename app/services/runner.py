@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.services.jobs_db import Job, JobsDB
 from app.services.loras import summarize_reports
+from app.services.remote import FileReceiver, TransferError
 from app.services.worker_client import WorkerClient
 from fastvideo.serve import protocol as P
 
@@ -60,7 +61,13 @@ class JobRunner(QObject):
         self._describe_requests: dict[str, str] = {}
         self._calls: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._last_progress: dict[int, tuple[int, int, float, float]] = {}
+        # Remote engine: finished videos stream back into the job's local output folder.
+        self.receiver = FileReceiver()
+        self._local_outputs: dict[int, str] = {}  # job -> local folder its streamed video goes to
+        self._received: dict[int, str] = {}  # job -> local path of its video, once it arrived whole
+        self._transfer_errors: dict[int, str] = {}
         client.event.connect(self._on_event)
+        client.file_chunk.connect(self._on_file_chunk)
         client.preview.connect(self._on_preview)
         client.crashed.connect(self._on_crashed)
         client.log.connect(self.log)
@@ -165,9 +172,17 @@ class JobRunner(QObject):
     def _send_job(self, job: Job) -> None:
         params = dict(job.params)
         params["prompt"] = job.prompt
+        extra: dict[str, Any] = {}
+        remote = getattr(self.client, "remote", None)
+        if remote is not None and params.get("save_video", True):
+            # The video is written on the remote host, then streamed back into the job's own output folder.
+            local = str(params.get("output_path") or "")
+            self._local_outputs[job.id] = local[:-4].rsplit("/", 1)[0] if local.lower().endswith(".mp4") else local
+            params["output_path"] = remote.outputs
+            extra["stream_video"] = True
         try:
             self.client.send(P.REQ_GENERATE, job_id=str(job.id), model_path=job.model_path,
-                             num_gpus=job.num_gpus, options=job.pipeline_options, params=params)
+                             num_gpus=job.num_gpus, options=job.pipeline_options, params=params, **extra)
         except Exception as exc:  # could not even write to the process
             self._fail_current(f"could not send the job to the inference process: {exc}")
 
@@ -213,7 +228,21 @@ class JobRunner(QObject):
                       float(h.get("remaining") or 0.0))
             self._last_progress[job_id] = values
             self.job_progress.emit(job_id, *values)
+        elif t == P.EV_FILE_END and job_id is not None:
+            if job_id not in self._transfer_errors:
+                try:
+                    self._received[job_id] = str(self.receiver.finish(str(job_id), h))
+                except TransferError as exc:
+                    self._transfer_errors[job_id] = str(exc)
         elif t == P.EV_RESULT and job_id is not None:
+            if job_id in self._local_outputs and h.get("video_path"):
+                local = self._received.get(job_id)
+                if local is None:
+                    why = self._transfer_errors.get(job_id, "the video was not sent back")
+                    self._finish(job_id, "failed", error=f"The video was made on {self.client.remote.target} "
+                                 f"({h.get('video_path')}) but could not be copied back: {why}")
+                    return
+                h = {**h, "remote_video_path": h.get("video_path"), "video_path": local}
             self._finish(job_id, "done", result=h)
         elif t == P.EV_CANCELLED and job_id is not None:
             self._finish(job_id, "cancelled", note=f"Cancelled at step {h.get('step', 0)}.")
@@ -226,6 +255,21 @@ class JobRunner(QObject):
                 self.describe_failed.emit(path, message)
             else:
                 self.notify.emit(f"Inference process: {message}", "error")
+
+    def _on_file_chunk(self, header: dict[str, Any], payload: bytes) -> None:
+        job_id = self._job_of(header)
+        if job_id is None or job_id not in self._local_outputs or job_id in self._transfer_errors:
+            return
+        try:
+            self.receiver.chunk(str(job_id), header, payload, self._local_outputs[job_id] or ".")
+        except (TransferError, OSError) as exc:
+            self.receiver.abort(str(job_id))
+            self._transfer_errors[job_id] = str(exc)
+
+    def _forget_transfer(self, job_id: int) -> None:
+        self.receiver.abort(str(job_id))
+        for d in (self._local_outputs, self._received, self._transfer_errors):
+            d.pop(job_id, None)
 
     def _on_preview(self, job: str, frames: object, step: int, total: int, fps: int) -> None:
         try:
@@ -250,6 +294,7 @@ class JobRunner(QObject):
         self.consecutive_crashes = 0
         self.cancelling.discard(job_id)
         self._last_progress.pop(job_id, None)
+        self._forget_transfer(job_id)
         if job_id == self.current:
             self.current = None
         if ok:
@@ -262,6 +307,7 @@ class JobRunner(QObject):
         if job_id is not None:
             self.cancelling.discard(job_id)
             self._last_progress.pop(job_id, None)
+            self._forget_transfer(job_id)
             if self.db.finish_failed(job_id, reason):
                 self.jobs_changed.emit()
                 self.job_state.emit(job_id, "failed")

@@ -12,6 +12,8 @@ from typing import Any
 MODELS_DIR_ENV = "FASTVIDEO_MODELS_DIR"  # read by fastvideo.configs.registry.models_dir()
 # the backends fastvideo ships (attention/backends)
 ATTENTION_BACKENDS = ("auto", "TORCH_SDPA", "FLASH_ATTN", "FLASH_ATTN_4")
+ENGINES = ("local", "remote")  # where the inference process runs: this computer, or a host over SSH
+EXECUTOR_BACKENDS = ("mp", "ray")  # how several GPUs are driven: worker processes there, or a Ray cluster
 
 
 @dataclass
@@ -36,6 +38,33 @@ class Settings:
     crisp_small_videos: bool = True
     #: show the porter panels (Weight mapping, Parity) under "Porting" in the sidebar; off: the creator layout
     show_porting: bool = False
+    #: "local": the inference process runs here; "remote": on remote_host through the user's ssh
+    #: (app/services/remote.py), its videos streamed back into output_dir.
+    engine: str = "local"
+    remote_host: str = ""
+    remote_user: str = ""
+    remote_port: int = 22
+    remote_python: str = "python3"
+    remote_output_dir: str = "~/fastvideo-outputs"
+    remote_ssh_options: str = ""
+    #: several GPUs: "mp" (one process per GPU on the engine's host) or "ray" (Ray actors on a cluster)
+    executor_backend: str = "mp"
+    #: the Ray cluster to attach to ("" = $RAY_ADDRESS of the inference process, else a local Ray)
+    ray_address: str = ""
+
+    def remote_engine(self):
+        """The :class:`~app.services.remote.RemoteEngine` these settings ask for (None: this computer)."""
+        if self.engine != "remote":
+            return None
+        from app.services.remote import RemoteEngine
+
+        return RemoteEngine(host=self.remote_host.strip(), user=self.remote_user.strip(), port=self.remote_port,
+                            python=self.remote_python.strip(), outputs=self.remote_output_dir.strip(),
+                            ssh_options=self.remote_ssh_options)
+
+    def serve_args(self) -> list[str]:
+        """Extra arguments of ``python -m fastvideo.serve`` these settings ask for."""
+        return ["--ray-address", self.ray_address.strip()] if self.ray_address.strip() else []
 
     def pipeline_options(self) -> dict[str, Any]:
         """The PipelineConfig overrides these settings ask for (sent with each job)."""
@@ -47,6 +76,8 @@ class Settings:
         }
         if self.attention_backend and self.attention_backend != "auto":
             opts["attention_backend"] = self.attention_backend
+        if self.executor_backend == "ray":
+            opts["distributed_executor_backend"] = "ray"
         return opts
 
     def engine_env(self) -> dict[str, str]:
@@ -83,6 +114,12 @@ class Settings:
                 setattr(out, f.name, value)
         if out.attention_backend not in ATTENTION_BACKENDS:
             out.attention_backend = "auto"
+        if out.engine not in ENGINES:
+            out.engine = "local"
+        if out.executor_backend not in EXECUTOR_BACKENDS:
+            out.executor_backend = "mp"
+        if not 1 <= out.remote_port <= 65535:
+            out.remote_port = 22
         out.num_gpus = max(1, out.num_gpus)
         out.hang_timeout = max(5, out.hang_timeout)
         return out

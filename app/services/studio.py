@@ -59,9 +59,12 @@ class Studio(QObject):
                                                 if p)
         else:
             env = {**runtime_env, **env}
-        self.client = WorkerClient(self, python=python, extra_args=worker_args, env=env,
-                                   heartbeat_interval=heartbeat_interval,
-                                   hang_timeout=hang_timeout or float(self.settings.hang_timeout))
+        self._worker_args = list(worker_args or [])
+        # Engine: this computer, or a remote host through ssh (Settings → Engine); --ray-address if set.
+        self.client = WorkerClient(self, python=python, extra_args=[*self._worker_args, *self.settings.serve_args()],
+                                   env=env, heartbeat_interval=heartbeat_interval,
+                                   hang_timeout=hang_timeout or float(self.settings.hang_timeout),
+                                   remote=self.settings.remote_engine())
         self.runner = JobRunner(self.db, self.client, self)
         self.references = ReferenceService(self.client, self.paths.data_dir, self)  # parity's diffusers
         self.thumbnails = Thumbnails(self.paths.thumbnails_dir, self)
@@ -70,6 +73,11 @@ class Studio(QObject):
         self.settings_store.save(settings)
         self.settings = settings
         self.client.hang_timeout = self._hang_override or float(settings.hang_timeout)
+        remote, args = settings.remote_engine(), [*self._worker_args, *settings.serve_args()]
+        if (remote, args) != (self.client.remote, self.client.extra_args):
+            self.client.remote, self.client.extra_args = remote, args
+            if self.runner.current is None and self.client.is_running():
+                self.client.shutdown(5.0)  # the next request starts the engine where the settings now say
         self.settings_changed.emit(settings)
 
     def close(self, timeout: float = 10.0) -> None:

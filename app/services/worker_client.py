@@ -48,12 +48,16 @@ class WorkerClient(QObject):
     crashed = Signal(str)
     #: a log line of the worker: {"level", "source", "message", ...}
     log = Signal(dict)
+    #: a piece of a finished video streamed from a remote engine: the ``file_chunk`` header, its bytes
+    file_chunk = Signal(dict, bytes)
 
     def __init__(self, parent: QObject | None = None, *, python: str | None = None,
                  extra_args: list[str] | None = None, env: dict[str, str | None] | None = None,
                  heartbeat_interval: float = 1.0, hang_timeout: float = 60.0, start_timeout: float = 120.0,
-                 nice: int = 5):
+                 nice: int = 5, remote=None):
         super().__init__(parent)
+        #: an :class:`app.services.remote.RemoteEngine`: start the process on that host through ssh (None: here)
+        self.remote = remote
         self.python = python or sys.executable
         self.extra_args = list(extra_args or [])
         self.extra_env = dict(env or {})
@@ -115,9 +119,20 @@ class WorkerClient(QObject):
             else:
                 env.insert(k, v)
         proc.setProcessEnvironment(env)
-        proc.setProgram(self.python)
-        proc.setArguments(["-m", "fastvideo.serve", "--heartbeat", str(self.heartbeat_interval),
-                           "--nice", str(self.nice), *self.extra_args])
+        serve_args = ["--heartbeat", str(self.heartbeat_interval), "--nice", str(self.nice), *self.extra_args]
+        if self.remote is not None:
+            try:
+                program, args = self.remote.command(serve_args)
+            except ValueError as exc:
+                proc.deleteLater()
+                reason = f"the remote engine is not set up: {exc} (Settings → Engine)"
+                # Reported once the caller has registered its request (send() returns its id first).
+                QTimer.singleShot(0, lambda: self.crashed.emit(reason))
+                return
+        else:
+            program, args = self.python, ["-m", "fastvideo.serve", *serve_args]
+        proc.setProgram(program)
+        proc.setArguments(args)
         proc.readyReadStandardOutput.connect(self._on_stdout)
         proc.readyReadStandardError.connect(self._on_stderr)
         proc.finished.connect(self._on_finished)
@@ -133,7 +148,8 @@ class WorkerClient(QObject):
         """Send a request; returns its id (events answering it carry ``reply_to``)."""
         self.ensure_started()
         rid = f"r{next(self._ids)}"
-        assert self.proc is not None
+        if self.proc is None:
+            return rid  # could not start: ``crashed`` says why and fails the request
         self.proc.write(P.request(type_, rid, **fields))
         return rid
 
@@ -217,6 +233,9 @@ class WorkerClient(QObject):
         if t == P.EV_HEARTBEAT:
             self.last_heartbeat = msg.header
             return
+        if t == P.EV_FILE_CHUNK:
+            self.file_chunk.emit(msg.header, msg.payload)
+            return
         if t == P.EV_PREVIEW:
             try:
                 frames = P.decode_preview(msg)
@@ -275,7 +294,8 @@ class WorkerClient(QObject):
     def _on_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
             proc = self.proc
-            reason = f"could not start the inference process ({self.python}): " + (
+            what = f"ssh to {self.remote.target}" if self.remote is not None else self.python
+            reason = f"could not start the inference process ({what}): " + (
                 proc.errorString() if proc is not None else str(error))
             self._watchdog.stop()
             self._discard_process()
@@ -300,6 +320,13 @@ class WorkerClient(QObject):
             return
         if self._failure:
             reason = self._failure
+        elif self.remote is not None and exit_code == 255 and exit_status == QProcess.ExitStatus.NormalExit:
+            # ssh's own failures: refused, unknown host key, no key accepted, the connection dropped.
+            tail = [line for line in self.stderr_tail if line.strip()][-3:]
+            reason = (f"the connection to {self.remote.target} failed or was lost (ssh exit 255)"
+                      + (":\n" + "\n".join(tail) if tail else ""))
+            self.crashed.emit(reason)
+            return
         elif exit_status == QProcess.ExitStatus.CrashExit:
             reason = "the inference process crashed"
         else:

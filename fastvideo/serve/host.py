@@ -323,6 +323,8 @@ class Host:
         Cancelled = self.engine.attr("GenerationCancelled")
         sp = SamplingParam.from_pretrained(self.loaded["model_path"])
         prompt = params.pop("prompt", None)
+        if isinstance(params.get("output_path"), str):  # "~/outputs" from a remote studio: this host's home
+            params["output_path"] = os.path.expanduser(params["output_path"])
         try:
             sp.update(**params)
         except TypeError as exc:
@@ -359,6 +361,8 @@ class Host:
         frames = result.pop("frames", None)
         header = {"type": P.EV_RESULT, "job_id": job_id, "reply_to": rid,
                   **{k: _jsonable(v) for k, v in result.items()}}
+        if msg.get("stream_video") and result.get("video_path"):
+            header.update(self._stream_file(job_id, str(result["video_path"])))
         payload = b""
         if frames is not None and not result.get("video_path"):
             import numpy as np
@@ -368,6 +372,30 @@ class Host:
                 header.update(shape=list(arr.shape), dtype="uint8")
                 payload = arr.tobytes()
         self.outbox.send(header, payload)
+
+    def _stream_file(self, job_id: str, path: str) -> dict[str, Any]:
+        """Send the finished video as ``file_chunk`` events and a ``file_end`` (size, sha256), before the
+        ``result``, for a client on another host (``generate`` with ``stream_video: true``).  One chunk is
+        written out before the next is read, so a slow link never queues the whole file in memory."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        name = os.path.basename(path)
+        size = os.path.getsize(path)
+        offset = 0
+        with open(path, "rb") as fh:
+            while True:
+                chunk = fh.read(P.FILE_CHUNK_BYTES)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                self.outbox.send({"type": P.EV_FILE_CHUNK, "job_id": job_id, "name": name, "offset": offset,
+                                  "size": size}, chunk)
+                offset += len(chunk)
+                self.outbox.flush(timeout=60.0)
+        self.outbox.send({"type": P.EV_FILE_END, "job_id": job_id, "name": name, "size": offset,
+                          "sha256": digest.hexdigest()})
+        return {"video_size": offset, "video_sha256": digest.hexdigest()}
 
     def _do_run_parity(self, msg: P.Message) -> None:
         try:
@@ -500,6 +528,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--num-gpus", type=int, default=1, help="GPUs for --model")
     p.add_argument("--nice", type=int, default=0,
                    help="lower this process's CPU priority by N (the studio passes 5 to keep its window responsive)")
+    p.add_argument("--ray-address", help="the Ray cluster for distributed_executor_backend='ray' (sets RAY_ADDRESS; "
+                                         "default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--engine", default="fastvideo", help=argparse.SUPPRESS)  # module with the VideoGenerator API
     p.add_argument("--test-hooks", action="store_true", help=argparse.SUPPRESS)  # honour _debug requests
     return p.parse_args(argv)
@@ -507,6 +537,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.ray_address:
+        os.environ["RAY_ADDRESS"] = args.ray_address
     channel = open_channel()
     outbox = channel.outbox
 

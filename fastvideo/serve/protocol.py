@@ -67,11 +67,14 @@ EV_PARITY_RESULT = "parity_result"
 EV_INSPECT_RESULT = "inspect_result"
 EV_PONG = "pong"
 EV_BYE = "bye"
+EV_FILE_CHUNK = "file_chunk"  # a piece of a finished video (generate with stream_video: true); payload: the bytes
+EV_FILE_END = "file_end"  # the video's size and sha256, after its last chunk
 EVENT_TYPES = frozenset({
     EV_HELLO, EV_HEARTBEAT, EV_LOG, EV_LOADING, EV_READY, EV_DESCRIBED, EV_STARTED,
     EV_STAGE, EV_PROGRESS, EV_PREVIEW, EV_RESULT, EV_CANCELLED, EV_ERROR,
-    EV_PARITY_RESULT, EV_INSPECT_RESULT, EV_PONG, EV_BYE,
+    EV_PARITY_RESULT, EV_INSPECT_RESULT, EV_PONG, EV_BYE, EV_FILE_CHUNK, EV_FILE_END,
 })
+FILE_CHUNK_BYTES = 1 << 20  # file_chunk payload size (the last chunk may be smaller)
 
 
 class ProtocolError(ValueError):
