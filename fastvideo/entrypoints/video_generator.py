@@ -81,6 +81,11 @@ class VideoGenerator:
         ray = load.executor_backend == "ray"
         if not torch.cuda.is_available() and not ray:  # Ray: the executor decides (the ranks may have GPUs)
             config = cpu_precision_defaults(config, set(pipeline_overrides))
+        from fastvideo.pipelines.memory_modes import resolve as resolve_memory
+
+        # memory_mode: planned for this device's free memory and the model's default request (docs/memory.md)
+        config, memory = resolve_memory(info, config, torch.device("cuda", torch.cuda.current_device())
+                                        if torch.cuda.is_available() else torch.device("cpu"))
         if ray:
             from fastvideo.worker.ray_executor import RayExecutor
 
@@ -97,7 +102,9 @@ class VideoGenerator:
 
             executor = MultiprocExecutor(info, config, num_gpus)
             config = executor.config  # the layout actually used
-        return cls(info, config, num_gpus, executor)
+        generator = cls(info, config, num_gpus, executor)
+        generator.memory = memory
+        return generator
 
     def default_sampling_param(self) -> SamplingParam:
         return self.info.sampling_param_cls()
@@ -145,7 +152,16 @@ class VideoGenerator:
         task = pick_task(self.info, sp)
         self.check_limits(sp, task)  # memory and hard limits: before any allocation or file
         check_sampling(sp, task, self.geometry)
+        from fastvideo.pipelines.memory_modes import peak_host_bytes, peak_host_reset
+
+        host_reset = peak_host_reset()  # the job's own host peak (Linux), not the process's
         result = self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
+        result["peak_host_memory"] = peak_host_bytes()
+        result["peak_host_memory_kind"] = "job_peak_rss" if host_reset else "process_peak_rss"
+        memory = getattr(self, "memory", None)
+        if memory is not None:
+            result["memory_mode"] = self.config.memory_mode
+            result["memory_plan"] = memory.plan.to_json()
         return add_result_aliases(result, sp.prompt, time.perf_counter() - start)  # FastVideo's keys too
 
     @property
@@ -162,6 +178,20 @@ class VideoGenerator:
         if getattr(self, "_geometry", None) is None:
             self._geometry = ModelGeometry.from_model(self.info.path, self.config)
         runner = getattr(self.executor, "runner", None)  # one GPU or the CPU: in this process
+        memory = getattr(self, "memory", None)
+        device = getattr(runner, "device", None)
+        if memory is not None and getattr(device, "type", None) == "cuda":  # the loaded memory mode's numbers
+            from fastvideo.pipelines.memory import budget_for, memory_check_enabled
+            from fastvideo.pipelines.memory_modes import Request
+
+            dims = (sp.num_frames, sp.height, sp.width)
+            if memory_check_enabled() and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                              for v in dims):
+                cfg = isinstance(sp.guidance_scale, (int, float)) and sp.guidance_scale > 1.0
+                problem = memory.check(Request(*dims, task, cfg), budget_for(device))
+                if problem:
+                    raise InvalidRequest(problem, "num_frames")
+            return
         check_request(sp, task, self._geometry, getattr(runner, "device", None))
 
     def shutdown(self) -> None:

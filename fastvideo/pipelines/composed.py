@@ -73,8 +73,14 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
         target = torch.device("cpu") if offloaded or sharded else device
         if log:
             log(f"loading {name} ({precision or 'files'}{', offloaded to CPU' if offloaded else ''})")
-        module = load_component(str(info.path), name, device=target,
-                                dtype=torch_dtype(precision) if precision else None)
+        experts = tuple(getattr(info, "experts", ("transformer",)))
+        if name in experts and config.weight_storage != "bf16":  # fp8 / GGUF DiT weights (memory_modes)
+            from fastvideo.pipelines.memory_modes import load_denoiser
+
+            module = load_denoiser(info, name, config, target, torch_dtype(precision), name == experts[0])
+        else:
+            module = load_component(str(info.path), name, device=target,
+                                    dtype=torch_dtype(precision) if precision else None)
         loaded.modules[name] = module
     if config.vae_tiling and "vae" in loaded.modules:
         loaded.modules["vae"].enable_tiling()
@@ -85,6 +91,9 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
 
         for _, expert in loaded.experts:
             compile_dit_blocks(expert)
+    from fastvideo.pipelines.memory_modes import apply_plan
+
+    apply_plan(loaded, log)  # memory_mode: block streaming, FFN chunking, the DiT's placement
     return loaded
 
 
