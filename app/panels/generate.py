@@ -196,6 +196,7 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
         self._update_vocabulary_note()
         self.rows["model"].set_error(None)
         self._apply_defaults_for = path if apply_defaults else None
+        self.form_model.remote_models = self.studio.settings.engine == "remote"
         kind, detail = self.form_model.model_status(path)
         if kind == "empty":
             self._set_model_info("Choose a model folder, or set a default model in Settings.")

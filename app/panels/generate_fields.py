@@ -241,6 +241,7 @@ class GenerateFormWidgets:
     def _read_form(self) -> GenerateForm:
         """Copy the widgets' values into the form model (and return it)."""
         f = self.form_model
+        f.remote_models = self.studio.settings.engine == "remote"
         f.model, f.task = self.model_path(), self.task()
         f.prompt, f.negative_prompt = self.prompt.toPlainText(), self.negative.toPlainText()
         f.width, f.height = self.width_spin.value(), self.height_spin.value()

@@ -123,8 +123,12 @@ def cpu_text(cpu: dict | None) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def model_path_problem(path: str) -> str | None:
-    """Why ``path`` cannot be a model (None: a folder, or a repo id the inference process resolves)."""
+def model_path_problem(path: str, remote: bool = False) -> str | None:
+    """Why ``path`` cannot be a model (None: a folder, or a repo id the inference process resolves).
+    ``remote``: the engine runs on another host (Settings → Engine), so the path is one of that host's and
+    only the inference process can check it (``describe`` answers with the error)."""
+    if remote:
+        return None if path.strip() else "Enter the model's folder on the remote host, or a repo id"
     p = Path(path).expanduser()
     if p.is_dir():
         return None
@@ -200,6 +204,8 @@ class GenerateForm:
     model_errors: dict[str, str] = field(default_factory=dict)
     #: models asked about and not answered yet
     described_requested: set[str] = field(default_factory=set)
+    #: the engine runs on a remote host: model paths are that host's (checked by the inference process)
+    remote_models: bool = False
 
     # ------------------------------------------------------------------ model
     def model_status(self, path: str) -> tuple[str, Any]:
@@ -211,7 +217,7 @@ class GenerateForm:
         """
         if not path:
             return "empty", None
-        problem = model_path_problem(path)
+        problem = model_path_problem(path, self.remote_models)
         if problem:
             return "problem", problem
         if path in self.model_info:
@@ -362,7 +368,7 @@ class GenerateForm:
         if not model:
             errors["model"] = "Choose a model folder first (or set a default model in Settings)"
         else:
-            problem = model_path_problem(model) or self.model_errors.get(model)
+            problem = model_path_problem(model, self.remote_models) or self.model_errors.get(model)
             if problem:
                 errors["model"] = problem
         params = self.params(output_dir, preview)

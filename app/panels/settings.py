@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.panels.engine_settings import EngineSettings
 from app.panels.generate import FormRow
 from app.services.settings import ATTENTION_BACKENDS, Settings
 from app.services.studio import Studio
@@ -74,6 +75,7 @@ class SettingsPanel(QWidget):
         self.hang_timeout.setSuffix(" s")
         self.hang_timeout.setFixedWidth(96)
         self.hang_timeout.setToolTip("If the inference process sends no heartbeat for this long it is restarted")
+        self.engine = EngineSettings()  # this computer / a remote host over SSH; mp / Ray for several GPUs
         self.save_button = QPushButton("Save")
         self.save_button.setObjectName("primaryButton")
         self.revert_button = QPushButton("Revert")
@@ -102,6 +104,7 @@ class SettingsPanel(QWidget):
         form.addRow("LoRA folder", self.rows["lora_dir"])
         form.addRow("GPUs", self.rows["num_gpus"])
         form.addRow("Attention", self.rows["attention_backend"])
+        form.addRow("Engine", self.engine)
         offload = QVBoxLayout()
         offload.setSpacing(8)
         for cb in (self.vae_tiling, self.te_offload, self.dit_offload, self.vae_offload):
@@ -170,6 +173,7 @@ class SettingsPanel(QWidget):
         self.vae_offload.setChecked(s.vae_cpu_offload)
         self.preview.setChecked(s.preview)
         self.hang_timeout.setValue(s.hang_timeout)
+        self.engine.load(s)
         for r in self.rows.values():
             r.set_error(None)
         self.status.setText(self.studio.settings_store.error or "")
@@ -208,8 +212,9 @@ class SettingsPanel(QWidget):
             self.rows["output_dir"].set_error(problem)
             ok = False
         model = self.default_model.currentText().strip()
-        if model and not Path(model).expanduser().is_dir() and ("/" not in model or os.path.isabs(model)
-                                                                or model.startswith((".", "~"))):
+        remote = self.engine.engine.currentData() == "remote"  # then model paths are the remote host's
+        if model and not remote and not Path(model).expanduser().is_dir() and ("/" not in model or os.path.isabs(model)
+                                                                               or model.startswith((".", "~"))):
             self.rows["default_model"].set_error(f"No such folder: {model}")
             ok = False
         models_dir = self.models_dir.text().strip()
@@ -237,6 +242,8 @@ class SettingsPanel(QWidget):
         s.vae_cpu_offload = self.vae_offload.isChecked()
         s.preview = self.preview.isChecked()
         s.hang_timeout = self.hang_timeout.value()
+        if not self.engine.apply(s):
+            return None
         s.lora_dir = str(Path(lora_dir).expanduser()) if lora_dir else ""
         s.crisp_small_videos = self.crisp.isChecked()
         s.show_porting = self.show_porting.isChecked()

@@ -235,3 +235,40 @@ def test_file_receiver_checks_every_piece(tmp_path):
         rx.chunk("4", {"offset": 20, "size": 3000}, data[20:30], tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd.mp4", "passwd_1.mp4"]  # temp files removed
     assert safe_video_name("a b/c:d?.MP4") == "c_d_.mp4" and safe_video_name("") == "video.mp4"
+
+
+def test_settings_engine_section(make_studio, qtbot, tmp_path):
+    """Settings → Engine: remote fields shown only for a remote host, problems at their field, the saved
+    choice reaches the inference process's launch (ssh, --ray-address) and the Generate form stops checking
+    model folders locally."""
+    from app.panels.generate_form import GenerateForm
+    from app.panels.settings import SettingsPanel
+
+    studio = make_studio(None)
+    panel = SettingsPanel(studio)
+    qtbot.addWidget(panel)
+    panel.show()
+    e = panel.engine
+    assert not e.remote_box.isVisible() and studio.client.remote is None
+    e.engine.setCurrentIndex(e.engine.findData("remote"))
+    assert e.remote_box.isVisible()
+    e.host.setText("-oProxyCommand=evil")
+    assert panel.collect() is None and "Not a host" in e.rows["host"].error.text()
+    e.host.setText("gpu-box")
+    e.user.setText("me")
+    e.python.setText("/opt/fv/bin/python")
+    e.backend.setCurrentIndex(e.backend.findData("ray"))
+    e.ray_address.setText("head:6379")
+    panel.default_model.setEditText("/models/on/the/gpu-box")  # not a folder here: fine for a remote engine
+    assert panel.save(), panel.status.text()
+    s = studio.settings
+    assert (s.engine, s.remote_host, s.remote_user, s.executor_backend) == ("remote", "gpu-box", "me", "ray")
+    assert s.pipeline_options()["distributed_executor_backend"] == "ray"
+    assert studio.client.remote.target == "me@gpu-box" and studio.client.extra_args[-2:] == ["--ray-address",
+                                                                                            "head:6379"]
+    program, args = studio.client.remote.command(["--heartbeat", "1"])
+    assert args[-1].startswith("/opt/fv/bin/python -m fastvideo.serve")
+    assert GenerateForm(remote_models=True).model_status("/models/on/the/gpu-box") == ("unknown", None)
+    assert GenerateForm().model_status("/models/on/the/gpu-box")[0] == "problem"
+    e.engine.setCurrentIndex(e.engine.findData("local"))
+    assert panel.save() is False  # back to this computer: the default model must exist here again
