@@ -121,7 +121,7 @@ class ModelChooserMixin:
         return self.model_combo.model_path()
 
     def set_model(self, path: str, component: str | None = None) -> None:
-        self.model_combo.setEditText(str(path))
+        self.model_combo.select_path(str(path))
         self._model_changed()
         if component:
             i = self.component_combo.findText(component)

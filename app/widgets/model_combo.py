@@ -26,10 +26,22 @@ class ModelPathCombo(QComboBox):
         self.setEditText(current)
         self.blockSignals(False)
 
+    def select_path(self, path: str) -> None:
+        """Choose ``path``: its item (the name shows, the path is the tooltip) when listed, else the typed path."""
+        i = self.findData(str(path))
+        if i >= 0:
+            self.setCurrentIndex(i)
+            self.setEditText(self.itemText(i))
+        else:
+            self.setEditText(str(path))
+        self.setToolTip(str(path))
+
     def model_path(self) -> str:
         """The chosen item's full path, or the typed text."""
         text = self.currentText().strip()
-        i = self.findText(text)
+        i = self.currentIndex()  # the chosen item first: two folders may share a name
+        if i < 0 or self.itemText(i) != text:
+            i = self.findText(text)
         if i >= 0 and self.itemData(i):
             return str(self.itemData(i))
         return text

@@ -398,3 +398,16 @@ def test_a_parity_error_never_shows_a_full_progress_bar(make_studio, make_window
     assert p.progress.value() == 0 and "could not run" in p.stage_label.text()
     assert studio.references.versions["diffusers"] is None and not p.run_button.isEnabled()
     assert p.install_button.isVisibleTo(p)
+
+
+def test_porter_model_choosers_show_names_and_keep_the_chosen_path(qtbot, tmp_path):
+    from app.widgets.model_combo import ModelPathCombo
+
+    a, b = tmp_path / "x" / "tiny", tmp_path / "y" / "tiny"
+    combo = ModelPathCombo()
+    qtbot.addWidget(combo)
+    combo.set_models([str(a), str(b)])
+    combo.select_path(str(b))  # two folders of one name: the chosen one counts, not the first
+    assert combo.currentText() == "tiny" and combo.model_path() == str(b) and combo.toolTip() == str(b)
+    combo.select_path(str(tmp_path / "elsewhere"))
+    assert combo.model_path() == str(tmp_path / "elsewhere")
