@@ -64,6 +64,15 @@ def register(sub) -> None:
                         "FILE.json; refused if that file already exists (files are never replaced)")
     p.add_argument("--vae-tiling", action="store_true")
     p.add_argument("--cpu-offload", action="store_true", help="keep text encoder, VAE and DiT on the CPU when idle")
+    p.add_argument("--memory-mode", default=None, choices=("auto", "resident", "model_offload", "block_stream"),
+                   help="auto (default): chosen from free GPU memory and the request; resident: all on the GPU; "
+                        "model_offload: each component on the GPU only while it runs; block_stream: the DiT's "
+                        "blocks streamed from pinned CPU memory (docs/memory.md)")
+    p.add_argument("--weight-storage", default=None, metavar="bf16|fp8|FILE.gguf",
+                   help="the DiT's weights: bf16 (default), fp8 (e4m3, per-channel scales) or a GGUF file of the "
+                        "DiT (Q8_0, Q6_K, Q5_K, Q4_K)")
+    p.add_argument("--stream-slots", type=int, default=None, help="block_stream: DiT blocks in flight (default: "
+                                                                     "from free memory)")
     p.add_argument("--attention-backend", default=None,
                    help="AUTO (default: the fastest available per layer), TORCH_SDPA, FLASH_ATTN or FLASH_ATTN_4")
     p.add_argument("--quiet", action="store_true")
@@ -90,6 +99,9 @@ def run(args) -> int:
         overrides.update(text_encoder_cpu_offload=True, vae_cpu_offload=True, dit_cpu_offload=True)
     if args.attention_backend:
         overrides["attention_backend"] = args.attention_backend
+    for name in ("memory_mode", "weight_storage", "stream_slots"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
     fields = {k: getattr(args, k) for k in (
         "negative_prompt", "num_frames", "height", "width", "num_inference_steps", "guidance_scale", "flow_shift",
         "seed", "fps", "image_path", "video_path", "strength", "output_path") if getattr(args, k) is not None}
@@ -103,7 +115,18 @@ def run(args) -> int:
         print(f"error: {'; '.join(map(str, bad_numbers))}", file=sys.stderr)
         return 2
     bar = ProgressBar(enabled=not args.quiet)
-    generator = VideoGenerator.from_pretrained(model, num_gpus=args.num_gpus, **overrides)
+    try:
+        generator = VideoGenerator.from_pretrained(model, num_gpus=args.num_gpus, **overrides)
+    except ValueError as exc:  # a bad memory_mode / weight_storage / stream_slots, said before loading
+        if not any(k in str(exc) for k in ("memory_mode", "weight_storage", "stream_slots")):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    plan = getattr(generator, "memory", None)
+    if plan is not None and not args.quiet:
+        p = plan.plan
+        print(f"memory: {p.mode} ({p.weight_storage} weights; {'asked for' if p.requested != 'auto' else 'auto'}): "
+              f"{p.reason}", file=sys.stderr, flush=True)
     try:
         result = generator.generate_video(sampling_param=sp, callback=bar)
     except InvalidRequest as exc:
@@ -114,12 +137,25 @@ def run(args) -> int:
         generator.shutdown()
     print(f"{result['video_path']}  ({result['num_frames']} frames {result['size'][0]}x{result['size'][1]}, "
           f"seed {result['seed']}, {result['generation_time']:.1f} s)")
+    print(memory_line(result))
     for lora in result.get("loras") or []:
         counts = lora["counts"]
         skipped = sum(n for status, n in counts.items() if status != "applied")
         print(f"LoRA {lora['path']} ({lora['format']}, strength {lora['strength']}): {counts.get('applied', 0)} keys "
               f"applied" + (f", {skipped} skipped" if skipped else ""))
     return 0
+
+
+def memory_line(result: dict) -> str:
+    """``memory: block_stream, peak GPU 11.2 GiB, peak host 41.0 GiB`` from a result dict."""
+    from fastvideo.pipelines.memory import format_bytes
+
+    parts = [f"memory: {result.get('memory_mode', 'resident')}"]
+    if result.get("peak_memory_kind") == "cuda_allocated" and result.get("peak_memory"):
+        parts.append(f"peak GPU {format_bytes(result['peak_memory'])}")
+    if result.get("peak_host_memory"):
+        parts.append(f"peak host {format_bytes(result['peak_host_memory'])}")
+    return ", ".join(parts)
 
 
 class ProgressBar:
