@@ -113,8 +113,6 @@ _NOT_SUPPORTED = {
     "skip_time_steps": "sliding tile attention (STA) is not supported; fastvideo runs dense attention",
     "mask_strategy_file_path": "sliding tile attention (STA) is not supported; fastvideo runs dense attention",
     "cache_strategy": "step caching (TeaCache and others) is not supported",
-    "dit_layerwise_offload": "layer-by-layer DiT offload is not supported; dit_cpu_offload=True offloads the whole "
-                             "DiT between steps' uses (pass dit_layerwise_offload=False or leave it out)",
     "dist_timeout": "a torch.distributed timeout is not supported (the executor has its own)",
     "master_port": "choosing the rendezvous port is not supported (the executor picks a free one)",
     "prompt_txt": "batch prompts from a file are not supported; call generate_video once per prompt",
@@ -199,7 +197,8 @@ def accepted_load_options(our_fields: set[str]) -> list[str]:
     """Every name from_pretrained accepts (some only with one value)."""
     names = set(our_fields) - {"extra", "preview_factors", "preview_bias", "text_encoder_precision"}
     names |= {"text_encoder_precision", "num_gpus", "tp_size", "pin_cpu_memory", "distributed_executor_backend",
-              "pipeline_config", "workload_type", "disable_autocast", "text_encoder_precisions"}
+              "pipeline_config", "workload_type", "disable_autocast", "text_encoder_precisions",
+              "dit_layerwise_offload"}
     names |= set(_RENAMED) | set(_ONLY_VALUES)
     return sorted(names)
 
@@ -237,6 +236,11 @@ def translate_load_options(num_gpus: Any, kwargs: dict[str, Any], our_fields: se
             if not isinstance(value, bool):
                 raise ValueError(f"pin_cpu_memory must be True or False, got {value!r}")
             out.overrides["pin_cpu_memory"] = value
+        elif name == "dit_layerwise_offload":  # FastVideo's layer-by-layer DiT offload: our block streaming
+            if not isinstance(value, bool):
+                raise ValueError(f"dit_layerwise_offload must be True or False, got {value!r}")
+            if value:
+                out.overrides["memory_mode"] = "block_stream"
         elif name == "pipeline_config":
             out.pipeline_config = value
         elif name == "workload_type":

@@ -69,14 +69,27 @@ def test_unknown_executor_backend_is_refused():
 
 @pytest.mark.parametrize("name", ["VSA_sparsity", "VSA_tile_size", "STA_mode", "skip_time_steps",
                                   "mask_strategy_file_path", "moba_config_path", "enable_torch_compile_vae",
-                                  "hsdp_shard_dim", "lora_path", "boundary_ratio", "dit_layerwise_offload",
+                                  "hsdp_shard_dim", "lora_path", "boundary_ratio",
                                   "ltx2_vae_tiling", "refine_enabled", "embedded_cfg_scale", "vae_sp",
                                   "master_port", "prompt_txt", "override_transformer_cls_name"])
 def test_missing_features_are_named(name):
-    value = True if name in ("dit_layerwise_offload", "vae_sp") else 0.8
+    value = True if name == "vae_sp" else 0.8
     with pytest.raises(UnsupportedOptionError, match=f"{name}.*not supported") as info:
         load(**{name: value})
     assert info.value.option == name
+
+
+def test_layerwise_offload_is_block_streaming():
+    import dataclasses
+
+    from fastvideo.api.options import translate_load_options
+    from fastvideo.configs.pipelines.base import PipelineConfig
+
+    ours = {f.name for f in dataclasses.fields(PipelineConfig)}
+    assert translate_load_options(1, {"dit_layerwise_offload": True}, ours).overrides == {"memory_mode": "block_stream"}
+    assert translate_load_options(1, {"dit_layerwise_offload": False}, ours).overrides == {}
+    with pytest.raises(ValueError, match="dit_layerwise_offload must be True or False"):
+        translate_load_options(1, {"dit_layerwise_offload": "yes"}, ours)
 
 
 def test_every_fastvideo_option_has_an_answer():
