@@ -1,0 +1,210 @@
+"""Retake the studio's screenshots in docs/screenshots/ from the real window on a real X server.
+
+    python scripts/studio_screenshots.py [--out docs/screenshots] [--only generate,parity ...]
+
+Starts a private Xvfb (``-displayfd``; or uses ``--display :N``), runs the studio on Qt's xcb platform with
+the real inference process and the built-in model in a fresh data folder, and walks it like a user: a
+generation (one grab mid-run with the live preview, one with the result playing), inline errors, a paused
+queue, History, Settings, Models, the weight-mapping inspector on the built-in DiT, a Parity run against
+Diffusers, and Help → About.  Each image is written to a temporary file and renamed.  Nothing is staged:
+what is on screen is what the studio shows for that state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (1280, 820)
+SHOTS = ("generate", "generate-running", "generate-errors", "queue", "history", "settings", "models", "mapping",
+         "parity", "about")
+
+
+def start_xvfb() -> tuple[subprocess.Popen, str]:
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        raise SystemExit("Xvfb is not installed (bash scripts/ci-system-deps.sh installs it)")
+    read, write = os.pipe()
+    proc = subprocess.Popen([exe, "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    with os.fdopen(read, "rb") as f:
+        while not number.endswith(b"\n"):
+            chunk = f.read(1)
+            if not chunk:
+                break
+            number += chunk
+    if not number.strip():
+        proc.kill()
+        raise SystemExit("Xvfb did not start")
+    return proc, f":{int(number)}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SHOTS))
+    ap.add_argument("--display", help="an X display to use instead of a private Xvfb")
+    ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if not args.inner:
+        xvfb, display = (None, args.display) if args.display else start_xvfb()
+        try:
+            env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
+            cmd = [sys.executable, __file__, "--inner", "--out", args.out, "--only", args.only]
+            return subprocess.run(cmd, env=env, cwd=str(ROOT), timeout=900).returncode
+        finally:
+            if xvfb is not None:
+                xvfb.terminate()
+                xvfb.wait(10)
+    return tour(Path(args.out), [s for s in args.only.split(",") if s] or list(SHOTS))
+
+
+def tour(out: Path, wanted: list[str]) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    from app.main import create_window
+    from fastvideo.builtin import shipped_model
+
+    model = shipped_model()
+    if model is None:
+        raise SystemExit("no shipped model in resources/models")
+    data = Path(tempfile.mkdtemp(prefix="studio-shots-"))
+    (data / "settings.json").write_text(json.dumps({"output_dir": str(data / "videos"),
+                                                    "models_dir": str(model.parent)}))
+    win = create_window(str(data), start_worker=True, model=str(model))
+    app = QApplication.instance()
+    win.resize(*SIZE)
+    win.show()
+    studio, g = win.studio, win.generate
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+
+    def pump(seconds: float, until=lambda: False, what: str = "") -> None:
+        end = time.monotonic() + seconds
+        while not until():
+            if time.monotonic() > end:
+                if what:
+                    raise SystemExit(f"timed out waiting for {what}")
+                return
+            app.processEvents()
+            time.sleep(0.02)
+
+    def grab(name: str, widget=None) -> None:
+        if name not in wanted:
+            return
+        pump(0.6)
+        tmp = out / f".{name}.tmp.png"
+        if not (widget or win).grab().save(str(tmp), "PNG"):
+            raise SystemExit(f"could not write {tmp}")
+        os.replace(tmp, out / f"{name}.png")
+        written.append(name)
+        print(f"wrote {out / name}.png", flush=True)
+
+    pump(120, lambda: g.model_path() in g.model_info and g.generate_button.isEnabled(), "the model's defaults")
+
+    # Generate: a run with the live preview (more steps, so there is a moment to catch), then its result.
+    g.prompt.setPlainText("a red circle moves to the right on a blue background")
+    g.seed.setValue(7)
+    g.steps.setValue(max(g.steps.value(), 40))
+    g.generate_button.click()
+    job = g.follow_id
+    pump(120, lambda: (studio.runner.last_progress(job) or (0, 1))[0] >= 8, "the running job's preview")
+    grab("generate-running")
+    pump(300, lambda: studio.db.get(job).is_finished, "the job to finish")
+    pump(20, lambda: bool(getattr(g.player, "frames", None)))
+    g.steps.setValue(int(g.defaults.get("num_inference_steps", 20)))
+    for prompt, seed in (("a green square moves up", 11), ("a yellow triangle moves to the left", 12)):
+        g.prompt.setPlainText(prompt)
+        g.seed.setValue(seed)
+        g.generate_button.click()
+        done = g.follow_id
+        pump(300, lambda d=done: studio.db.get(d).is_finished, "a job to finish")
+    g.show_job(job)
+    g.prompt.setPlainText("a red circle moves to the right on a blue background")
+    g.seed.setValue(7)
+    pump(20, lambda: bool(getattr(g.player, "frames", None)))
+    grab("generate")
+
+    # Inline errors: what the form refuses before anything is queued.
+    g.prompt.setPlainText("")
+    g.frames.setValue(g.frames.value() + 1)
+    g.set_size(500, 480)
+    g.generate()
+    grab("generate-errors")
+    g.clear_errors()
+
+    # Queue: paused, with jobs waiting.
+    studio.runner.set_paused(True)
+    g.set_size(int(g.defaults["width"]), int(g.defaults["height"]))
+    g.frames.setValue(int(g.defaults["num_frames"]))
+    for prompt in ("a blue circle moves down", "a white square moves to the right", "a red triangle moves up"):
+        g.prompt.setPlainText(prompt)
+        g.generate()
+    win.show_panel("queue")
+    grab("queue")
+    for j in studio.db.queue():
+        if j.state == "queued":
+            studio.runner.remove(j.id)  # (they were only there to be seen waiting)
+    studio.runner.set_paused(False)
+
+    win.show_panel("history")
+    win.history.select_job(job)
+    pump(20, lambda: bool(getattr(win.history.player, "frames", None)))
+    grab("history")
+
+    win.show_panel("settings")
+    grab("settings")
+
+    win.show_panel("models")
+    win.models.ensure_scanned()
+    pump(30, lambda: win.models.model.rowCount() > 0)
+    win.models.table.selectRow(0)  # its details and actions
+    pump(2)
+    grab("models")
+
+    m = win.mapping
+    m.set_model(str(model), "transformer")
+    win.show_panel("mapping")
+    m.load()
+    pump(120, lambda: m.report is not None, "the mapping report")
+    merged = next((r for r in range(m.proxy.rowCount())
+                   if "merged" in str(m.proxy.index(r, 3).data())), 0)
+    m.table.selectRow(merged)
+    grab("mapping")
+
+    p = win.parity
+    p.set_model(str(model), "transformer")
+    win.show_panel("parity")
+    pump(60, lambda: p.reference_ready()[0] and p.run_button.isEnabled(), "the parity reference")
+    if "parity" in wanted:
+        p.run()
+        pump(300, lambda: not p.running, "the parity run")
+    grab("parity")
+
+    win.show_panel("generate")
+    dlg = win.show_about()
+    pump(1)
+    grab("about", dlg)
+    dlg.close()
+
+    win.close()
+    pump(2)
+    missing = [n for n in wanted if n not in written]
+    if missing:
+        print(f"not written: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
