@@ -360,6 +360,14 @@ class BlockStreamer:
         del model._block_streamer
         self.packed, self.model, self.active = [], None, False
 
+    def set_slots(self, slots: int) -> None:
+        """Change how many blocks are in flight (frees the current slots; the next use allocates the new ones)."""
+        self.release()
+        n = len(self.packed)
+        self.schedule = StreamSchedule(n, min(int(slots), n))
+        if isinstance(self.transport, CudaTransport):
+            self.transport = CudaTransport(self.device, self.schedule.num_slots)
+
     def _move_rest(self, device: torch.device) -> None:
         for mod, name, is_param in self.rest:
             if is_param:
