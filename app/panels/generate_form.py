@@ -82,6 +82,24 @@ def format_timings(timings: dict) -> str:
     return ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in items)
 
 
+def format_memory(result: dict) -> str:
+    """The job's memory line from its result: "block_stream (auto) · GPU peak 11.20 GiB · host peak 30.90 GiB"."""
+    parts = []
+    mode = result.get("memory_mode")
+    if mode:
+        plan = result.get("memory_plan") or {}
+        storage = plan.get("weight_storage")
+        how = "auto" if plan.get("requested") == "auto" else "asked for"
+        parts.append(f"{mode} ({how}{', ' + storage + ' weights' if storage and storage != 'bf16' else ''})")
+    if result.get("peak_memory_kind") == "cuda_allocated" and result.get("peak_memory"):
+        parts.append(f"GPU peak {result['peak_memory'] / 2**30:.2f} GiB")
+    host = result.get("peak_host_memory") or (result.get("peak_memory")
+                                              if result.get("peak_memory_kind") == "cpu_peak_rss" else None)
+    if host:
+        parts.append(f"host peak {host / 2**30:.2f} GiB")
+    return " · ".join(parts)
+
+
 def round16(x: float, multiple: int = 16) -> int:
     """``x`` rounded to a multiple of ``multiple`` (16 unless the model's geometry says otherwise)."""
     return max(multiple, int(round(x / multiple)) * multiple)

@@ -7,7 +7,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget, QVBoxLayout, QWidget
 
-from app.panels.generate_form import format_timings
+from app.panels.generate_form import format_memory, format_timings
 from app.services.jobs_db import Job
 from app.services.runner import format_duration
 from app.widgets.frame_view import FrameView
@@ -144,11 +144,11 @@ class ResultView(QWidget):
             self.copy_seed_button.setEnabled(job_seed(job) is not None)
             r = job.result
             timing_text = format_timings(r.get("timings") or {})
-            peak = r.get("peak_memory")
+            memory = format_memory(r)
             self.result_info.setText(
                 f"{job.output_path}\nseed {job.seed} · {float(job.generation_time or 0):.1f} s"
                 + (f" · {timing_text}" if timing_text else "")
-                + (f" · peak memory {peak / 2**30:.2f} GiB" if peak else ""))
+                + (f"\nmemory: {memory}" if memory else ""))
         else:
             self.failure.setText(f"{job.state.capitalize()}\n\n{job.error or ''}")
             self.viewer.setCurrentWidget(self.failure)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.itemmodels.jobs_models import HistoryModel, short_model
 from app.panels.generate import format_timings
+from app.panels.generate_form import format_memory
 from app.services.jobs_db import Job
 from app.services.loras import loras_text
 from app.services.studio import Studio
@@ -240,6 +241,12 @@ class HistoryPanel(QWidget):
         timings = format_timings(job.result.get("timings") or {})
         if timings:
             rows.append(("Stages", timings))
+        memory = format_memory(job.result or {})
+        if memory:
+            rows.append(("Memory", memory))
+        reason = (job.result.get("memory_plan") or {}).get("reason") if job.result else None
+        if reason:
+            rows.append(("Memory plan", reason))
         rows.append(("Options", format_options(job.pipeline_options)))
         if job.output_path:
             rows.append(("File", job.output_path))
