@@ -155,7 +155,17 @@ class VideoGenerator:
         from fastvideo.pipelines.memory_modes import peak_host_bytes, peak_host_reset
 
         host_reset = peak_host_reset()  # the job's own host peak (Linux), not the process's
-        result = self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
+        vae = getattr(getattr(self.executor, "runner", None), "loaded", {}).get("vae") \
+            if getattr(self, "_tile_job", False) else None
+        if vae is not None:
+            vae.enable_tiling()
+        try:
+            result = self.executor.generate(sp, callback=callback, cancel_event=cancel_event)
+        finally:
+            if vae is not None:
+                vae.disable_tiling()
+        if vae is not None:
+            result["vae_tiling_auto"] = True
         result["peak_host_memory"] = peak_host_bytes()
         result["peak_host_memory_kind"] = "job_peak_rss" if host_reset else "process_peak_rss"
         memory = getattr(self, "memory", None)
@@ -178,6 +188,7 @@ class VideoGenerator:
         if getattr(self, "_geometry", None) is None:
             self._geometry = ModelGeometry.from_model(self.info.path, self.config)
         runner = getattr(self.executor, "runner", None)  # one GPU or the CPU: in this process
+        self._tile_job = False
         memory = getattr(self, "memory", None)
         device = getattr(runner, "device", None)
         if memory is not None and getattr(device, "type", None) == "cuda":  # the loaded memory mode's numbers
@@ -188,7 +199,9 @@ class VideoGenerator:
             if memory_check_enabled() and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                               for v in dims):
                 cfg = isinstance(sp.guidance_scale, (int, float)) and sp.guidance_scale > 1.0
-                problem = memory.check(Request(*dims, task, cfg), budget_for(device))
+                req, budget = Request(*dims, task, cfg), budget_for(device)
+                self._tile_job = memory.tile_for(req, budget)  # auto: the VAE tiled for this job only
+                problem = None if self._tile_job else memory.check(req, budget)
                 if problem:
                     raise InvalidRequest(problem, "num_frames")
             return

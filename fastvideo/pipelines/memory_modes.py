@@ -466,15 +466,22 @@ class MemoryContext:
     plan: MemoryPlan
     config: Any
 
-    def check(self, req: Request, budget: Budget) -> str | None:
+    def tile_for(self, req: Request, budget: Budget) -> bool:
+        """True when ``auto`` should tile the VAE for this request: it fits the loaded mode only tiled."""
+        return (self.plan.requested == "auto" and not self.config.vae_tiling
+                and self.check(req, budget) is not None and self.check(req, budget, tiling=True) is None)
+
+    def check(self, req: Request, budget: Budget, tiling: bool | None = None) -> str | None:
         """None when ``req`` fits the loaded mode (the free memory already excludes the loaded weights), else
-        the refusal with the numbers of every mode."""
+        the refusal with the numbers of every mode.  ``tiling``: with the VAE tiled or not (default: as
+        configured)."""
         if budget.device_type != "cuda" or budget.device is None:
             return None
         cfg = self.config
         mode = cfg.memory_mode
+        tiling = cfg.vae_tiling if tiling is None else tiling
         dev, host, stage = _estimate(self.geometry, req, self.sizes, mode, cfg.stream_slots or 0,
-                                     batch_cfg=cfg.batch_cfg, chunk=cfg.ffn_chunk_tokens, tiling=cfg.vae_tiling)
+                                     batch_cfg=cfg.batch_cfg, chunk=cfg.ffn_chunk_tokens, tiling=tiling)
         dev -= _resident_bytes(self.sizes, mode)
         host_weights = 0 if mode == "resident" else self.sizes.components_total + self.sizes.dit_total
         host -= host_weights

@@ -234,3 +234,25 @@ def test_bad_memory_options_are_refused_before_loading(tiny_t2v):
         VideoGenerator.from_pretrained(str(tiny_t2v), weight_storage="int4")
     with pytest.raises(ValueError, match="GGUF file not found"):
         VideoGenerator.from_pretrained(str(tiny_t2v), weight_storage="/nonexistent/wan.gguf")
+
+
+def test_auto_tiles_the_vae_for_a_request_that_fits_only_tiled():
+    g, sizes = ModelGeometry(), WeightSizes(components={"vae": DenoiserSize(other_bytes=G // 4)},
+                                            denoisers={"transformer": DenoiserSize(30, 100 * 2**20, 3 * G, G // 10)})
+    req = Request(81, 480, 832)
+    p = plan_memory(g, req, sizes, Budget(80 * G, 64 * G, "cuda"))
+    ctx = MemoryContext(g, sizes, p, _config(memory_mode="resident"))
+    untiled = ctx.check(req, Budget(80 * G, 64 * G, "cuda"))
+    assert untiled is None and not ctx.tile_for(req, Budget(80 * G, 64 * G, "cuda"))
+    # a budget between the tiled and the untiled VAE decode peaks
+    from fastvideo.pipelines.memory import estimate
+
+    plain = estimate(g, 81, 480, 832, device_type="cuda").device
+    tiled = estimate(ModelGeometry(vae_tiling=True), 81, 480, 832, device_type="cuda").device
+    assert tiled < plain
+    mid = Budget((plain + tiled) // 2 + 600 * 2**20, 64 * G, "cuda")  # + the planner's margin
+    assert ctx.check(req, mid) is not None and ctx.check(req, mid, tiling=True) is None
+    assert ctx.tile_for(req, mid)
+    asked = MemoryContext(g, sizes, plan_memory(g, req, sizes, Budget(80 * G, 64 * G, "cuda"), requested="resident"),
+                          _config(memory_mode="resident"))
+    assert not asked.tile_for(req, mid)  # only auto decides for the user
