@@ -147,6 +147,10 @@ class VideoGenerator:
         if loras is not None:
             sp.loras = loras
         sp.loras = _checked_loras(sp.loras)
+        if sp.loras and self.config.weight_storage != "bf16":
+            raise InvalidRequest(f"LoRAs merge into unquantised weights; this model was loaded with weight_storage="
+                                 f"{self.config.weight_storage!r}: load it with weight_storage='bf16' to use LoRAs",
+                                 "loras")
         from fastvideo.worker.runner import pick_task  # noqa: PLC0415 (torch import deferred to here)
 
         task = pick_task(self.info, sp)

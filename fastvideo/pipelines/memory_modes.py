@@ -521,6 +521,12 @@ def resolve(info: Any, config: Any, device: Any, budget: Budget | None = None) -
     from fastvideo.pipelines.memory import budget_for
 
     storage = config.weight_storage
+    if getattr(config, "use_fsdp_inference", False):
+        if config.memory_mode in ("model_offload", "block_stream"):
+            raise ValueError(f"memory_mode={config.memory_mode!r} cannot be combined with use_fsdp_inference=True "
+                             "(FSDP already splits the DiT's weights over the GPUs); use one or the other")
+        if config.memory_mode == "auto":  # sharded weights: the ranks hold their shards resident
+            config = config.update(memory_mode="resident")
     if storage.lower().endswith(".gguf") and not Path(storage).expanduser().is_file():
         raise ValueError(f"weight_storage={storage!r}: GGUF file not found (give the path of the DiT's .gguf file)")
     geometry = ModelGeometry.from_model(info.path, config)

@@ -256,3 +256,28 @@ def test_auto_tiles_the_vae_for_a_request_that_fits_only_tiled():
     asked = MemoryContext(g, sizes, plan_memory(g, req, sizes, Budget(80 * G, 64 * G, "cuda"), requested="resident"),
                           _config(memory_mode="resident"))
     assert not asked.tile_for(req, mid)  # only auto decides for the user
+
+
+def test_loras_with_quantised_weights_are_refused_up_front(tiny_t2v, tmp_path):
+    from fastvideo import InvalidRequest, VideoGenerator
+
+    lora = tmp_path / "l.safetensors"
+    lora.write_bytes(b"")  # never read: refused before
+    gen = VideoGenerator.from_pretrained(str(tiny_t2v), num_gpus=1, weight_storage="fp8")
+    try:
+        with pytest.raises(InvalidRequest, match="load it with weight_storage='bf16' to use LoRAs"):
+            gen.generate_video("x", loras=[(str(lora), 1.0)], **ARGS)
+    finally:
+        gen.shutdown()
+
+
+def test_fsdp_and_offloading_modes_do_not_mix(tiny_t2v):
+    from fastvideo.configs.pipelines.base import PipelineConfig
+    from fastvideo.configs.registry import resolve_model
+    from fastvideo.pipelines.memory_modes import resolve
+
+    info = resolve_model(str(tiny_t2v))
+    with pytest.raises(ValueError, match="cannot be combined with use_fsdp_inference=True"):
+        resolve(info, PipelineConfig(memory_mode="block_stream", use_fsdp_inference=True), "cpu")
+    config, _ = resolve(info, PipelineConfig(use_fsdp_inference=True), "cpu")
+    assert config.memory_mode == "resident"
