@@ -368,11 +368,13 @@ def load_denoiser(info: Any, name: str, config: Any, target: Any, dtype: Any, fi
             raise ValueError(f"weight_storage={storage!r}: a GGUF file replaces one DiT, and this model has "
                              f"several experts ({name}); use weight_storage='fp8' or 'bf16'")
         return _load_gguf(info, name, config, target, dtype)
-    if storage == "fp8":
-        from fastvideo.layers.quant import quantize_linears_fp8
+    if storage == "fp8":  # quantised tensor by tensor as read: the host never holds the bf16 blocks
+        from fastvideo.hub.names import check_component_folder, child
+        from fastvideo.models.loader.quantized import load_fp8_module
 
-        module = load_component(str(info.path), name, device="cpu", dtype=dtype)
-        quantize_linears_fp8(module, include=lambda n: n.startswith("blocks."))
+        folder = child(info.path, name, "component", info.path / "model_index.json")
+        check_component_folder(folder)
+        module = load_fp8_module(folder, info.component_class(name), dtype)
         return module.to(target) if torch.device(target).type != "cpu" else module
     return load_component(str(info.path), name, device=target, dtype=dtype)
 

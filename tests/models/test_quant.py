@@ -187,3 +187,22 @@ def test_gguf_file_that_does_not_fit_is_refused(tmp_path):
     (tmp_path / "junk.gguf").write_bytes(b"not a gguf file at all")
     with pytest.raises(GGUFError, match="not a readable GGUF file"):
         load(tmp_path / "junk.gguf")
+
+
+def test_fp8_loading_tensor_by_tensor_equals_quantising_the_loaded_model(tiny_t2v):
+    from fastvideo.configs.registry import resolve_model
+    from fastvideo.models.loader.component_loader import load_component
+    from fastvideo.models.loader.quantized import load_fp8_module
+
+    info = resolve_model(str(tiny_t2v))
+    # (float32: the tiny checkpoint is float32, so both quantise the same values; a bf16 one is read as bf16)
+    ref = load_component(str(tiny_t2v), "transformer", dtype=torch.float32)
+    quantize_linears_fp8(ref, include=lambda n: n.startswith("blocks."))
+    ours = load_fp8_module(tiny_t2v / "transformer", info.component_class("transformer"), torch.float32)
+    ref_sd, our_sd = ref.state_dict(), ours.state_dict()
+    assert list(our_sd) == list(ref_sd)
+    for k in ref_sd:
+        assert our_sd[k].dtype == ref_sd[k].dtype, k
+        assert torch.equal(our_sd[k].view(torch.uint8) if our_sd[k].dtype == torch.float8_e4m3fn else our_sd[k],
+                           ref_sd[k].view(torch.uint8) if ref_sd[k].dtype == torch.float8_e4m3fn else ref_sd[k]), k
+    assert isinstance(ours.blocks[0].self_attn.to_qkv, FP8Linear)  # fused q/k/v quantised after the merge
