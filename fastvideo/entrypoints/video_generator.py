@@ -197,7 +197,7 @@ class VideoGenerator:
         device = getattr(runner, "device", None)
         if memory is not None and getattr(device, "type", None) == "cuda":  # the loaded memory mode's numbers
             from fastvideo.pipelines.memory import budget_for, memory_check_enabled
-            from fastvideo.pipelines.memory_modes import Request
+            from fastvideo.pipelines.memory_modes import Request, replan
 
             dims = (sp.num_frames, sp.height, sp.width)
             if memory_check_enabled() and all(isinstance(v, int) and not isinstance(v, bool) and v > 0
@@ -206,10 +206,33 @@ class VideoGenerator:
                 req, budget = Request(*dims, task, cfg), budget_for(device)
                 self._tile_job = memory.tile_for(req, budget)  # auto: the VAE tiled for this job only
                 problem = None if self._tile_job else memory.check(req, budget)
+                plan = replan(memory, req, budget) if problem and self.num_gpus == 1 else None
+                if plan is not None:  # auto: this request needs a smaller mode: the model is reloaded in it
+                    self._reload(plan)
+                    problem = None
                 if problem:
                     raise InvalidRequest(problem, "num_frames")
             return
         check_request(sp, task, self._geometry, getattr(runner, "device", None))
+
+    def _reload(self, plan) -> None:
+        """Reload the model (one GPU) in ``plan``'s memory mode (``auto`` meeting a request its mode cannot run)."""
+        import dataclasses
+
+        from fastvideo.pipelines.memory_modes import MemoryContext
+        from fastvideo.worker.local import LocalExecutor
+
+        logger.info("memory: %s", plan.reason)
+        self.executor.shutdown()
+        self.executor = None
+        import torch
+
+        torch.cuda.empty_cache()
+        self.config = self.config.update(**plan.overrides(self.config))
+        self.executor = LocalExecutor(self.info, self.config)
+        self.memory = dataclasses.replace(self.memory, plan=plan, config=self.config) \
+            if isinstance(self.memory, MemoryContext) else self.memory
+        self._geometry = None
 
     def shutdown(self) -> None:
         if self.executor is not None:

@@ -512,6 +512,23 @@ class MemoryContext:
         return msg
 
 
+def replan(ctx: MemoryContext, req: Request, budget: Budget) -> MemoryPlan | None:
+    """``auto``: the plan for ``req`` on a fresh load (``budget`` plus what the loaded weights hold), when the
+    loaded mode cannot run it and another mode can; else None."""
+    if ctx.plan.requested != "auto" or budget.device_type != "cuda" or budget.device is None:
+        return None
+    if ctx.check(req, budget) is None:
+        return None
+    mode = ctx.config.memory_mode
+    host_held = 0 if mode == "resident" else ctx.sizes.components_total + ctx.sizes.dit_total
+    whole = replace(budget, device=budget.device + _resident_bytes(ctx.sizes, mode), host=budget.host + host_held)
+    plan = plan_memory(ctx.geometry, req, ctx.sizes, whole, weight_storage=ctx.plan.weight_storage)
+    if plan.reason.startswith("no mode fits") or plan.mode == mode:
+        return None
+    plan.reason = f"switched from {mode} for {req.width}x{req.height}x{req.num_frames}: {plan.reason}"
+    return plan
+
+
 def default_request(info: Any) -> Request:
     sp = info.sampling_param_cls()
     cfg = isinstance(sp.guidance_scale, (int, float)) and sp.guidance_scale > 1.0

@@ -281,3 +281,17 @@ def test_fsdp_and_offloading_modes_do_not_mix(tiny_t2v):
         resolve(info, PipelineConfig(memory_mode="block_stream", use_fsdp_inference=True), "cpu")
     config, _ = resolve(info, PipelineConfig(use_fsdp_inference=True), "cpu")
     assert config.memory_mode == "resident"
+
+
+def test_auto_replans_a_request_its_mode_cannot_run():
+    from fastvideo.pipelines.memory_modes import replan
+
+    p = plan(80)
+    ctx = MemoryContext(GEOM_14B, SIZES_14B, p, _config(memory_mode="resident"))
+    tight = Budget(int(2 * G), 64 * G, "cuda")  # what is left free with everything resident
+    new = replan(ctx, REQ_480, tight)
+    assert new is not None and new.mode == "model_offload" and new.requested == "auto"
+    assert new.reason.startswith("switched from resident for 832x480x81: model_offload")
+    assert replan(ctx, Request(5, 64, 64), Budget(int(20 * G), 64 * G, "cuda")) is None  # fits: no switch
+    asked = MemoryContext(GEOM_14B, SIZES_14B, plan(80, requested="resident"), _config(memory_mode="resident"))
+    assert replan(asked, REQ_480, tight) is None  # an explicit mode is never changed
