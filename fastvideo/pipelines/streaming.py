@@ -272,6 +272,11 @@ class StreamedBlocks(nn.ModuleList):
         super().__init__(list(blocks))
         object.__setattr__(self, "_streamer", streamer)  # not a submodule
 
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):  # a plain ModuleList of those blocks (ModuleList would call our __init__)
+            return nn.ModuleList(list(self._modules.values())[idx])
+        return super().__getitem__(idx)
+
     def __iter__(self) -> Iterator[nn.Module]:
         streamer = self._streamer
         if not streamer.active:
