@@ -144,7 +144,8 @@ def set_cap(device, cap_gb: float | None) -> float | None:
 def stream_run(model, x, cond, uncond, device, cap_gb, warmup, steps) -> dict[str, Any]:
     """block_stream under ``cap_gb``: slots from a 2-slot probe step's peak, then timed."""
     model.to("cpu")
-    torch.cuda.empty_cache() if device.type == "cuda" else None
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     streamer = BlockStreamer(device, 2).install(model)
     chunk_dit(model, FFN_CHUNK_TOKENS)
     set_cap(device, cap_gb)
@@ -160,7 +161,8 @@ def stream_run(model, x, cond, uncond, device, cap_gb, warmup, steps) -> dict[st
         r = measure(lambda: guided_step(model, x, cond, uncond, False), device, warmup, steps)
     r.update(slots=slots, block_bytes=block, host_pinned_bytes=streamer.host_bytes(),
              probe_peak_gpu_bytes=probe.get("peak_gpu_bytes"))
-    streamer.uninstall()  # blocks back on the device (cap lifted first by the caller)
+    set_cap(device, None)  # lifted before the blocks go back on the device
+    streamer.uninstall()
     chunk_dit(model, None)
     return r
 
