@@ -84,8 +84,10 @@ class VideoGenerator:
         from fastvideo.pipelines.memory_modes import resolve as resolve_memory
 
         # memory_mode: planned for this device's free memory and the model's default request (docs/memory.md)
-        config, memory = resolve_memory(info, config, torch.device("cuda", torch.cuda.current_device())
-                                        if torch.cuda.is_available() else torch.device("cpu"))
+        # (several GPUs: no CUDA context in this process; the plan is resident unless a mode is asked for)
+        device = None if num_gpus > 1 else torch.device("cuda", torch.cuda.current_device()) \
+            if torch.cuda.is_available() else torch.device("cpu")
+        config, memory = resolve_memory(info, config, device)
         if ray:
             from fastvideo.worker.ray_executor import RayExecutor
 

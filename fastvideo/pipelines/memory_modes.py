@@ -236,7 +236,7 @@ class MemoryPlan:
                    dit_cpu_offload=offload or config.dit_cpu_offload)
         if offload:
             out["pin_cpu_memory"] = True  # host copies pinned: faster, asynchronous moves
-        if self.mode == "block_stream":
+        if self.mode == "block_stream" and self.slots is not None:
             out["stream_slots"] = self.slots
         if self.batch_cfg is False:
             out["batch_cfg"] = False
@@ -308,8 +308,9 @@ def plan_memory(g: ModelGeometry, req: Request, sizes: WeightSizes, budget: Budg
     request = asdict(req)
     if budget.device_type != "cuda":
         mode = "resident" if requested == "auto" else requested
-        why = "the device is the CPU: weights and activations share host memory" if requested == "auto" \
-            else "asked for"
+        where = "the device is the CPU: weights and activations share host memory" if budget.device_type == "cpu" \
+            else "GPU memory is not measured in this process (several GPUs: each worker holds its share)"
+        why = where if requested == "auto" else "asked for"
         return MemoryPlan(requested, mode, weight_storage, why, None, budget.host, request)
     needs = [mode_need(g, req, sizes, budget, m, slots=slots) for m in MODES]
     table = [asdict(n) for n in needs]
@@ -554,7 +555,7 @@ def resolve(info: Any, config: Any, device: Any, budget: Budget | None = None) -
     budget = budget or budget_for(device)
     plan = plan_memory(geometry, default_request(info), sizes, budget, requested=config.memory_mode,
                        weight_storage=storage, slots=config.stream_slots)
-    if budget.device_type == "cuda":
+    if budget.device_type == "cuda" or plan.requested != "auto":  # an asked-for mode is set up on any device
         config = config.update(**plan.overrides(config))
     else:
         config = config.update(memory_mode=plan.mode)
