@@ -206,3 +206,23 @@ def test_fp8_loading_tensor_by_tensor_equals_quantising_the_loaded_model(tiny_t2
         assert torch.equal(our_sd[k].view(torch.uint8) if our_sd[k].dtype == torch.float8_e4m3fn else our_sd[k],
                            ref_sd[k].view(torch.uint8) if ref_sd[k].dtype == torch.float8_e4m3fn else ref_sd[k]), k
     assert isinstance(ours.blocks[0].self_attn.to_qkv, FP8Linear)  # fused q/k/v quantised after the merge
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", LEVELS)
+def test_dequantize_on_the_gpu_equals_the_cpu(name):
+    rng = np.random.default_rng(0)
+    q = torch.from_numpy(np.ascontiguousarray(quantize(rng.standard_normal((64, 512)).astype(np.float32), name)))
+    cpu = dequantize(q, GGML_BY_NAME[name], (64, 512))
+    gpu = dequantize(q.cuda(), GGML_BY_NAME[name], (64, 512))
+    assert torch.equal(gpu.cpu(), cpu)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp8_linear_on_the_gpu_matches_its_twin():
+    torch.manual_seed(0)
+    q = FP8Linear.from_linear(nn.Linear(256, 128).to(torch.bfloat16)).cuda()
+    x = torch.randn(4, 100, 256, dtype=torch.bfloat16, device="cuda")
+    assert torch.equal(q(x), q.to_linear()(x))
