@@ -34,10 +34,12 @@ same path; docs/multigpu.md walks through two hosts.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
 import threading
+import weakref
 from typing import Any
 
 from fastvideo.errors import WorkerError
@@ -47,6 +49,10 @@ logger = logging.getLogger("fastvideo")
 
 ENV_PLACEMENT = "FASTVIDEO_RAY_PLACEMENT"  # PACK (default), SPREAD, STRICT_PACK, STRICT_SPREAD
 ENV_PLACEMENT_TIMEOUT = "FASTVIDEO_RAY_PLACEMENT_TIMEOUT"  # seconds to wait for the cluster to have room
+# Executors not shut down yet.  Without this a script that drops its generator (FastVideo's examples never
+# call shutdown()) would leave the ranks' watcher threads inside ray.get when Ray's exit handler shuts Ray
+# down, and Ray then ends the process with status 1.
+_LIVE: set = set()
 
 
 def _import_ray():
@@ -160,6 +166,7 @@ class RayExecutor(MultiprocExecutor):
         self._pg = None
         self._actors: list = []
         self._explicit = set(explicit)
+        self._at_exit = False  # at interpreter exit Ray's own atexit handler shuts Ray down
         self.address: str | None = None
         self._init_ray()
         gpus = self._cluster_gpus()
@@ -168,6 +175,10 @@ class RayExecutor(MultiprocExecutor):
 
             config = cpu_precision_defaults(config, self._explicit)  # CPU ranks: fp32 unless asked otherwise
         super().__init__(info, config, num_gpus, ready_timeout=ready_timeout, request_timeout=request_timeout)
+        # Registered after the base class's (and Ray's own) handler, so it runs first at exit: the ranks are
+        # stopped while Ray still works, and Ray's own exit handler then disconnects it.
+        atexit.register(_exit_shutdown, weakref.ref(self))
+        _LIVE.add(self)  # kept until shutdown: a generator dropped without shutdown() is still shut down at exit
 
     def generate(self, sp, callback=None, cancel_event=None) -> dict[str, Any]:
         """As the local executor's, but the video is written *here* (the caller's host and working folder):
@@ -192,7 +203,9 @@ class RayExecutor(MultiprocExecutor):
         ray = self._ray
         if not ray.is_initialized():
             address = os.environ.get("RAY_ADDRESS") or None
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+            # log_to_driver off: the ranks report through their connections (errors with tracebacks); Ray's
+            # log forwarding thread, racing the interpreter's exit, could end the caller with status 1.
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
             self._owns_ray = True
         ctx = ray.get_runtime_context()
         self.address = getattr(ctx, "gcs_address", None)
@@ -283,9 +296,20 @@ class RayExecutor(MultiprocExecutor):
             except Exception:  # noqa: BLE001 - Ray already shut down
                 pass
             self._pg = None
-        if self._owns_ray:
+        _LIVE.discard(self)
+        if self._owns_ray and not self._at_exit:
             self._owns_ray = False
             try:
                 self._ray.shutdown()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _exit_shutdown(ref) -> None:
+    executor = ref()
+    if executor is not None:
+        executor._at_exit = True
+        try:
+            executor.shutdown()
+        except Exception:  # noqa: BLE001 - interpreter exit
+            pass

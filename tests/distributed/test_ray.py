@@ -161,5 +161,52 @@ def test_fastvideo_basic_ray_example_on_the_cluster(cluster, tiny_t2v, tmp_path,
     monkeypatch.setenv("RAY_ADDRESS", cluster.address)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     proc = run_example("basic_ray.py", model, tmp_path, timeout=150)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.returncode == 0, (proc.returncode, proc.stdout[-2000:], proc.stderr[-4000:])
     assert len(videos(tmp_path / "video_samples")) == 2
+
+
+def test_inference_process_attaches_with_ray_address_and_streams_the_video(cluster, tiny_t2v, tmp_path):
+    """``python -m fastvideo.serve --ray-address ADDR`` (what the studio runs, locally or over SSH): a job with
+    ``distributed_executor_backend: "ray"`` runs on the cluster's two nodes, and with ``stream_video`` the video
+    comes back as file_chunk / file_end events whose bytes and SHA-256 match the file."""
+    import hashlib
+
+    from fastvideo.serve import protocol as P
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "fastvideo.serve", "--heartbeat", "0.5", "--ray-address",
+                             cluster.address], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env=env)
+    try:
+        proc.stdin.write(P.request("generate", "r1", job_id="1", model_path=str(tiny_t2v), num_gpus=2,
+                                   options={"distributed_executor_backend": "ray", "cfg_parallel": False},
+                                   stream_video=True,
+                                   params={**KW, "prompt": "a red fox", "output_path": str(tmp_path / "out")}))
+        proc.stdin.flush()
+        decoder, events, data = P.FrameDecoder(), [], bytearray()
+        deadline = time.monotonic() + 120
+        while not any(e.type in ("result", "error") for e in events):
+            assert time.monotonic() < deadline, [e.type for e in events]
+            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            assert chunk, "the inference process exited"
+            for msg in decoder.feed(chunk):
+                events.append(msg)
+                if msg.type == "file_chunk":
+                    assert msg["offset"] == len(data)
+                    data += msg.payload
+        result = events[-1]
+        assert result.type == "result", result.header
+        end = next(e for e in events if e.type == "file_end")
+        assert [e.type for e in events].index("file_end") < [e.type for e in events].index("result")
+        video = Path(result["video_path"])
+        assert video.parent == tmp_path / "out" and bytes(data) == video.read_bytes()
+        assert end["sha256"] == result["video_sha256"] == hashlib.sha256(data).hexdigest() and end["size"] == len(data)
+        assert result["settings"]["pipeline_config"]["sp_size"] == 2
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
