@@ -266,14 +266,32 @@ def _estimate(g: ModelGeometry, req: Request, sizes: WeightSizes, mode: str, slo
     else:  # DiT blocks and the text encoder's blocks streamed (MIN_SLOTS for the text encoder)
         block = max((d.block_bytes for d in sizes.denoisers.values()), default=0)
         te = sizes.components.get("text_encoder")
-        if te is not None and te.blocks:
-            comps["text_encoder"] = te.other_bytes + min(MIN_SLOTS, te.blocks) * te.block_bytes
+        if te is not None and te.blocks:  # its token embedding (most of the rest) stays in RAM
+            comps["text_encoder"] = min(MIN_SLOTS, te.blocks) * te.block_bytes
         offloaded = {**comps, "transformer": slots * block}
         resident = sum(d.other_bytes for d in sizes.denoisers.values())
         host_weights = sizes.components_total + sum(d.blocks_bytes for d in sizes.denoisers.values())
     g = replace(g, offloaded_weights=offloaded)
     e = estimate(g, req.num_frames, req.height, req.width, task=req.task, cfg=req.cfg, device_type="cuda")
-    return e.device + resident + DEVICE_MARGIN, e.host + host_weights, e.peak_stage
+    stages = dict(e.stages)
+    if "denoising" in stages:
+        stages["denoising"] -= _fused_qk_saving(g, req)
+    stage = max(stages, key=stages.get)
+    return stages[stage] + resident + DEVICE_MARGIN, e.host + host_weights, stage
+
+
+def _fused_qk_saving(g: ModelGeometry, req: Request) -> int:
+    """What memory.estimate's attention term counts that CUDA inference never allocates: the q/k RMSNorm and
+    RoPE float32 temporaries (12 bytes per hidden value), which the fused Triton kernel
+    (``fastvideo.kernels.qk_norm_rope``) does not make.  Its own formulas, for the denoising stage's peak."""
+    batch = 2 if req.cfg and g.batch_cfg and not g.cfg_parallel else 1
+    tokens = -(-g.tokens(req.num_frames, req.height, req.width) // g.sp_size)
+    d, bd = g.dit_dim, g.dit_bytes
+    attn = batch * tokens * d * (7 * bd + 12) + batch * g.dit_heads * tokens * 4
+    ffn = batch * tokens * (2 * g.dit_ffn * bd + d * (12 + bd))
+    if attn < ffn:
+        return 0
+    return attn - max(attn - batch * tokens * d * 12, ffn)
 
 
 def mode_need(g: ModelGeometry, req: Request, sizes: WeightSizes, budget: Budget, mode: str, *,
@@ -395,6 +413,27 @@ def _load_gguf(info: Any, name: str, config: Any, target: Any, dtype: Any):
 
 
 TEXT_ENCODER_BLOCKS = "encoder.block"  # transformers' T5 / UMT5 encoder layers
+TEXT_ENCODER_EMBEDDING = "encoder.embed_tokens"
+
+
+def _has(module: Any, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
+def host_embedding(embedding: Any, device: Any) -> None:
+    """Look tokens up in ``embedding`` where its table is (the host) and hand the rows to ``device``: a text
+    encoder's vocabulary table (UMT5-XXL: 256k x 4096, 2 GiB in bf16) never goes to the GPU for 2 x 512 rows."""
+    import torch.nn.functional as F
+
+    def forward(ids):
+        rows = F.embedding(ids.to(embedding.weight.device), embedding.weight, embedding.padding_idx)
+        return rows.to(device, non_blocking=False)
+
+    embedding.forward = forward
 
 
 def _module_list(module: Any, path: str) -> bool:
@@ -426,6 +465,8 @@ class Placement:
 def apply_plan(loaded: Any, log=None) -> None:
     """After loading: block streaming installed on every expert (``memory_mode="block_stream"``), FFN chunking
     set; the loaded modules' DiT offload becomes a :class:`Placement`."""
+    from torch import nn
+
     from fastvideo.layers.chunking import chunk_dit
     from fastvideo.pipelines.streaming import BlockStreamer
 
@@ -444,7 +485,14 @@ def apply_plan(loaded: Any, log=None) -> None:
                     f"{format_bytes(streamer.slot_bytes)}")
     te = loaded.modules.get("text_encoder")
     if config.memory_mode == "block_stream" and te is not None and _module_list(te, TEXT_ENCODER_BLOCKS):
-        BlockStreamer(loaded.device, MIN_SLOTS, resident_rest=False).install(te, TEXT_ENCODER_BLOCKS)
+        embedding = te.get_submodule(TEXT_ENCODER_EMBEDDING) if _has(te, TEXT_ENCODER_EMBEDDING) else None
+        host = ()
+        if isinstance(embedding, nn.Embedding) and loaded.device.type != "cpu":
+            host_embedding(embedding, loaded.device)  # the 2 GiB vocabulary table stays in RAM
+            te.compute_device = loaded.device
+            host = (embedding.weight,)
+        BlockStreamer(loaded.device, MIN_SLOTS, resident_rest=False, host_tensors=host).install(
+            te, TEXT_ENCODER_BLOCKS)
     if loaded.offloader is not None and not isinstance(loaded.offloader, Placement):
         loaded.offloader = Placement(loaded.offloader)
 

@@ -298,12 +298,13 @@ class BlockStreamer:
     """
 
     def __init__(self, device: torch.device | str, slots: int, transport: Transport | None = None,
-                 resident_rest: bool = True):
+                 resident_rest: bool = True, host_tensors: tuple[torch.Tensor, ...] = ()):
         self.device = torch.device(device)
         # The model's other tensors (embedders, head): on the device for good (a DiT: used every step), or only
         # inside use() (a text encoder: its 2 GiB token embedding is needed once per generation).
         self.resident_rest = resident_rest
         self.rest: list[tuple[nn.Module, str, bool]] = []
+        self.host_ids = {id(t) for t in host_tensors}  # never moved (a text encoder's token embedding)
         self.requested_slots = int(slots)
         self.transport = transport
         self.model: nn.Module | None = None
@@ -329,7 +330,7 @@ class BlockStreamer:
         self.rest = []
         for mod in model.modules():  # everything but the blocks
             for name, p in mod._parameters.items():
-                if p is not None and id(p) not in streamed:
+                if p is not None and id(p) not in streamed and id(p) not in self.host_ids:
                     self.rest.append((mod, name, True))
             for name, b in mod._buffers.items():
                 if b is not None and id(b) not in streamed:

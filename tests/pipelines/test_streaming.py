@@ -252,3 +252,29 @@ def test_t5_encoder_blocks_stream_bit_identical():
         out = model(ids, mask).last_hidden_state
     assert streamer.schedule.fetches >= 4
     assert torch.equal(out, ref)
+
+
+def test_t5_with_its_token_table_kept_on_the_host():
+    """block_stream's text encoder: blocks streamed, the vocabulary table never moved (looked up in place)."""
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from fastvideo.models.encoders.t5 import _module_device_dtype
+    from fastvideo.pipelines.memory_modes import host_embedding
+
+    torch.manual_seed(0)
+    cfg = UMT5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=48, num_layers=3, num_heads=4,
+                     relative_attention_num_buckets=8, relative_attention_max_distance=16)
+    model = UMT5EncoderModel(cfg).eval()
+    ids, mask = torch.randint(0, 64, (2, 9)), torch.ones(2, 9, dtype=torch.long)
+    with torch.no_grad():
+        ref = model(ids, mask).last_hidden_state
+    emb = model.encoder.embed_tokens
+    host_embedding(emb, "cpu")
+    model.compute_device = "cpu"
+    streamer = BlockStreamer("cpu", slots=2, resident_rest=False, host_tensors=(emb.weight,)).install(
+        model, "encoder.block")
+    assert all(mod is not emb for mod, _, _ in streamer.rest)
+    assert _module_device_dtype(model)[0] == torch.device("cpu")
+    with torch.no_grad(), streamer.use(model):
+        out = model(ids, mask).last_hidden_state
+    assert torch.equal(out, ref)

@@ -31,7 +31,10 @@ class UMT5TextEncoder(UMT5EncoderModel):
 
 
 def _module_device_dtype(module: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
+    compute = getattr(module, "compute_device", None)  # set where the token embedding stays on the host
     for p in module.parameters():
+        if compute is not None:
+            return torch.device(compute), p.dtype
         return p.device, p.dtype
     return torch.device("cpu"), torch.float32
 
