@@ -51,7 +51,7 @@ def test_auto_streams_blocks_when_the_dit_does_not_fit_and_says_why():
 
 
 def test_more_free_memory_means_more_blocks_in_flight():
-    slots = [plan(g).slots for g in (18, 24, 32)]
+    slots = [plan(g, requested="block_stream").slots for g in (18, 24, 32)]
     assert slots == sorted(slots) and slots[0] < slots[-1]
 
 
