@@ -19,8 +19,8 @@ Everything after that is :class:`~fastvideo.worker.executor.MultiprocExecutor`'s
 progress and previews, cancel, errors with the rank's traceback, the same guarantees:
 
 * a lost rank (its process killed, its host gone) is reported within seconds as ``WorkerError``: its
-  connection closes (checked every poll) or Ray reports the actor dead, and the rest of the group is
-  stopped;
+  connection closes (checked every poll), TCP keep-alives find a silent host gone (~11 s) or Ray reports
+  the actor dead, and the rest of the group is stopped;
 * no orphans: a rank exits as soon as its connection to this process closes, and Ray ends a job's
   actors when the driver exits;
 * videos are written by this process (rank 0 sends the frames back), so ``output_path`` means the same
@@ -64,6 +64,24 @@ def _import_ray():
     return ray
 
 
+KEEPALIVE = (5, 2, 3)  # TCP keep-alive: idle seconds, probe interval, probes -> a silent peer is gone in ~11 s
+
+
+def keepalive(conn) -> None:
+    """TCP keep-alives on a connection's socket: a host that vanishes without closing it (power, network)
+    makes the next read fail within ~11 s instead of never (both ends: no hang, no orphan)."""
+    import socket
+
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in zip(("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT"), KEEPALIVE):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    finally:
+        sock.close()
+
+
 class _RankActor:
     """One rank (wrapped with ``ray.remote`` at run time; Ray imports this module on the rank's host)."""
 
@@ -82,6 +100,7 @@ class _RankActor:
     def serve(self, spec, info, config) -> int:
         conn = self._listener.accept()  # the executor connects right after starting this call
         self._listener.close()
+        keepalive(conn)
         from fastvideo.worker.worker import worker_main
 
         worker_main(spec, info, config, conn)
@@ -276,6 +295,7 @@ class RayExecutor(MultiprocExecutor):
             except (OSError, EOFError) as exc:
                 raise WorkerError(f"could not connect to Ray rank {rank} on {where['ip']}:{where['port']} ({exc}); "
                                   "the hosts must reach each other on any TCP port") from None
+            keepalive(conn)
             self.procs.append(RayRank(ray, actor, ref, conn, where, name=f"fastvideo-ray-rank-{rank}"))
             self.conns.append(conn)
 
