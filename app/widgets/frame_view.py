@@ -22,6 +22,8 @@ class FrameView(QWidget):
         self._image: QImage | None = None
         self._placeholder = placeholder
         self.smooth = True
+        #: small images scaled up by whole factors with nearest-neighbour (crisp pixels), not smoothed
+        self.crisp = False
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(160, 100)
         self.setObjectName("frameView")
@@ -59,7 +61,10 @@ class FrameView(QWidget):
             return
         iw, ih = self._image.width(), self._image.height()
         scale = min(self.width() / iw, self.height() / ih)
+        crisp = self.crisp and scale >= 1.0
+        if crisp and scale >= 2.0:
+            scale = float(int(scale))  # whole pixels: every source pixel the same size
         w, h = max(1, int(iw * scale)), max(1, int(ih * scale))
         target = QRect((self.width() - w) // 2, (self.height() - h) // 2, w, h)
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth and not crisp)
         p.drawImage(target, self._image)

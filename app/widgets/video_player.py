@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from app.services.background import run_in_background
+from app.widgets.export_menu import ExportButton
 from app.widgets.frame_view import FrameView, frame_to_qimage
 
 MAX_FRAMES = 400  # longer videos play their first MAX_FRAMES frames (memory)
@@ -44,16 +45,28 @@ class VideoPlayer(QWidget):
         self.time_label.setMinimumWidth(110)
         self.loop_box = QCheckBox("Loop", self)
         self.loop_box.setChecked(True)
+        self.crisp_box = QCheckBox("Crisp", self)
+        self.crisp_box.setToolTip("Scale small videos up with nearest-neighbour (crisp pixels) instead of blurring")
+        self.crisp_box.setChecked(VideoPlayer.crisp_default)
+        self.view.crisp = VideoPlayer.crisp_default
+        self.export_button = ExportButton(self, self)
+        self.export_note = QLabel("", self)
+        self.export_note.setObjectName("dimLabel")
+        self.export_note.setWordWrap(True)
+        self.export_note.hide()
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 4, 0, 0)
         controls.addWidget(self.play_button)
         controls.addWidget(self.slider, 1)
         controls.addWidget(self.time_label)
         controls.addWidget(self.loop_box)
+        controls.addWidget(self.crisp_box)
+        controls.addWidget(self.export_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view, 1)
         lay.addLayout(controls)
+        lay.addWidget(self.export_note)
         self.frames: list = []
         self.fps = 16.0
         self.index = 0
@@ -66,9 +79,25 @@ class VideoPlayer(QWidget):
         self.slider.sliderPressed.connect(self._scrub_start)
         self.slider.sliderReleased.connect(self._scrub_end)
         self.slider.valueChanged.connect(self.seek)
+        self.crisp_box.toggled.connect(self.set_crisp)
+        self.export_button.exported.connect(lambda p: self._note(f"Exported {p}"))
+        self.export_button.failed.connect(lambda m: self._note(f"Export failed: {m}"))
         self._set_enabled(False)
 
+    #: crisp pixels for new players (Settings → Player; the window keeps it current)
+    crisp_default = True
+
     # ------------------------------------------------------------------ API
+    def set_crisp(self, on: bool) -> None:
+        self.view.crisp = bool(on)
+        if self.crisp_box.isChecked() != bool(on):
+            self.crisp_box.setChecked(bool(on))
+        self.view.update()
+
+    def _note(self, text: str) -> None:
+        self.export_note.setText(text)
+        self.export_note.setVisible(bool(text))
+
     def load(self, path: str | None) -> None:
         self.stop()
         self.frames = []
@@ -76,6 +105,7 @@ class VideoPlayer(QWidget):
         self._token += 1
         token = self._token
         self._set_enabled(False)
+        self._note("")
         if not path:
             self.view.set_frame(None)
             self.view.set_placeholder("No video")
@@ -123,7 +153,7 @@ class VideoPlayer(QWidget):
 
     # ------------------------------------------------------------------ internals
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.play_button, self.slider, self.loop_box):
+        for w in (self.play_button, self.slider, self.loop_box, self.export_button):
             w.setEnabled(on)
         if not on:
             self.time_label.setText("")
