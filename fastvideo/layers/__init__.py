@@ -9,7 +9,9 @@
   (q/k RMSNorm + RoPE, one Triton kernel on CUDA);
 * :mod:`~fastvideo.layers.residual`: :class:`ResidualStream`, which runs a block's residual branches with the
   fused paths inside (residual updates in the GEMM epilogue, LayerNorms folded into the next GEMM, the row
-  statistics carried between them) and the plain math elsewhere.
+  statistics carried between them) and the plain math elsewhere;
+* :mod:`~fastvideo.layers.quant`: :class:`FP8Linear` and :class:`GGUFLinear` (compact weight storage,
+  dequantised per call; ``weight_storage``), :mod:`~fastvideo.layers.chunking` (token-chunked FFN / head).
 
 Parameter names are the modules' attribute names, as before the move: checkpoints load unchanged.  Which
 fused kernels run is ``fastvideo.kernels.policy``.
