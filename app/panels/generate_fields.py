@@ -30,6 +30,7 @@ from app.panels.generate_batch import BatchControls
 from app.panels.generate_form import SEED_MAX, TASK_KEYS, TASKS, GenerateForm, error_row, in_form_words
 from app.widgets.lora_picker import LoraPicker
 from app.widgets.pickers import MediaPicker
+from app.widgets.prompt_history import PromptHistory
 
 ROW_LABELS = {"model": "Model", "task": "Mode", "loras": "LoRAs", "prompt": "Prompt", "negative_prompt": "Negative prompt",
               "image": "Input image", "video": "Input video", "strength": "Strength", "resolution": "Resolution",
@@ -147,6 +148,7 @@ class GenerateFormWidgets:
         self.seed_lock = QCheckBox("Lock")
         self.seed_lock.setToolTip("Keep this seed for the next jobs (unlocked: a new seed after each Generate)")
         self.batch = BatchControls()
+        self.prompt_history = PromptHistory(self.prompt, self.studio.db.recent_prompts)
         self.gpus = _spin(QSpinBox(), 1, 64, 96)
         self.gpus_hint = _dim_label()
         self.lora_picker = LoraPicker()
@@ -156,7 +158,7 @@ class GenerateFormWidgets:
             "model": FormRow(self.model_combo, self.model_browse),
             "task": FormRow(self.task_combo, stretch_first=False),
             "loras": FormRow(self.lora_picker),
-            "prompt": FormRow(self.prompt),
+            "prompt": FormRow(self.prompt, self.prompt_history.button),
             "negative_prompt": FormRow(self.negative),
             "image": FormRow(self.image_picker),
             "video": FormRow(self.video_picker),

@@ -321,6 +321,20 @@ class JobsDB:
             rows = self._conn.execute(q, args).fetchall()
         return [_row_to_job(r) for r in rows]
 
+    def recent_prompts(self, search: str = "", limit: int = 200) -> list[str]:
+        """Distinct prompts of every job, the most recently used first; with ``search``, those containing
+        each of its words (case-insensitive). The Generate panel's prompt history."""
+        q = "SELECT prompt FROM jobs WHERE prompt != ''"
+        args: list[Any] = []
+        for word in search.split():
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q += " AND prompt LIKE ? ESCAPE '\\'"
+            args.append(f"%{escaped}%")
+        q += " GROUP BY prompt ORDER BY MAX(created_at) DESC, MAX(id) DESC LIMIT ?"
+        args.append(int(limit))
+        with self._lock:
+            return [r[0] for r in self._conn.execute(q, args).fetchall()]
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
