@@ -65,7 +65,9 @@ def check_fsdp_config(config) -> None:
     clashes = [name for name, on in (("dit_cpu_offload", config.dit_cpu_offload),
                                      ("enable_torch_compile / compile_dit", config.compile_dit),
                                      (f"memory_mode={getattr(config, 'memory_mode', 'auto')!r}",
-                                      getattr(config, "memory_mode", "auto") not in ("auto", "resident")))
+                                      getattr(config, "memory_mode", "auto") not in ("auto", "resident")),
+                                     (f"weight_storage={getattr(config, 'weight_storage', 'bf16')!r}",
+                                      getattr(config, "weight_storage", "bf16") != "bf16"))
                if on]
     if clashes:
         raise ValueError(f"use_fsdp_inference=True cannot be combined with {', '.join(clashes)}: the DiT's weights "
