@@ -81,6 +81,12 @@ class HistoryPanel(QWidget):
         self.gallery.setUniformItemSizes(True)
         self.gallery.setWordWrap(True)
         self.gallery.setObjectName("gallery")
+        self.gallery.setSelectionMode(QListView.SelectionMode.ExtendedSelection)  # Ctrl/Shift+click: compare
+        self.compare_button = QPushButton("Compare")
+        self.compare_button.setToolTip("Select 2 to 4 results (Ctrl+click) to play them side by side in sync, "
+                                       "with their settings diffed")
+        self.compare_button.setEnabled(False)
+        self.compare_view = None
         self.gallery.setMinimumWidth(2 * (THUMB_W + 12) + 48)  # two columns at least
         self.empty_label = QLabel("No results yet. Finished jobs appear here.")
         self.empty_label.setObjectName("dimLabel")
@@ -108,7 +114,7 @@ class HistoryPanel(QWidget):
         self.delete_button.setToolTip("Remove this entry from the history (the video file is kept)")
         actions = QVBoxLayout()
         row1, row2 = QHBoxLayout(), QHBoxLayout()
-        for b in (self.restore_button, self.again_button):
+        for b in (self.restore_button, self.again_button, self.compare_button):
             row1.addWidget(b)
         row1.addStretch(1)
         row1.addWidget(self.delete_button)
@@ -159,6 +165,8 @@ class HistoryPanel(QWidget):
         self.copy_seed_button.clicked.connect(self._copy_seed)
         self.delete_button.clicked.connect(self._delete)
         self.again_button.clicked.connect(self.run_again)
+        self.compare_button.clicked.connect(self.compare)
+        self.gallery.selectionModel().selectionChanged.connect(lambda *_a: self._update_compare())
         self._after_reset()
         self._show(None)
         if self.model.jobs:  # show the newest result right away (a finished video if there is one)
@@ -258,6 +266,32 @@ class HistoryPanel(QWidget):
     def restore(self) -> None:
         if self.job is not None:
             self.restore_requested.emit(self.job.settings())
+
+    def selected_jobs(self) -> list[Job]:
+        rows = sorted(i.row() for i in self.gallery.selectionModel().selectedIndexes())
+        return [j for j in (self.model.job_at(r) for r in rows) if j is not None]
+
+    def _update_compare(self) -> None:
+        from app.panels.compare import compare_problem
+
+        jobs = self.selected_jobs()
+        problem = compare_problem(jobs)
+        self.compare_button.setEnabled(problem is None)
+        self.compare_button.setText(f"Compare ({len(jobs)})" if len(jobs) > 1 else "Compare")
+        self.compare_button.setToolTip(problem or "Play the selected results side by side, settings diffed")
+
+    def compare(self):
+        """Open the selected 2-4 results side by side (the view, or None when they cannot be compared)."""
+        from app.panels.compare import CompareView, compare_problem
+
+        jobs = self.selected_jobs()
+        if compare_problem(jobs):
+            return None
+        if self.compare_view is not None:
+            self.compare_view.close()
+        self.compare_view = CompareView(jobs, self)
+        self.compare_view.show()
+        return self.compare_view
 
     def run_again(self) -> int | None:
         """Queue a copy of the selected job (same model, options, settings and seed)."""
