@@ -320,12 +320,17 @@ class WorkerClient(QObject):
             return
         if self._failure:
             reason = self._failure
-        elif self.remote is not None and exit_code == 255 and exit_status == QProcess.ExitStatus.NormalExit:
-            # ssh's own failures: refused, unknown host key, no key accepted, the connection dropped.
+        elif self.remote is not None and exit_status == QProcess.ExitStatus.NormalExit:
+            target = self.remote.target
+            if exit_code == 255:  # ssh's own failures: refused, unknown host key, no key accepted, dropped
+                reason = f"the connection to {target} failed or was lost (ssh exit 255)"
+            elif exit_code == 127:  # the remote shell did not find the program
+                reason = (f"the remote Python {self.remote.python!r} was not found on {target} "
+                          "(Settings → Engine → Remote Python)")
+            else:
+                reason = f"the inference process on {target} exited unexpectedly with code {exit_code}"
             tail = [line for line in self.stderr_tail if line.strip()][-3:]
-            reason = (f"the connection to {self.remote.target} failed or was lost (ssh exit 255)"
-                      + (":\n" + "\n".join(tail) if tail else ""))
-            self.crashed.emit(reason)
+            self.crashed.emit(reason + (":\n" + "\n".join(tail) if tail else ""))
             return
         elif exit_status == QProcess.ExitStatus.CrashExit:
             reason = "the inference process crashed"

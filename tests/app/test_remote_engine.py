@@ -215,6 +215,11 @@ def test_bad_settings_and_unreachable_hosts_are_reported(sshd, tmp_path, qtbot):
     client.start()
     wait_until(qtbot, lambda: reasons, 30, "the refused connection")
     assert "connection to" in reasons[0] and "Permission denied" in reasons[0], reasons[0]
+    client.remote = RemoteEngine(host="127.0.0.1", user=sshd["user"], port=sshd["port"],
+                                 python=str(tmp_path / "no-such-python"), ssh_options=sshd["options"])
+    client.start()
+    wait_until(qtbot, lambda: len(reasons) == 2, 30, "the missing remote Python")
+    assert "no-such-python" in reasons[1] and "was not found on" in reasons[1], reasons[1]
 
 
 def test_file_receiver_checks_every_piece(tmp_path):
