@@ -199,12 +199,14 @@ class MappingPanel(LoraInspectMixin, RuleEditorMixin, ModelChooserMixin, QWidget
         top.addWidget(QLabel("Component"))
         top.addWidget(self.component_combo)
         top.addWidget(self.load_button)
-        top.addWidget(self.lora_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(16, 16, 16, 16)
         lay.addWidget(title)
         lay.addLayout(top)
-        lay.addWidget(self.state_label)
+        state_row = QHBoxLayout()  # Open LoRA… here: the model row is as wide as the window allows
+        state_row.addWidget(self.state_label, 1)
+        state_row.addWidget(self.lora_button, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(state_row)
         lay.addWidget(self.error_text)
         lay.addWidget(self._lora_stack(outer), 1)
 

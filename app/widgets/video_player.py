@@ -42,7 +42,7 @@ class VideoPlayer(QWidget):
         self.slider.setObjectName("scrubSlider")
         self.time_label = QLabel("", self)
         self.time_label.setObjectName("dimLabel")
-        self.time_label.setMinimumWidth(110)
+        self.time_label.setMinimumWidth(96)
         self.loop_box = QCheckBox("Loop", self)
         self.loop_box.setChecked(True)
         self.crisp_box = QCheckBox("Crisp", self)
