@@ -81,6 +81,8 @@ def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool =
         bad("seed", f"seed must be a whole number in [0, 2^63), got {sp.seed!r}")
     if not isinstance(sp.fps, int) or sp.fps < 1:
         bad("fps", f"fps must be a positive whole number, got {sp.fps!r}")
+    for field_name, message in sampler_problems(sp):
+        bad(field_name, message)
 
     if task == "i2v":
         if not sp.image_path:
@@ -102,6 +104,36 @@ def validate_sampling(sp: SamplingParam, task: str = "t2v", check_output: bool =
         if problem:
             bad("output_path", problem)
     return errors
+
+
+SAMPLERS = ("dmd",)  # fastvideo.models.schedulers.dmd.SAMPLERS (kept torch-free here)
+
+
+def sampler_problems(sp: SamplingParam) -> list[tuple[str, str]]:
+    """(field, message) for the few-step sampler and step-cache fields (torch-free)."""
+    out: list[tuple[str, str]] = []
+    sampler = getattr(sp, "sampler", None)
+    if sampler is not None and sampler not in SAMPLERS:
+        out.append(("sampler", f"unknown sampler {sampler!r}: use {', '.join(SAMPLERS)} or leave it empty "
+                               "for the model's own scheduler"))
+    steps = getattr(sp, "dmd_denoising_steps", None)
+    if steps is not None:
+        if sampler != "dmd":
+            out.append(("dmd_denoising_steps", "dmd_denoising_steps needs sampler='dmd' (or clear it)"))
+        elif (not isinstance(steps, (list, tuple)) or not steps
+              or any(isinstance(t, bool) or not isinstance(t, int) or not 0 < t <= 1000 for t in steps)
+              or any(b >= a for a, b in zip(steps, steps[1:]))):
+            out.append(("dmd_denoising_steps", "dmd_denoising_steps must be strictly decreasing whole numbers "
+                                               f"in (0, 1000], such as [1000, 757, 522]; got {steps!r}"))
+        elif isinstance(sp.num_inference_steps, int) and len(steps) != sp.num_inference_steps:
+            out.append(("num_inference_steps", f"the DMD timestep list {list(steps)} has {len(steps)} steps but "
+                                               f"num_inference_steps is {sp.num_inference_steps}: set it to "
+                                               f"{len(steps)} or change the list"))
+    threshold = getattr(sp, "step_cache_threshold", 0.0)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 10:
+        out.append(("step_cache_threshold", f"step_cache_threshold must be a number in [0, 10] (0 turns step "
+                                            f"caching off; 0.05-0.3 are typical), got {threshold!r}"))
+    return out
 
 
 def output_folder_problem(folder: str | os.PathLike | None) -> str | None:

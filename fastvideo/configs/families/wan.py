@@ -16,6 +16,7 @@ from fastvideo.configs.pipelines.wan import (
 )
 from fastvideo.configs.registry import ComponentClass, Family, PipelineEntry, register_family
 from fastvideo.configs.sample.wan import (
+    FastWanT2VSamplingParam,
     ShapesT2VSamplingParam,
     TinyT2VSamplingParam,
     WanI2V480PSamplingParam,
@@ -102,12 +103,17 @@ register_family(Family(
         "WanImageToVideoPipeline": (PipelineEntry("wan", ("i2v",), WanI2V480PConfig, WanI2V480PSamplingParam,
                                                   WAN_REQUIRED, WAN_PIPELINES, ("image_encoder", "image_processor"),
                                                   match=_is_wan21),),
+        # FastVideo's DMD-distilled FastWan folders: a Wan2.1 DiT sampled in 3 fixed steps (sampler "dmd").
+        "WanDMDPipeline": (PipelineEntry("wan", ("t2v",), WanT2V480PConfig, FastWanT2VSamplingParam, WAN_REQUIRED,
+                                         WAN_PIPELINES, match=_is_wan21),),
     },
     known_repos={
         "Wan-AI/Wan2.1-T2V-1.3B-Diffusers": (WanT2V480PConfig, WanT2V480PSamplingParam),
         "Wan-AI/Wan2.1-T2V-14B-Diffusers": (WanT2V720PConfig, WanT2V720PSamplingParam),
         "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": (WanI2V480PConfig, WanI2V480PSamplingParam),
         "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": (WanI2V720PConfig, WanI2V720PSamplingParam),
+        "FastVideo/FastWan2.1-T2V-1.3B-Diffusers": (WanT2V480PConfig, FastWanT2VSamplingParam),
+        "FastVideo/FastWan2.1-T2V-14B-480P-Diffusers": (WanT2V480PConfig, FastWanT2VSamplingParam),
         # The built-in model (resources/models/fastvideo-shapes-t2v; matched by folder name).
         "FastVideo/fastvideo-shapes-t2v": (ShapesT2VConfig, ShapesT2VSamplingParam),
         # The tiny random-weight fallback made on first use when no trained model ships (fastvideo/builtin.py).

@@ -39,6 +39,14 @@ class SamplingParam:
     # {"path", "strength"} dicts are accepted too). Switching sets between requests never reloads the model.
     loras: list[tuple[str, float]] = field(default_factory=list)
     lora_strict: bool = True  # False: apply what maps, skip (and report) LoRA keys that map to nothing
+    # Few-step sampling (fastvideo.models.schedulers.dmd): "dmd" runs a distilled model on fixed timesteps
+    # (x0 estimate, re-noise); None runs the model folder's scheduler.
+    sampler: str | None = None
+    dmd_denoising_steps: list[int] | None = None  # None: evenly spaced from 1000 (num_inference_steps of them)
+    dmd_warp_timesteps: bool = False  # move the listed timesteps onto the shifted grid (lightx2v / Self-Forcing)
+    # Step caching (fastvideo.pipelines.step_cache): reuse the last prediction while the DiT's input has changed
+    # by less than this accumulated relative L1 distance; 0 turns it off (bit-identical to no cache).
+    step_cache_threshold: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastvideo.configs.sample.base import SamplingParam
 
@@ -66,3 +66,19 @@ class TinyT2VSamplingParam(ShapesT2VSamplingParam):
     """The tiny random-weight fallback model (``<models>/builtin/tiny-wan-t2v``): small and quick on a CPU."""
 
     num_inference_steps: int = 10
+
+
+@dataclass
+class FastWanT2VSamplingParam(WanT2V480PSamplingParam):
+    """FastVideo's DMD-distilled FastWan2.1 T2V (``WanDMDPipeline`` folders): 3 fixed steps, no CFG.
+
+    Size and frames from FastVideo's ``fast_wan_t2v_480p`` preset; the sampler from its ``DmdDenoisingStage``.
+    """
+
+    height: int = 448
+    width: int = 832
+    num_frames: int = 61
+    num_inference_steps: int = 3
+    guidance_scale: float = 1.0  # FastVideo's DMD stage never runs the unconditional branch
+    sampler: str | None = "dmd"
+    dmd_denoising_steps: list[int] | None = field(default_factory=lambda: [1000, 757, 522])

@@ -23,7 +23,12 @@ class TimestepPreparationStage(PipelineStage):
     def forward(self, batch: ForwardBatch) -> ForwardBatch:
         sp = batch.sampling
         shift = sp.flow_shift if sp.flow_shift is not None else self.default_shift
-        scheduler = self.make_scheduler(shift)
+        if sp.sampler is not None:  # a few-step sampler asked for by the request (models/schedulers/dmd.py)
+            from fastvideo.models.schedulers.dmd import scheduler_for_request
+
+            scheduler = scheduler_for_request(sp)
+        else:
+            scheduler = self.make_scheduler(shift)
         scheduler.set_timesteps(sp.num_inference_steps, device=self.device)
         timesteps = scheduler.timesteps
         if batch.task == "v2v":
