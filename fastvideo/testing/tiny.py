@@ -10,8 +10,8 @@ real SentencePiece tokenizer trained on a built-in caption corpus.
   ``WanImageToVideoPipeline``.
 * ``layout="official"``: the official Wan repo layout (``config.json`` of ``WanModel``,
   DiT safetensors, ``Wan2.1_VAE.pth``, ``models_t5_umt5-xxl-enc-bf16.pth``, tokenizer
-  folder), plus ``fastvideo_tiny.json`` recording the small VAE/T5 sizes that the
-  real checkpoints fix implicitly.  ``fastvideo convert`` turns it into the former.
+  folder).  ``fastvideo convert`` turns it into the former, reading the small VAE/T5
+  sizes from the tensor shapes as it does for the released checkpoints.
 """
 
 from __future__ import annotations
@@ -213,6 +213,4 @@ def _write_official(root: Path, task: str, modules: dict) -> None:
     torch.save(_to_official(vae_sd, vae.arch_config.official_mapping()), root / "Wan2.1_VAE.pth")
     te_sd = {k: v.to(torch.bfloat16) for k, v in export_state_dict(te, {}).items()}
     torch.save(_to_official(te_sd, OFFICIAL_UMT5_MAPPING), root / "models_t5_umt5-xxl-enc-bf16.pth")
-    tiny = {"vae": vae.arch_config.to_dict(), "text_encoder": {k: v for k, v in te.config.to_dict().items()
-                                                                if not k.startswith("_")}}
-    _json(root / "fastvideo_tiny.json", tiny)
+    # No sidecar: fastvideo convert reads the VAE and T5 sizes from the tensor shapes (conversion/wan_sizes.py).

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from fastvideo.configs.models.vaes.wan22 import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD
 from fastvideo.testing.tiny import (
     DIFFUSERS_VERSION,
     TINY_DIT,
@@ -44,7 +45,8 @@ TINY_VAE22: dict[str, Any] = dict(
     base_dim=8, decoder_base_dim=12, z_dim=Z22, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
     temperal_downsample=[False, True, True], dropout=0.0, is_residual=True, in_channels=12, out_channels=12,
     patch_size=2, scale_factor_spatial=16, scale_factor_temporal=4,
-    latents_mean=[0.05 * i - 0.2 for i in range(Z22)], latents_std=[0.5 + 0.1 * i for i in range(Z22)],
+    # The official code's statistics (48 values), the first Z22: what fastvideo convert writes for this VAE.
+    latents_mean=WAN22_LATENTS_MEAN[:Z22], latents_std=WAN22_LATENTS_STD[:Z22],
 )
 SHARDS = 2  # official A14B experts are sharded; the tiny ones too (2 files + index)
 
@@ -178,8 +180,10 @@ def _write_official(root: Path, task: str, modules: dict) -> None:
         _save_sharded(folder, official, SHARDS if task != "ti2v" else 1, save_safetensors)
     vae = modules["vae"]
     vae_sd = export_state_dict(vae, vae.arch_config.param_names_mapping)
-    torch.save(_to_official(vae_sd, vae.arch_config.official_mapping()),
-               root / ("Wan2.2_VAE.pth" if task == "ti2v" else "Wan2.1_VAE.pth"))
+    official_vae = _to_official(vae_sd, vae.arch_config.official_mapping())
+    if task == "ti2v":
+        official_vae = _wan22_resample_names(official_vae)
+    torch.save(official_vae, root / ("Wan2.2_VAE.pth" if task == "ti2v" else "Wan2.1_VAE.pth"))
     te_sd = {k: v.to(torch.bfloat16) for k, v in export_state_dict(modules["text_encoder"], {}).items()}
     torch.save(_to_official(te_sd, OFFICIAL_UMT5_MAPPING), root / "models_t5_umt5-xxl-enc-bf16.pth")
 
@@ -199,3 +203,26 @@ def _save_sharded(folder: Path, sd: dict[str, torch.Tensor], shards: int, save) 
     total = sum(t.numel() * t.element_size() for t in sd.values())
     _json(folder / "diffusion_pytorch_model.safetensors.index.json",
           {"metadata": {"total_size": total}, "weight_map": weight_map})
+
+
+def _wan22_resample_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The official names of the Wan2.2 VAE's resamples: the last entry of their level's list
+    (``encoder.downsamples.I.downsamples.J``, J = the level's residual block count), which the
+    official->Diffusers rules drop and so cannot restore."""
+    import re
+
+    counts: dict[tuple[str, str], int] = {}
+    for name in sd:
+        m = re.match(r"^(encoder|decoder)\.(downsamples|upsamples)\.(\d+)\.\2\.(\d+)\.", name)
+        if m:
+            key = (m.group(1), m.group(3))
+            counts[key] = max(counts.get(key, 0), int(m.group(4)) + 1)
+    out = {}
+    for name, tensor in sd.items():
+        m = re.match(r"^(encoder|decoder)\.(down|up)_blocks\.(\d+)\.(?:downsampler|upsampler)\.(.*)$", name)
+        if m:
+            inner = "downsamples" if m.group(2) == "down" else "upsamples"
+            j = counts[(m.group(1), m.group(3))]
+            name = f"{m.group(1)}.{inner}.{m.group(3)}.{inner}.{j}.{m.group(4)}"
+        out[name] = tensor
+    return out

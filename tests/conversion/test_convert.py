@@ -223,8 +223,8 @@ def test_cli_make_tiny(tmp_path, capsys):
     out = tmp_path / "tiny"
     assert main(["make-tiny", str(out), "--layout", "official", "--seed", "5"]) == 0
     assert "official layout, seed 5" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} >= {"config.json", "diffusion_pytorch_model.safetensors", "Wan2.1_VAE.pth",
-                                               "models_t5_umt5-xxl-enc-bf16.pth", "google", "fastvideo_tiny.json"}
+    assert {p.name for p in out.iterdir()} == {"config.json", "diffusion_pytorch_model.safetensors", "Wan2.1_VAE.pth",
+                                               "models_t5_umt5-xxl-enc-bf16.pth", "google"}  # no sidecar file
     assert main(["make-tiny", str(out)]) == 2  # exists
     assert main(["make-tiny", str(out), "--task", "i2v", "--overwrite"]) == 0
     assert json.loads((out / "model_index.json").read_text())["_class_name"] == "WanImageToVideoPipeline"
