@@ -36,6 +36,7 @@ from app.resources import resource_path
 from app.services.background import run_in_background
 from app.services.studio import Studio
 from app.widgets.about import AboutDialog
+from app.window_layout import SidebarLayoutMixin
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
 
@@ -78,7 +79,7 @@ class Banner(QFrame):
         return self.label.text() if self.isVisible() else ""
 
 
-class MainWindow(QMainWindow):
+class MainWindow(SidebarLayoutMixin, QMainWindow):
     def __init__(self, studio: Studio):
         super().__init__()
         self.studio = studio
@@ -144,6 +145,7 @@ class MainWindow(QMainWindow):
         self.mapping = MappingPanel(studio)
         self.parity = ParityPanel(studio)
         self.add_panel("models", "Models", self.models)
+        self._add_section("Porting")  # hidden in the creator layout (Settings → Layout)
         self.add_panel("mapping", "Weight mapping", self.mapping)
         self.add_panel("parity", "Parity", self.parity)
         for panel in (self.models, self.mapping, self.parity):
@@ -156,8 +158,9 @@ class MainWindow(QMainWindow):
         self.models.parity_requested.connect(self._parity_model)
         self.models.generate_requested.connect(self._generate_model)
         self.mapping.rules_for_parity.connect(self._parity_with_rules)
-        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
-        self.sidebar.currentRowChanged.connect(self._panel_shown)
+        self.sidebar.currentRowChanged.connect(self._row_changed)
+        studio.settings_changed.connect(self._apply_settings_layout)
+        self._apply_settings_layout(studio.settings)
 
         runner = studio.runner
         runner.notify.connect(self.notify)
@@ -234,8 +237,8 @@ class MainWindow(QMainWindow):
         for act in menu.actions():
             menu.removeAction(act)
             act.deleteLater()
-        for i in range(self.sidebar.count()):
-            item = self.sidebar.item(i)
+        items = [self.sidebar.item(r) for r in range(self.sidebar.count())]
+        for i, item in enumerate(it for it in items if it.data(Qt.ItemDataRole.UserRole)):  # not section headers
             name = item.data(Qt.ItemDataRole.UserRole)
             act = QAction(item.text(), self)
             if i < 9:
@@ -300,10 +303,11 @@ class MainWindow(QMainWindow):
     def show_panel(self, name: str) -> None:
         if name not in self.panels:
             raise KeyError(f"no panel {name!r}; panels: {', '.join(self.panels)}")
-        self.sidebar.setCurrentRow(list(self.panels).index(name))
+        self._reveal(name)  # a hidden porter panel: its section shows for this session
+        self.sidebar.setCurrentRow(self._row_of(name))
 
-    def _panel_shown(self, row: int) -> None:
-        if 0 <= row < len(self.panels) and list(self.panels)[row] in ("mapping", "parity"):
+    def _panel_shown(self, name: str) -> None:
+        if name in ("mapping", "parity"):
             self.models.ensure_scanned()  # fills their model lists
 
     def _inspect_model(self, path: str) -> None:
