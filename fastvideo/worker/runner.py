@@ -94,6 +94,7 @@ class PipelineRunner:
             "generation_time": generation_time, "timings": dict(batch.timings),
             "preview_time": batch.extra.get("preview_time", 0.0), **peak_memory(self.device), "settings": settings,
             "loras": [report.to_json() for report in lora_reports],
+            "step_cache": batch.extra.get("step_cache"),
         }
         if self.fsdp is not None:
             result["fsdp"] = {k: self.fsdp[k] for k in ("world", "param_bytes_per_rank", "full_param_bytes")}

@@ -31,6 +31,13 @@ def lora_arg(text: str) -> tuple[str, float]:
 SEED_MAX = 2**31 - 1  # the studio's range (app/panels/generate_form.py)
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+
+
 def random_seed() -> int:
     import secrets
 
@@ -57,6 +64,16 @@ def register(sub) -> None:
                    help="merge a LoRA into the DiT (strength default 1.0); repeat for several")
     p.add_argument("--lora-no-strict", action="store_true",
                    help="apply the LoRA keys that map onto the model and report the others (default: refuse)")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="sampling preset applied before the other options: fastwan-dmd-3step, step-distill-4step, "
+                        "step-distill-8step (fastvideo.configs.sample.presets; docs/engine.md)")
+    p.add_argument("--sampler", default=None, choices=("dmd",), help="few-step sampler (default: the model's "
+                                                                       "scheduler)")
+    p.add_argument("--dmd-steps", dest="dmd_denoising_steps", default=None, type=_int_list, metavar="T1,T2,...",
+                   help="DMD timesteps, e.g. 1000,757,522 (sets --steps to their count)")
+    p.add_argument("--step-cache", dest="step_cache_threshold", type=finite_float, default=None, metavar="X",
+                   help="step caching: reuse the last prediction while the input moved less than X (relative L1, "
+                        "accumulated); 0 = off (default)")
     p.add_argument("--num-gpus", type=int, default=1)
     p.add_argument("--output", dest="output_path", default="outputs", metavar="FOLDER|FILE.mp4",
                    help="a folder (default: outputs; the video is named after the prompt, <prompt>.mp4, then "
@@ -105,7 +122,20 @@ def run(args) -> int:
     fields = {k: getattr(args, k) for k in (
         "negative_prompt", "num_frames", "height", "width", "num_inference_steps", "guidance_scale", "flow_shift",
         "seed", "fps", "image_path", "video_path", "strength", "output_path") if getattr(args, k) is not None}
-    sp = SamplingParam.from_pretrained(model).update(prompt=args.prompt, **fields)
+    sp = SamplingParam.from_pretrained(model)
+    if args.preset:
+        from fastvideo.configs.sample.presets import PRESETS
+
+        if args.preset not in PRESETS:
+            print(f"error: unknown --preset {args.preset!r}; choose from {', '.join(PRESETS)}", file=sys.stderr)
+            return 2
+        PRESETS[args.preset].apply(sp)
+    for name in ("sampler", "dmd_denoising_steps", "step_cache_threshold"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    if args.dmd_denoising_steps and args.num_inference_steps is None:
+        fields["num_inference_steps"] = len(args.dmd_denoising_steps)
+    sp.update(prompt=args.prompt, **fields)
     if args.loras:
         sp.update(loras=args.loras, lora_strict=not args.lora_no_strict)
     from fastvideo.pipelines.validation import non_finite_numbers
@@ -143,6 +173,10 @@ def run(args) -> int:
         skipped = sum(n for status, n in counts.items() if status != "applied")
         print(f"LoRA {lora['path']} ({lora['format']}, strength {lora['strength']}): {counts.get('applied', 0)} keys "
               f"applied" + (f", {skipped} skipped" if skipped else ""))
+    cache = result.get("step_cache") or {}
+    if cache.get("threshold"):
+        print(f"step cache {cache['threshold']:g}: DiT ran on {cache['computed_steps']} steps, skipped "
+              f"{len(cache['skipped_steps'])}")
     return 0
 
 

@@ -42,6 +42,7 @@ from fastvideo.distributed.communication import all_gather_cat, any_rank
 from fastvideo.errors import GenerationCancelled
 from fastvideo.pipelines.forward_batch import ForwardBatch
 from fastvideo.pipelines.stages.base import PipelineStage, check, check_tensor
+from fastvideo.pipelines.step_cache import StepCache
 
 
 def batch_timestep(t: torch.Tensor, n: int) -> torch.Tensor:
@@ -193,6 +194,7 @@ class DenoisingStage(PipelineStage):
         start = time.perf_counter()
         preview_time = 0.0
         current, placed = None, contextlib.ExitStack()
+        cache = StepCache(getattr(sp, "step_cache_threshold", 0.0), total)  # threshold 0: every step runs
         with placed, torch.inference_mode():
             for i, t in enumerate(batch.timesteps):
                 # Multi-rank: every rank must stop at the same step (or none would finish the
@@ -207,7 +209,8 @@ class DenoisingStage(PipelineStage):
                         placed.enter_context(self.placement(expert.module))
                     current = k
                 x, timestep = model_input(latents, t, batch)
-                v = expert.predictor(x, timestep, batch.prompt_embeds, uncond, batch.image_embeds, scales[k])
+                v = cache.predict(expert.predictor, k, i, x, timestep, batch.prompt_embeds, uncond,
+                                  batch.image_embeds, scales[k])
                 sigma = scheduler.sigmas[(scheduler.begin_index or 0) + i]
                 frames = None
                 if self.previewer is not None and sp.preview and batch.callback is not None:
@@ -225,6 +228,7 @@ class DenoisingStage(PipelineStage):
                     batch.emit({"type": "preview", "step": i + 1, "total": total, "frames": frames})
         batch.latents = finish_latents(latents, batch)
         batch.extra["preview_time"] = preview_time
+        batch.extra["step_cache"] = cache.stats()
         return batch
 
     def verify_output(self, batch: ForwardBatch) -> None:
