@@ -148,7 +148,7 @@ def make_inputs(args, device: torch.device):
     latents = torch.randn(shape["latent"], generator=g)
     cond = torch.randn(1, shape["text_len"], text_dim, generator=g)
     uncond = torch.randn(1, shape["text_len"], text_dim, generator=g)
-    t = torch.tensor([500.0])
+    t = torch.tensor(500.0)  # the step's timestep: a scalar (CFGPredictor batches it)
     return latents.to(device), t.to(device), cond.to(device), uncond.to(device)
 
 

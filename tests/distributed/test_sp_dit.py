@@ -77,8 +77,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
             model = _model()
             predictor = CFGPredictor(model, torch.float32, batch_cfg=True)
             x, t, cond, uncond, _ = _inputs(SHAPES["odd_27"])
-            res["cfg:guided"] = predictor(x, t, cond, uncond, None, 5.0)
-            res["cfg:no_guidance"] = predictor(x, t, cond, None, None, 1.0)
+            # CFGPredictor takes the step's timestep as a scalar (it batches it itself)
+            res["cfg:guided"] = predictor(x, t[0], cond, uncond, None, 5.0)
+            res["cfg:no_guidance"] = predictor(x, t[0], cond, None, None, 1.0)
             ps.destroy_parallel_groups()
         torch.save(res, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
@@ -107,8 +108,8 @@ def _reference():
             ref[f"sp:{name}"] = _model(**over)(x, t, cond, img)
         model = _model()
         x, t, cond, uncond, _ = _inputs(SHAPES["odd_27"])
-        ref["cfg:guided"] = CFGPredictor(model, torch.float32, batch_cfg=True)(x, t, cond, uncond, None, 5.0)
-        ref["cfg:no_guidance"] = CFGPredictor(model, torch.float32)(x, t, cond, None, None, 1.0)
+        ref["cfg:guided"] = CFGPredictor(model, torch.float32, batch_cfg=True)(x, t[0], cond, uncond, None, 5.0)
+        ref["cfg:no_guidance"] = CFGPredictor(model, torch.float32)(x, t[0], cond, None, None, 1.0)
     return ref
 
 
