@@ -1,6 +1,6 @@
 """What ``fastvideo convert`` will do, as mapping inputs for the weight-mapping inspector (headers only).
 
-For an official Wan2.1 folder (see :mod:`fastvideo.conversion.wan`) the inspector shows the official
+For an official Wan2.1 / Wan2.2 folder (see :mod:`fastvideo.conversion.wan`) the inspector shows the official
 checkpoint keys mapped through the converter's rules (``official_param_names_mapping`` and friends) onto
 the Diffusers names the converter writes; the targets are our model's parameters under those names (each
 model key inverted through the model's own ``param_names_mapping``; a fused parameter becomes its parts).
@@ -17,17 +17,23 @@ from typing import Any
 
 from fastvideo.mapping.rules import MappingReport, TargetInfo, build_report, compile_rules, invert_name, rules_list
 
-#: the components of an official folder that the converter maps (the CLIP file is not converted)
-OFFICIAL_COMPONENTS = ("transformer", "vae", "text_encoder")
+#: the components of an official folder that the converter maps (the CLIP file is not converted;
+#: transformer_2 only for Wan2.2 A14B's low_noise_model/)
+OFFICIAL_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder")
 
 
 def is_official_folder(path: str | os.PathLike) -> bool:
-    """An official Wan2.1 folder: ``config.json`` of a WanModel and no ``model_index.json``."""
+    """An official Wan folder: ``config.json`` of a WanModel (at the top, or in Wan2.2 A14B's
+    ``high_noise_model/``) and no ``model_index.json``."""
     folder = Path(path)
-    if (folder / "model_index.json").exists() or not (folder / "config.json").is_file():
+    if (folder / "model_index.json").exists():
+        return False
+    config_path = next((p for p in (folder / "config.json", folder / "high_noise_model" / "config.json")
+                        if p.is_file()), None)
+    if config_path is None:
         return False
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads(config_path.read_text())
     except (OSError, ValueError):
         return False
     return isinstance(config, dict) and config.get("_class_name", "WanModel") == "WanModel" and "dim" in config
@@ -58,29 +64,32 @@ def official_mapping_inputs(source: str | os.PathLike, component: str):
     """(official checkpoint headers, targets under the Diffusers names, the converter's rules in order)."""
     from fastvideo.conversion import wan
     from fastvideo.conversion.base import read_source_headers
+    from fastvideo.conversion.wan_sizes import umt5_config_from_weights, vae_config_from_weights
 
     source = Path(source)
-    config_path = source / "config.json"
-    config = wan._read_json(config_path)
-    model_type = wan.detect_model_type(config, config_path, None)
-    tiny = wan._tiny_configs(source)
-    if component == "transformer":
-        headers = read_source_headers(wan.dit_files(source))
+    experts = dict(wan.expert_folders(source))
+    if component in experts:
+        folder = experts[component]
+        config_path = folder / "config.json"
+        config = wan._read_json(config_path)
+        model_type = wan.detect_model_type(config, config_path, None)
+        headers = read_source_headers(wan.dit_files(folder))
         arch, targets = wan._model_targets("WanTransformer3DModel",
                                            wan.transformer_config(config, model_type, headers))
         rules = type(arch).official_param_names_mapping
     elif component == "vae":
-        headers = read_source_headers([source / wan.VAE_FILE])
-        arch, targets = wan._model_targets("AutoencoderKLWan", dict(tiny.get("vae", {})))
+        vae_file = source / (wan.VAE22_FILE if (source / wan.VAE22_FILE).is_file() else wan.VAE_FILE)
+        headers = read_source_headers([vae_file])
+        arch, targets = wan._model_targets("AutoencoderKLWan", vae_config_from_weights(headers, vae_file.name))
         rules = arch.official_mapping()
     elif component == "text_encoder":
         from fastvideo.configs.models.encoders.t5 import OFFICIAL_UMT5_MAPPING
 
         headers = read_source_headers([source / wan.T5_FILE])
-        arch, targets = wan._model_targets("UMT5EncoderModel", dict(tiny.get("text_encoder", {})))
+        arch, targets = wan._model_targets("UMT5EncoderModel", umt5_config_from_weights(headers, wan.T5_FILE))
         rules = OFFICIAL_UMT5_MAPPING
     else:
-        raise ValueError(f"{source}: an official folder converts {', '.join(OFFICIAL_COMPONENTS)}; "
+        raise ValueError(f"{source}: an official folder converts {', '.join([*experts, 'vae', 'text_encoder'])}; "
                          f"{component!r} is not one of them")
     return headers, output_targets(targets, arch.param_names_mapping), rules_list(rules)
 

@@ -30,7 +30,8 @@ from fastvideo.hub.names import check_component_folder, child
 from fastvideo.kernels import plain_math
 from fastvideo.mapping.rules import compile_rules, map_name, rules_list
 
-COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
+# transformer_2: the second (low-noise) expert of a two-expert model (Wan2.2 A14B), checked like the first.
+COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder", "image_encoder", "scheduler")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 FP32_ATOL = 1e-4
 FP32_RTOL = 1e-4
@@ -373,7 +374,7 @@ class _Scheduler(_Case):
         return {"timesteps": traj[0], "trajectory": torch.stack(traj[1:])}
 
 
-CASES = {"transformer": _Transformer, "vae": _VAE, "text_encoder": _TextEncoder,
+CASES = {"transformer": _Transformer, "transformer_2": _Transformer, "vae": _VAE, "text_encoder": _TextEncoder,
          "image_encoder": _ImageEncoder, "scheduler": _Scheduler}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
+COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder", "image_encoder", "scheduler")  # (parity.runner's)
 
 
 def register(sub) -> None:

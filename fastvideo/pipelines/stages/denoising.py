@@ -46,8 +46,11 @@ from fastvideo.pipelines.step_cache import StepCache
 
 
 def batch_timestep(t: torch.Tensor, n: int) -> torch.Tensor:
-    """``t`` (a scalar, or ``[S]`` per token) for a batch of ``n``: ``[n]`` or ``[n, S]`` (an expand: stride 0)."""
-    return t.expand(n) if t.ndim == 0 else t[None].expand(n, *t.shape)
+    """``t`` (a scalar, or ``[S]`` per token) for a batch of ``n``: ``[n]`` or ``[n, S]`` (an expand: stride 0).
+    A one-element ``t`` is a scalar."""
+    if t.numel() == 1:
+        return t.reshape(()).expand(n)
+    return t[None].expand(n, *t.shape)
 
 
 class CFGPredictor:
