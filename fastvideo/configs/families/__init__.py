@@ -12,4 +12,4 @@ A family module (torch-free: the studio reads the registry) calls ``register_fam
 Adding a family: one module here and one line below (docs/porting.md, "Adding a model family").
 """
 
-from fastvideo.configs.families import wan, wan22  # noqa: F401  (import order = match order)
+from fastvideo.configs.families import ltx2, wan, wan22  # noqa: F401  (import order = match order)

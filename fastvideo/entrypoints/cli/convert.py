@@ -1,4 +1,5 @@
-"""``fastvideo convert``: an official Wan2.1 checkpoint folder -> a Diffusers-layout folder."""
+"""``fastvideo convert``: an official checkpoint folder (Wan2.1, or LTX-2's single file) -> a Diffusers-layout
+folder.  The family is told by the source: a folder with the LTX-2 single file is converted as LTX-2."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import time
 
 
 def register(sub) -> None:
-    p = sub.add_parser("convert", help="convert an official Wan2.1 folder into a Diffusers-layout folder")
+    p = sub.add_parser("convert", help="convert an official Wan2.1 or LTX-2 folder into a Diffusers-layout folder")
     p.add_argument("source", metavar="SOURCE",
-                   help="official folder (config.json of WanModel, DiT safetensors, Wan2.1_VAE.pth, "
-                        "models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/)")
+                   help="official folder: Wan2.1 (config.json of WanModel, DiT safetensors, Wan2.1_VAE.pth, "
+                        "models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/) or LTX-2 (the ltx-2-*.safetensors "
+                        "single file, with its Gemma 3 folder in gemma/ or given by --text-encoder-from)")
     p.add_argument("output", metavar="OUTPUT", help="Diffusers-layout folder to create")
     p.add_argument("--model-type", choices=("t2v", "i2v"), help="expected model type (checked against config.json)")
     p.add_argument("--overwrite", action="store_true",
@@ -18,13 +20,15 @@ def register(sub) -> None:
                         "any other non-empty folder is refused")
     p.add_argument("--image-encoder-from", metavar="DIR",
                    help="i2v: Diffusers Wan I2V folder to copy image_encoder/ and image_processor/ from")
+    p.add_argument("--text-encoder-from", metavar="DIR",
+                   help="LTX-2: the Gemma 3 folder (google/gemma-3-12b-it) when SOURCE has no gemma/ folder")
     p.add_argument("--flow-shift", type=_positive_float, default=3.0,
                    help="scheduler flow_shift (3.0: 480p and 1.3B; 5.0 is usual for 720p 14B)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from fastvideo.conversion.wan import convert_official_to_diffusers
+    from fastvideo.conversion.ltx2 import is_official_ltx2
 
     start = time.monotonic()
     total_bytes = 0
@@ -34,10 +38,18 @@ def run(args) -> int:
         total_bytes += event["bytes"]
         print(f"[{event['done']}/{event['total']}] {event['file']} ({_size(event['bytes'])})", flush=True)
 
-    out = convert_official_to_diffusers(
-        args.source, args.output, model_type=args.model_type, overwrite=args.overwrite, progress=progress,
-        image_encoder_from=args.image_encoder_from, flow_shift=args.flow_shift,
-    )
+    if is_official_ltx2(args.source):
+        from fastvideo.conversion.ltx2 import convert_official_to_diffusers as convert_ltx2
+
+        out = convert_ltx2(args.source, args.output, overwrite=args.overwrite, progress=progress,
+                           text_encoder_from=args.text_encoder_from)
+    else:
+        from fastvideo.conversion.wan import convert_official_to_diffusers
+
+        out = convert_official_to_diffusers(
+            args.source, args.output, model_type=args.model_type, overwrite=args.overwrite, progress=progress,
+            image_encoder_from=args.image_encoder_from, flow_shift=args.flow_shift,
+        )
     print(f"wrote {out} ({_size(total_bytes)} in {time.monotonic() - start:.1f} s)", file=sys.stderr)
     return 0
 
