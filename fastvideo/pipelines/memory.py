@@ -186,8 +186,10 @@ class ModelGeometry:
 
         root = Path(model_path)
         values: dict[str, Any] = {}
+        # Wan's VAE / DiT configs give the detailed sizes; another family's (LTX-2) gives its DiT width from the
+        # common Diffusers keys and its latent numbers through the family's geometry below.
         vae_json = _read_json(root / "vae" / "config.json")
-        if vae_json is not None:
+        if vae_json is not None and vae_json.get("_class_name", "AutoencoderKLWan") == "AutoencoderKLWan":
             vae = WanVAEConfig.from_dict(vae_json)
             n = len(vae.dim_mult)
             values.update(
@@ -197,6 +199,11 @@ class ModelGeometry:
                 vae_temporal_upsample=tuple(bool(t) for t in vae.temperal_downsample[: n - 1])[::-1],
                 vae_out_channels=vae.out_channels)
         dit_json = _read_json(root / "transformer" / "config.json")
+        if dit_json is not None and dit_json.get("_class_name", "WanTransformer3DModel") != "WanTransformer3DModel":
+            heads, head_dim = dit_json.get("num_attention_heads"), dit_json.get("attention_head_dim")
+            if isinstance(heads, int) and isinstance(head_dim, int):
+                values.update(dit_dim=heads * head_dim, dit_heads=heads, dit_ffn=4 * heads * head_dim)
+            dit_json = None
         if dit_json is not None:
             dit = WanVideoConfig.from_dict(dit_json)
             values.update(patch=tuple(dit.patch_size), dit_dim=dit.hidden_size, dit_heads=dit.num_attention_heads,
