@@ -35,7 +35,7 @@ from app.widgets.prompt_history import PromptHistory
 ROW_LABELS = {"model": "Model", "task": "Mode", "loras": "LoRAs", "prompt": "Prompt", "negative_prompt": "Negative prompt",
               "image": "Input image", "video": "Input video", "strength": "Strength", "resolution": "Resolution",
               "num_frames": "Frames", "steps": "Steps", "guidance": "Guidance", "seed": "Seed", "batch": "Batch",
-              "num_gpus": "GPUs"}
+              "num_gpus": "GPUs", "speed": "Speed"}
 
 
 class FormRow(QWidget):
@@ -153,6 +153,12 @@ class GenerateFormWidgets:
         self.gpus_hint = _dim_label()
         self.lora_picker = LoraPicker()
         self.lora_picker.set_folder(self.studio.settings.lora_dir)
+        self.preset_combo = QComboBox()  # few-step presets the model / LoRAs call for (hidden when none)
+        self.preset_combo.setToolTip("Few-step sampling that this model or one of its LoRAs is made for")
+        self.step_cache_spin = _spin(QDoubleSpinBox(), 0.0, 1.0, 96, step=0.05, decimals=2)
+        self.step_cache_spin.setSpecialValueText("off")
+        self.step_cache_spin.setToolTip("Step cache: skip the model on steps whose input barely changed (reuses "
+                                        "the last prediction). Higher is faster and less exact; off = exact")
 
         self.rows: dict[str, FormRow] = {
             "model": FormRow(self.model_combo, self.model_browse),
@@ -167,6 +173,7 @@ class GenerateFormWidgets:
             "num_frames": FormRow(self.frames, stretch_first=False, hint=self.frames_hint),
             "steps": FormRow(self.steps, stretch_first=False),
             "guidance": FormRow(self.guidance, stretch_first=False),
+            "speed": FormRow(self.preset_combo, QLabel("Step cache"), self.step_cache_spin, stretch_first=False),
             "seed": FormRow(self.seed, self.seed_random, self.seed_lock, stretch_first=False),
             "batch": FormRow(self.batch),
             "num_gpus": FormRow(self.gpus, stretch_first=False, hint=self.gpus_hint),
@@ -236,6 +243,9 @@ class GenerateFormWidgets:
         self.frames.valueChanged.connect(lambda _v: self.rows["num_frames"].set_error(None))
         self.gpus.valueChanged.connect(lambda _v: self.rows["num_gpus"].set_error(None))
         self.lora_picker.changed.connect(lambda: self.rows["loras"].set_error(None))
+        self.lora_picker.changed.connect(self._refresh_sampling_presets)
+        self.preset_combo.activated.connect(self._sampling_preset_chosen)
+        self.step_cache_spin.valueChanged.connect(lambda _v: self.rows["speed"].set_error(None))
         self.studio.settings_changed.connect(lambda s: s.lora_dir != self.lora_picker.folder
                                              and self.lora_picker.set_folder(s.lora_dir))
 
@@ -252,6 +262,8 @@ class GenerateFormWidgets:
         f.strength, f.num_gpus = self.strength.value(), self.gpus.value()
         f.image_path, f.video_path = self.image_picker.path(), self.video_picker.path()
         f.loras, f.lora_strict = self.lora_picker.loras(), self.lora_picker.strict.isChecked()
+        f.step_cache = self.step_cache_spin.value()
+        f.sampling_preset = (self.preset_combo.currentData() or "") if self.preset_combo.count() > 1 else ""
         return f
 
     def _write_form(self, resize: bool = False, paths: bool = False) -> None:
@@ -278,6 +290,34 @@ class GenerateFormWidgets:
             if paths or picker.path() != path:
                 picker.set_path(path)
         self.lora_picker.set_loras(f.loras, f.lora_strict)
+        self.step_cache_spin.setValue(float(f.step_cache))
+        index = self.preset_combo.findData(f.sampling_preset)
+        if index >= 0:
+            self.preset_combo.setCurrentIndex(index)
+
+    def _refresh_sampling_presets(self) -> None:
+        """Offer the few-step presets the model folder or a LoRA calls for (fastvideo.configs.sample.presets)."""
+        f = self._read_form()
+        offered = f.offered_presets()
+        self.preset_combo.blockSignals(True)
+        self.preset_combo.clear()
+        self.preset_combo.addItem("Model's own sampling", "")
+        for preset in offered:
+            self.preset_combo.addItem(preset.title, preset.name)
+            self.preset_combo.setItemData(self.preset_combo.count() - 1, preset.description,
+                                          Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.setCurrentIndex(max(self.preset_combo.findData(f.sampling_preset), 0))
+        self.preset_combo.blockSignals(False)
+        self.preset_combo.setVisible(bool(offered))
+        if not offered:
+            f.sampling_preset = ""
+        self.rows["speed"].set_note("made for few-step sampling: " + ", ".join(p.title for p in offered)
+                                    if offered else None)
+
+    def _sampling_preset_chosen(self, index: int) -> None:
+        f = self._read_form()
+        f.apply_preset(self.preset_combo.itemData(index) or "")
+        self._write_form()
 
     # ================================================================== model defaults
     def _apply_model_info(self, info: dict | None, apply_defaults: bool) -> None:
@@ -302,6 +342,7 @@ class GenerateFormWidgets:
             self._set_model_info(f.model_summary())
         self._update_frames_hint()
         self._task_changed()
+        self._refresh_sampling_presets()
 
     def _update_vocabulary_note(self) -> None:
         """Warn (without blocking) when the prompt uses none of the words a model knows (the built-in model)."""

@@ -19,6 +19,7 @@ from app.services.catalogue import has_model_index
 from app.services.loras import lora_specs, loras_param, missing_lora
 from fastvideo.configs.geometry import LatentGeometry  # torch-free
 from fastvideo.configs.sample.base import SamplingParam  # torch-free
+from fastvideo.configs.sample.presets import PRESETS, SamplingPreset, presets_for  # torch-free
 from fastvideo.pipelines.validation import validate_sampling  # torch-free: the engine's own checks
 
 TASKS = (("t2v", "Text → Video"), ("i2v", "Image → Video"), ("v2v", "Video → Video"))
@@ -35,7 +36,7 @@ REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 #: the form's rows, in order (each has an inline error label in the panel)
 ROWS = ("model", "task", "loras", "prompt", "negative_prompt", "image", "video", "strength", "resolution", "num_frames",
-        "steps", "guidance", "seed", "batch", "num_gpus")
+        "steps", "guidance", "speed", "seed", "batch", "num_gpus")
 #: the key of an error that belongs to no row (shown under the form)
 GENERAL = ""
 
@@ -45,6 +46,7 @@ FIELD_ROWS = {
     "width": "resolution", "num_inference_steps": "steps", "guidance_scale": "guidance", "seed": "seed",
     "image_path": "image", "video_path": "video", "strength": "strength", "model_path": "model", "model": "model",
     "num_gpus": "num_gpus", "loras": "loras", "lora_strict": "loras",
+    "sampler": "speed", "dmd_denoising_steps": "speed", "dmd_warp_timesteps": "speed", "step_cache_threshold": "speed",
 }
 
 
@@ -53,7 +55,7 @@ FIELD_ROWS = {
 FIELD_LABELS = {
     "num_frames": "Frames", "num_inference_steps": "Steps", "guidance_scale": "Guidance", "width": "Width",
     "height": "Height", "image_path": "Input image", "video_path": "Input video", "negative_prompt": "Negative prompt",
-    "strength": "Strength", "seed": "Seed", "num_gpus": "GPUs", "fps": "fps",
+    "strength": "Strength", "seed": "Seed", "num_gpus": "GPUs", "fps": "fps", "step_cache_threshold": "Step cache",
 }
 _FIELD_WORDS = re.compile(r"\b(" + "|".join(sorted(FIELD_LABELS, key=len, reverse=True)) + r")\b")
 
@@ -212,6 +214,10 @@ class GenerateForm:
     #: LoRAs merged for this job: (path, strength) pairs (``SamplingParam.loras``)
     loras: list[tuple[str, float]] = field(default_factory=list)
     lora_strict: bool = True
+    #: a few-step sampling preset the model or a LoRA calls for ("" = the model's defaults), and the step cache
+    #: threshold (0 = off); fastvideo.configs.sample.presets, fastvideo.pipelines.step_cache
+    sampling_preset: str = ""
+    step_cache: float = 0.0
     #: the current model's sampling defaults (FALLBACK_DEFAULTS merged with the described ones)
     defaults: dict[str, Any] = field(default_factory=lambda: dict(FALLBACK_DEFAULTS))
     #: the current model's tasks (empty: unknown, all allowed)
@@ -340,6 +346,23 @@ class GenerateForm:
         return (f"{Path(model).name or model}: {kinds} · default {int(d['width'])}×{int(d['height'])}, "
                 f"{d['num_frames']} frames, {d['num_inference_steps']} steps, {d.get('fps', 16)} fps")
 
+    # ------------------------------------------------------------------ sampling presets
+    def offered_presets(self) -> list[SamplingPreset]:
+        """The sampling presets the current model folder or its LoRAs call for (torch-free look-up)."""
+        model = self.model.strip()
+        local = model and not self.remote_models and Path(model).expanduser().is_dir()
+        return presets_for(model if local else None, [path for path, _ in self.loras])
+
+    def apply_preset(self, name: str) -> None:
+        """Choose a preset ("" = the model's own sampling): its steps and guidance go into the form's fields."""
+        if not name:
+            self.sampling_preset = ""
+            return
+        preset = PRESETS[name]
+        self.sampling_preset = name
+        self.steps = int(preset.values.get("num_inference_steps", self.steps))
+        self.guidance = float(preset.values.get("guidance_scale", self.guidance))
+
     # ------------------------------------------------------------------ seed
     def randomise_seed(self) -> int:
         self.seed = random.randint(0, SEED_MAX)
@@ -362,6 +385,12 @@ class GenerateForm:
             "fps": self.fps, "output_path": output_dir, "save_video": True,
             "preview": bool(preview),
         }
+        if self.sampling_preset in PRESETS:  # the sampler fields (steps and guidance are the form's own)
+            p.update({k: (list(v) if isinstance(v, (list, tuple)) else v)
+                      for k, v in PRESETS[self.sampling_preset].values.items()
+                      if k not in ("num_inference_steps", "guidance_scale") and v is not None})
+        if self.step_cache > 0:
+            p["step_cache_threshold"] = round(float(self.step_cache), 4)
         if self.loras:
             p["loras"] = loras_param(self.loras)
             if not self.lora_strict:
@@ -435,6 +464,10 @@ class GenerateForm:
         self.video_path = p.get("video_path") or ""
         self.loras = lora_specs(p.get("loras"))
         self.lora_strict = p.get("lora_strict") is not False
+        self.step_cache = float(p.get("step_cache_threshold") or 0.0)
+        self.sampling_preset = next((name for name, preset in PRESETS.items() if p.get("sampler") and all(
+            p.get(k) == v for k, v in preset.values.items() if k not in ("num_inference_steps", "guidance_scale")
+            and v is not None)), "")
 
     def apply_metadata(self, md: dict[str, Any]) -> None:
         """Restore the settings embedded in a generated MP4 (``read_metadata``)."""

@@ -162,14 +162,15 @@ def run_diffusers(model: str, prompt: str, sampling: dict[str, Any], out_dir: Pa
 
     def write_mp4(frames, path: Path, fps: int) -> None:
         """Diffusers' own writer (imageio or OpenCV); without either, our ffmpeg writer (said in the JSON)."""
-        from diffusers.utils import export_to_video
+        export_to_video = importlib.import_module("diffusers.utils").export_to_video
 
         if writer["name"].startswith("diffusers"):
             try:
                 export_to_video(frames, str(path), fps=fps)
                 return
-            except ImportError:
-                writer["name"] = "fastvideo.utils.media.write_video (Diffusers' export_to_video needs imageio or cv2)"
+            except (ImportError, RuntimeError, OSError, ValueError) as exc:  # no imageio / cv2 / ffmpeg backend
+                writer["name"] = (f"fastvideo.utils.media.write_video (Diffusers' export_to_video failed: "
+                                  f"{type(exc).__name__}: {str(exc)[:120]})")
         import numpy as np
 
         from fastvideo.utils.media import write_video
@@ -235,10 +236,8 @@ def run_diffusers(model: str, prompt: str, sampling: dict[str, Any], out_dir: Pa
     finally:
         pipe = None  # noqa: F841 (frees the GPU memory before the next contender)
         _free()
-    import diffusers as _d
-
     base["options"] = {"compile_dit": compile_dit, "attention_backend": backend,
-                       "attention_backend_forward_s": backend_times, "diffusers": _d.__version__,
+                       "attention_backend_forward_s": backend_times, "diffusers": diffusers.__version__,
                        "video_writer": writer["name"]}
     return base
 
