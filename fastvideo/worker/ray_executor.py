@@ -188,12 +188,17 @@ class RayExecutor(MultiprocExecutor):
         self._at_exit = False  # at interpreter exit Ray's own atexit handler shuts Ray down
         self.address: str | None = None
         self._init_ray()
-        gpus = self._cluster_gpus()
-        if gpus < num_gpus:
-            from fastvideo.worker.runner import cpu_precision_defaults
+        try:
+            if not self._check_devices(num_gpus):
+                from fastvideo.worker.runner import cpu_precision_defaults
 
-            config = cpu_precision_defaults(config, self._explicit)  # CPU ranks: fp32 unless asked otherwise
-        super().__init__(info, config, num_gpus, ready_timeout=ready_timeout, request_timeout=request_timeout)
+                config = cpu_precision_defaults(config, self._explicit)  # CPU ranks: fp32 unless asked otherwise
+            super().__init__(info, config, num_gpus, ready_timeout=ready_timeout, request_timeout=request_timeout)
+        except BaseException:
+            if self._owns_ray:  # a bad layout or option: nothing of ours is left running
+                self._owns_ray = False
+                self._ray.shutdown()
+            raise
         # Registered after the base class's (and Ray's own) handler, so it runs first at exit: the ranks are
         # stopped while Ray still works, and Ray's own exit handler then disconnects it.
         atexit.register(_exit_shutdown, weakref.ref(self))
@@ -233,7 +238,12 @@ class RayExecutor(MultiprocExecutor):
         return int(self._ray.cluster_resources().get("GPU", 0))
 
     def _check_devices(self, num_gpus: int) -> bool:
-        return self._cluster_gpus() >= num_gpus
+        """GPU ranks when the cluster has the GPUs; CPU ranks when it has none; an error in between."""
+        gpus = self._cluster_gpus()
+        if 0 < gpus < num_gpus:
+            raise ValueError(f"num_gpus={num_gpus} but the Ray cluster ({self.address or 'local'}) has {gpus} GPU(s); "
+                             "add nodes or lower num_gpus")
+        return gpus >= num_gpus
 
     @property
     def nodes(self) -> list[str]:
