@@ -20,13 +20,39 @@ from typing import Any
 
 import torch
 
-from fastvideo.perf.flops import dit_forward_work, latent_grid
+from fastvideo.perf.flops import dit_forward_work
 from fastvideo.perf.timing import attention_ceiling, matmul_ceiling, sdpa_bshd, time_cuda
 
+# The DiT of each arch (WanVideoConfig fields over the 1.3B defaults).  Wan2.2 A14B's two experts have the
+# same shape (one forward is one expert's; the loop times one expert's weights for every step: same cost).
+_WAN14B = dict(num_attention_heads=40, ffn_dim=13824, num_layers=40)
 ARCHS: dict[str, dict[str, Any]] = {
     "wan2.1-t2v-1.3b": {},
-    "wan2.1-t2v-14b": dict(num_attention_heads=40, ffn_dim=13824, num_layers=40),
+    "wan2.1-t2v-14b": _WAN14B,
+    "wan2.2-ti2v-5b": dict(num_attention_heads=24, ffn_dim=14336, num_layers=30, in_channels=48, out_channels=48),
+    "wan2.2-t2v-a14b": _WAN14B,
+    "wan2.2-i2v-a14b": dict(_WAN14B, in_channels=36, out_channels=16),  # noise + mask + image latents, no CLIP
 }
+# The VAE of each arch: Wan2.2 TI2V-5B has its own (z 48, 16x16x4); the others use Wan2.1's (z 16, 8x8x4).
+ARCH_VAE: dict[str, str] = {"wan2.2-ti2v-5b": "wan2.2"}
+
+
+def vae_config(arch: str):
+    """The released VAE config of ``arch`` (Wan2.1's or Wan2.2's)."""
+    from fastvideo.configs.models.vaes.wan import WanVAEConfig
+    from fastvideo.configs.models.vaes.wan22 import Wan22VAEConfig
+
+    return Wan22VAEConfig() if ARCH_VAE.get(arch) == "wan2.2" else WanVAEConfig()
+
+
+def arch_geometry(arch: str):
+    """The :class:`~fastvideo.configs.geometry.LatentGeometry` of ``arch`` (its VAE and DiT patch)."""
+    from fastvideo.configs.geometry import LatentGeometry
+    from fastvideo.configs.models.dits.wan import WanVideoConfig
+
+    vae = vae_config(arch)
+    return LatentGeometry(vae.temporal_compression_ratio, vae.spatial_compression_ratio, vae.z_dim,
+                          tuple(WanVideoConfig(**ARCHS[arch]).patch_size))
 PARTS = ("dit", "step", "loop", "vae", "text")
 ATTENTION_KERNELS = ("cudnn", "flash", "fa4")  # the ceilings measured: SDPA's cuDNN and flash kernels, FlashAttention-4
 
@@ -80,9 +106,20 @@ def build_dits(arch: str, device, dtype, compare: bool, seed: int = 0):
     ref = None
     if compare:
         diffusers = reference_diffusers()
-        with torch.device(device):
-            ref = diffusers.WanTransformer3DModel(**cfg.to_dict())
-        ref = _cast_keep_fp32(ref, dtype, [rf"(^|\.){m}(\.|$)" for m in ref._keep_in_fp32_modules]).eval()
+        # Built in the compute dtype (a 14B fp32 copy would not fit next to ours on an 80 GB GPU); the
+        # modules Diffusers keeps in fp32 are then made fp32.
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            with torch.device(device):
+                ref = diffusers.WanTransformer3DModel(**cfg.to_dict())
+        finally:
+            torch.set_default_dtype(default)
+        keep = [rf"(^|\.){m}(\.|$)" for m in ref._keep_in_fp32_modules]
+        for name, p in ref.named_parameters():
+            if any(re.search(k, name) for k in keep):
+                p.data = p.data.float()
+        ref = _cast_keep_fp32(ref, dtype, keep).eval()
         source = ref.state_dict()
     else:
         # No reference: build ours straight on the device in the compute dtype (14B fits: no fp32 copy).
@@ -97,8 +134,7 @@ def build_dits(arch: str, device, dtype, compare: bool, seed: int = 0):
             if any(re.search(k, name) for k in cfg.keep_fp32_modules):
                 p.data = p.data.float()
         return cfg, ours.eval().requires_grad_(False), None
-    mapped, _ = map_state_dict(((k, v.float() if v.is_floating_point() else v) for k, v in source.items()),
-                               cfg.param_names_mapping)
+    mapped, _ = map_state_dict(source.items(), cfg.param_names_mapping)  # (same values; no fp32 copy)
     with empty_init():
         ours = WanTransformer3DModel(cfg)
     materialize(ours, mapped, dtype=dtype, keep_fp32=cfg.keep_fp32_modules, device=device)
@@ -107,10 +143,12 @@ def build_dits(arch: str, device, dtype, compare: bool, seed: int = 0):
     return cfg, ours.eval().requires_grad_(False), ref
 
 
-def dit_inputs(cfg, frames, height, width, batch, device, dtype, text_len=512, seed=1):
+def dit_inputs(cfg, frames, height, width, batch, device, dtype, text_len=512, seed=1, geometry=None):
+    """Random DiT inputs at a video size; ``geometry`` (default: the Wan2.1 arch's) sizes the latents."""
     g = torch.Generator(device="cpu").manual_seed(seed)
-    t_lat = (frames - 1) // 4 + 1
-    x = torch.randn(batch, cfg.in_channels, t_lat, height // 8, width // 8, generator=g).to(device, dtype)
+    geometry = geometry or arch_geometry("wan2.1-t2v-1.3b")
+    _, _, t_lat, h_lat, w_lat = geometry.latent_shape(frames, height, width)
+    x = torch.randn(batch, cfg.in_channels, t_lat, h_lat, w_lat, generator=g).to(device, dtype)
     text = torch.randn(batch, text_len, cfg.text_dim, generator=g).to(device, dtype)
     t = torch.tensor(999.0, device=device).expand(batch)  # one timestep for the batch, as in sampling
     return x, t, text
@@ -120,14 +158,15 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
     from fastvideo.pipelines.stages.denoising import CFGPredictor
 
     cfg, ours, ref = build_dits(arch, device, dtype, compare)
-    work1 = dit_forward_work(cfg, frames, height, width)
+    geometry = arch_geometry(arch)
+    work1 = dit_forward_work(cfg, frames, height, width, geometry=geometry)
     ceil = results["ceilings"]
     floor1 = work1.floor_seconds(ceil[f"attention_{ceil['attention_fastest']}_flops"], ceil["matmul_flops"])
     results["floor"] = {"attention_kernel": ceil["attention_fastest"], "tokens": work1.tokens,
                         "attention_core_tflop": work1.attention_core / 1e12, "matmul_tflop": work1.matmul / 1e12,
                         "forward_s": floor1, "cfg_pair_s": 2 * floor1, "loop_s": 2 * floor1 * steps}
     timings = results["timings"]
-    x1, t1, c1 = dit_inputs(cfg, frames, height, width, 1, device, dtype)
+    x1, t1, c1 = dit_inputs(cfg, frames, height, width, 1, device, dtype, geometry=geometry)
     x2, t2, c2 = torch.cat([x1, x1]), t1.expand(2), torch.cat([c1, c1 * 0.5])  # one timestep, as in sampling
     big = floor1 > 2.0  # e.g. 14B at 720p: ~10 s a forward; fewer repeats
     # Ten forwards for the median: an H100 under sustained load swings its clocks over about a second
@@ -164,6 +203,11 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
         from fastvideo.testing.tiny import WAN_SCHEDULER
 
         uncond = c1 * 0.5
+        # I2V models: the latents are the first out_channels, the rest (mask + image latents) a fixed condition.
+        lat0, extra = x1[:, :cfg.out_channels].float(), x1[:, cfg.out_channels:]
+
+        def model_in(lat):
+            return torch.cat([lat, extra.float()], dim=1) if extra.shape[1] else lat
 
         def make_sched():
             s = SCHEDULERS["UniPCMultistepScheduler"].from_config(WAN_SCHEDULER)
@@ -173,12 +217,12 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
         with torch.inference_mode():
             if "step" in parts:
                 sched = make_sched()
-                lat = x1.float()
+                lat = lat0
                 t0 = sched.timesteps[0]
 
                 def one_step():
                     sched.reset()
-                    v = predictor(lat, t0, c1, uncond, None, 5.0)
+                    v = predictor(model_in(lat), t0, c1, uncond, None, 5.0)
                     return sched.step(v, t0, lat)
 
                 timings["denoise_step"] = time_cuda(one_step, **pair_reps)
@@ -193,9 +237,9 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
                     import time as _t
 
                     sched = make_sched()
-                    lat = x1.float()
+                    lat = lat0
                     for t in sched.timesteps:
-                        v = predictor(lat, t, c1, uncond, None, 5.0)
+                        v = predictor(model_in(lat), t, c1, uncond, None, 5.0)
                         torch.cuda.synchronize()
                         p0 = _t.perf_counter()
                         previewer(lat - float(sched.sigmas[sched.step_index or 0]) * v)
@@ -210,17 +254,16 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
     _free()
 
 
-def bench_vae(results, frames, height, width, compare, device):
-    from fastvideo.configs.models.vaes.wan import WanVAEConfig
+def bench_vae(results, frames, height, width, compare, device, arch: str = "wan2.1-t2v-1.3b"):
     from fastvideo.models.vaes.wan import AutoencoderKLWan
 
     timings = results["timings"]
-    cfg = WanVAEConfig()
+    cfg = vae_config(arch)
     torch.manual_seed(0)
     with torch.device(device):
-        vae = AutoencoderKLWan(cfg).eval()
+        vae = AutoencoderKLWan.from_arch_config(cfg).eval()  # Wan2.2's config builds the Wan2.2 VAE
     g = torch.Generator(device="cpu").manual_seed(2)
-    z = torch.randn(1, cfg.z_dim, (frames - 1) // 4 + 1, height // 8, width // 8, generator=g).to(device)
+    z = torch.randn(arch_geometry(arch).latent_shape(frames, height, width), generator=g).to(device)
     for dtype_name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
         vae.to(dtype)
         for layout in ("ncdhw", "channels_last"):
@@ -293,6 +336,14 @@ def run_bench(arch: str = "wan2.1-t2v-1.3b", height: int = 480, width: int = 832
               parts: tuple[str, ...] = PARTS, log=print) -> dict[str, Any]:
     if arch not in ARCHS:
         raise ValueError(f"unknown arch {arch!r}; choose from {', '.join(ARCHS)}")
+    geometry = arch_geometry(arch)
+    for problem in (f"frames={frames} must be {geometry.frame_step}n+1" if not geometry.valid_frames(frames) else "",
+                    f"height={height} must be a multiple of {geometry.height_multiple}"
+                    if height % geometry.height_multiple else "",
+                    f"width={width} must be a multiple of {geometry.width_multiple}"
+                    if width % geometry.width_multiple else ""):
+        if problem:
+            raise ValueError(f"{arch}: {problem}")
     if not torch.cuda.is_available():
         raise RuntimeError("fastvideo bench needs a CUDA GPU (it measures the GPU's ceilings)")
     unknown = set(parts) - set(PARTS)
@@ -301,12 +352,12 @@ def run_bench(arch: str = "wan2.1-t2v-1.3b", height: int = 480, width: int = 832
     device, dtype = torch.device("cuda"), torch.bfloat16
     torch.backends.cudnn.benchmark = True
     results: dict[str, Any] = {"env": environment(), "arch": arch, "shape": {"height": height, "width": width,
-               "frames": frames, "latent": list(latent_grid(frames, height, width, (1, 1, 1))), "steps": steps},
+               "frames": frames, "latent": list(geometry.latent_shape(frames, height, width)[2:]), "steps": steps},
                "compare": compare, "compile": compile_dit, "ceilings": {}, "timings": {}, "agreement": {}}
     from fastvideo.configs.models.dits.wan import WanVideoConfig
 
     cfg = WanVideoConfig(**ARCHS[arch])
-    tokens = dit_forward_work(cfg, frames, height, width).tokens
+    tokens = dit_forward_work(cfg, frames, height, width, geometry=geometry).tokens
     log("measuring ceilings ...")
     ceil = results["ceilings"]
     ceil["matmul_flops"] = matmul_ceiling()
@@ -325,7 +376,7 @@ def run_bench(arch: str = "wan2.1-t2v-1.3b", height: int = 480, width: int = 832
                   dtype)
     if "vae" in parts:
         log("timing the VAE ...")
-        bench_vae(results, frames, height, width, compare == "diffusers", device)
+        bench_vae(results, frames, height, width, compare == "diffusers", device, arch)
     if "text" in parts:
         log("timing the text encoder ...")
         bench_text(results, device)

@@ -32,8 +32,13 @@ def latent_grid(num_frames: int, height: int, width: int, patch=(1, 2, 2), t_str
 
 
 def dit_forward_work(cfg, num_frames: int, height: int, width: int, text_len: int = 512, batch: int = 1,
-                     image_tokens: int = 0) -> DiTWork:
-    f, h, w = latent_grid(num_frames, height, width, tuple(cfg.patch_size))
+                     image_tokens: int = 0, geometry=None) -> DiTWork:
+    """``geometry``: the model's LatentGeometry (default: Wan2.1's VAE, 4x8x8)."""
+    if geometry is not None:
+        f, h, w = latent_grid(num_frames, height, width, tuple(cfg.patch_size), geometry.temporal_compression,
+                              geometry.spatial_compression)
+    else:
+        f, h, w = latent_grid(num_frames, height, width, tuple(cfg.patch_size))
     s = f * h * w
     d, ffn, layers = cfg.num_attention_heads * cfg.attention_head_dim, cfg.ffn_dim, cfg.num_layers
     ctx = text_len + image_tokens
