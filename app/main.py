@@ -62,6 +62,12 @@ def create_app():
         app.setOrganizationName("FastVideo")
         app.setStyle("Fusion")
         app.setStyleSheet(stylesheet())
+        from PySide6.QtGui import QColor, QPalette
+
+        palette = app.palette()  # links in rich-text labels: readable on the dark theme (the default is navy)
+        palette.setColor(QPalette.ColorRole.Link, QColor("#6fb4ff"))
+        palette.setColor(QPalette.ColorRole.LinkVisited, QColor("#9ccbff"))
+        app.setPalette(palette)
         icon = resource_path("icon.svg")
         if icon:
             from PySide6.QtGui import QIcon

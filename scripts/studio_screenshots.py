@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZE = (1280, 820)
 SHOTS = ("generate", "generate-running", "generate-errors", "queue", "history", "settings", "models", "mapping",
          "parity", "about")
+#: the porting loop of docs/porting.md, on a tiny official checkpoint made for the occasion
+PORTING = ("porting-1-models-official", "porting-2-preview", "porting-3-converted", "porting-4-broken-rule",
+           "porting-5-parity-fail", "porting-6-parity-pass", "porting-7-parity-all")
+SWAP = [(r"^blocks\.(\d+)\.attn2\.to_k\.", r"blocks.\1.cross_attn.to_v."),
+        (r"^blocks\.(\d+)\.attn2\.to_v\.", r"blocks.\1.cross_attn.to_k.")]
 
 
 def start_xvfb() -> tuple[subprocess.Popen, str]:
@@ -52,7 +57,7 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SHOTS))
+    ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SHOTS + PORTING))
     ap.add_argument("--display", help="an X display to use instead of a private Xvfb")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             if xvfb is not None:
                 xvfb.terminate()
                 xvfb.wait(10)
-    return tour(Path(args.out), [s for s in args.only.split(",") if s] or list(SHOTS))
+    return tour(Path(args.out), [s for s in args.only.split(",") if s] or list(SHOTS + PORTING))
 
 
 def tour(out: Path, wanted: list[str]) -> int:
@@ -79,8 +84,15 @@ def tour(out: Path, wanted: list[str]) -> int:
     if model is None:
         raise SystemExit("no shipped model in resources/models")
     data = Path(tempfile.mkdtemp(prefix="studio-shots-"))
+    models_root = data / "models"
+    official = models_root / "official_weights" / "Wan2.1-T2V-tiny"
+    if any(n in wanted for n in PORTING):
+        from fastvideo.testing.tiny import make_tiny_model
+
+        make_tiny_model(official, layout="official", seed=0)
+    models_root.mkdir(parents=True, exist_ok=True)  # (the Models panel lists the built-in model as well)
     (data / "settings.json").write_text(json.dumps({"output_dir": str(data / "videos"),
-                                                    "models_dir": str(model.parent)}))
+                                                    "models_dir": str(models_root)}))
     win = create_window(str(data), start_worker=True, model=str(model))
     app = QApplication.instance()
     win.resize(*SIZE)
@@ -191,6 +203,9 @@ def tour(out: Path, wanted: list[str]) -> int:
         pump(300, lambda: not p.running, "the parity run")
     grab("parity")
 
+    if any(n in wanted for n in PORTING):
+        porting(win, official, pump, grab)
+
     win.show_panel("generate")
     dlg = win.show_about()
     pump(1)
@@ -204,6 +219,62 @@ def tour(out: Path, wanted: list[str]) -> int:
         print(f"not written: {', '.join(missing)}", file=sys.stderr)
         return 1
     return 0
+
+
+def porting(win, official: Path, pump, grab) -> None:
+    """docs/porting.md's loop: an official folder, the conversion preview, convert, break a rule, parity FAIL,
+    reset, PASS, all components."""
+    models, m, p = win.models, win.mapping, win.parity
+    win.show_panel("models")
+    models.set_models_root(models.models_root, scan=True)
+    pump(60, lambda: any(e.path.resolve() == official.resolve() for e in models.entries()), "the official folder")
+    models.select_path(official)
+    grab("porting-1-models-official")
+
+    win._inspect_model(str(official))  # Models → Inspect mapping
+    pump(180, lambda: (m.inputs is not None and m.model_path == str(official)) or bool(m.load_error), "the preview")
+    m.select_key("blocks.0.self_attn.q.weight")
+    grab("porting-2-preview")
+
+    win.show_panel("models")
+    models.convert_source_edit.setText(str(official))
+    models.tabs.setCurrentIndex(1)
+    proc = models.start_conversion()
+    pump(300, lambda: proc.state != "running", "the conversion")
+    converted = models.conversion_output()
+    pump(60, lambda: any(e.path.resolve() == converted.resolve() for e in models.entries()), "the converted folder")
+    models.select_path(converted)
+    grab("porting-3-converted")
+
+    m.inputs = None
+    win.banner.hide()
+    win._inspect_model(str(converted))  # Models → Inspect mapping (component: transformer, the first)
+    pump(180, lambda: (m.inputs is not None and not m.loading) or bool(m.load_error), "the inspector")
+    pump(1)
+    for pattern, repl in reversed(SWAP):
+        m.rules_model.add_rule(pattern, repl, row=0)
+    m.reevaluate()
+    m.select_key("blocks.0.attn2.to_k.weight")
+    m.rules_view.selectRow(0)
+    grab("porting-4-broken-rule")
+
+    m.parity_button.click()  # → Parity, with these rules
+    p.run()
+    pump(300, lambda: not p.running, "the failing parity run")
+    grab("porting-5-parity-fail")
+
+    win.show_panel("mapping")
+    m.reset_rules(confirm=False)
+    m.parity_button.click()
+    p.run()
+    pump(300, lambda: not p.running, "the passing parity run")
+    grab("porting-6-parity-pass")
+
+    done = []
+    p.all_finished.connect(done.append)
+    p.run_all()
+    pump(600, lambda: bool(done), "parity of all components")
+    grab("porting-7-parity-all")
 
 
 if __name__ == "__main__":
