@@ -44,3 +44,17 @@ def test_conversion_preview_of_official_experts(moe):
         assert report.ok, (component, report.counts)
     with pytest.raises(ValueError, match="transformer, transformer_2, vae, text_encoder"):
         inspect_mapping(str(official), "image_encoder")
+
+
+def test_make_tiny_and_convert_cli(tmp_path, capsys):
+    out = tmp_path / "ti2v-official"
+    assert main(["make-tiny", str(out), "--family", "wan2.2", "--task", "ti2v", "--layout", "official"]) == 0
+    assert "Wan2.2 ti2v model, official layout" in capsys.readouterr().out
+    assert main(["make-tiny", str(tmp_path / "x"), "--family", "wan2.2", "--task", "t2v"]) == 2
+    assert "not a wan2.2 task" in capsys.readouterr().out
+    assert main(["convert", str(out), str(tmp_path / "ti2v")]) == 0
+    index = json.loads((tmp_path / "ti2v" / "model_index.json").read_text())
+    assert index["expand_timesteps"] is True
+    assert json.loads((tmp_path / "ti2v" / "scheduler" / "scheduler_config.json").read_text())["flow_shift"] == 5.0
+    assert main(["make-tiny", str(tmp_path / "moe"), "--family", "wan2.2", "--task", "i2v-moe"]) == 0
+    assert json.loads((tmp_path / "moe" / "model_index.json").read_text())["boundary_ratio"] == 0.9

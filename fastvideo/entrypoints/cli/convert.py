@@ -1,5 +1,5 @@
-"""``fastvideo convert``: an official checkpoint folder (Wan2.1, or LTX-2's single file) -> a Diffusers-layout
-folder.  The family is told by the source: a folder with the LTX-2 single file is converted as LTX-2."""
+"""``fastvideo convert``: an official checkpoint folder (Wan2.1, Wan2.2, or LTX-2's single file) -> a
+Diffusers-layout folder.  The family is told by the source: a folder with the LTX-2 single file is converted as LTX-2."""
 
 from __future__ import annotations
 
@@ -8,13 +8,17 @@ import time
 
 
 def register(sub) -> None:
-    p = sub.add_parser("convert", help="convert an official Wan2.1 or LTX-2 folder into a Diffusers-layout folder")
+    p = sub.add_parser("convert", help="convert an official Wan2.1 / Wan2.2 or LTX-2 folder into a Diffusers-layout "
+                                       "folder")
     p.add_argument("source", metavar="SOURCE",
                    help="official folder: Wan2.1 (config.json of WanModel, DiT safetensors, Wan2.1_VAE.pth, "
-                        "models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/) or LTX-2 (the ltx-2-*.safetensors "
+                        "models_t5_umt5-xxl-enc-bf16.pth, google/umt5-xxl/), Wan2.2 (TI2V-5B: the same with "
+                        "Wan2.2_VAE.pth; A14B: high_noise_model/ + low_noise_model/ instead of the top DiT) or "
+                        "LTX-2 (the ltx-2-*.safetensors "
                         "single file, with its Gemma 3 folder in gemma/ or given by --text-encoder-from)")
     p.add_argument("output", metavar="OUTPUT", help="Diffusers-layout folder to create")
-    p.add_argument("--model-type", choices=("t2v", "i2v"), help="expected model type (checked against config.json)")
+    p.add_argument("--model-type", choices=("t2v", "i2v", "ti2v"),
+                   help="expected model type (checked against config.json)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing OUTPUT that is a model folder (has model_index.json); "
                         "any other non-empty folder is refused")
@@ -22,8 +26,9 @@ def register(sub) -> None:
                    help="i2v: Diffusers Wan I2V folder to copy image_encoder/ and image_processor/ from")
     p.add_argument("--text-encoder-from", metavar="DIR",
                    help="LTX-2: the Gemma 3 folder (google/gemma-3-12b-it) when SOURCE has no gemma/ folder")
-    p.add_argument("--flow-shift", type=_positive_float, default=3.0,
-                   help="scheduler flow_shift (3.0: 480p and 1.3B; 5.0 is usual for 720p 14B)")
+    p.add_argument("--flow-shift", type=_positive_float, default=None,
+                   help="scheduler flow_shift (default: 5.0 for Wan2.2 TI2V-5B, else 3.0, which suits 480p and "
+                        "1.3B; 5.0 is usual for 720p 14B)")
     p.set_defaults(func=run)
 
 
