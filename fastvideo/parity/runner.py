@@ -378,6 +378,22 @@ CASES = {"transformer": _Transformer, "transformer_2": _Transformer, "vae": _VAE
          "image_encoder": _ImageEncoder, "scheduler": _Scheduler}
 
 
+def cases_for(family: str) -> dict[str, type[_Case]]:
+    """A family's parity cases: ``fastvideo.parity.family_<family>.CASES`` when the family has that module
+    (characters that cannot be in a module name as ``_``), else the defaults above (the Wan families')."""
+    import importlib
+    import re
+
+    name = "fastvideo.parity.family_" + re.sub(r"\W", "_", family)
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return CASES
+    return module.CASES
+
+
 def _versions(ref_lib) -> dict[str, str | None]:
     import transformers
 
@@ -406,8 +422,6 @@ def run_parity(
     """
     from fastvideo.configs.registry import resolve_model
 
-    if component not in COMPONENTS:
-        raise ValueError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
     if reference != "diffusers":
         raise ValueError(f"reference {reference!r} is not supported (only 'diffusers')")
     if dtype not in DTYPES:
@@ -421,6 +435,9 @@ def run_parity(
             progress({"stage": stage, "component": component, **kw})
 
     info = resolve_model(model_path)
+    cases = cases_for(info.family)
+    if component not in cases:
+        raise ValueError(f"component must be one of {', '.join(cases)} for a {info.family} model, got {component!r}")
     info.component_class(component)  # clear error if the folder has no such component
     effective_dtype = "fp32" if component == "scheduler" else dtype
     tol = _tolerance(effective_dtype)
@@ -429,7 +446,7 @@ def run_parity(
         compile_rules(rules)  # a bad rule fails here, naming it
     folder = child(info.path, component, "component", info.path / "model_index.json")
     check_component_folder(folder)  # before the reference library reads it
-    case = CASES[component](info, component, folder, DTYPES[effective_dtype], seed, rules)
+    case = cases[component](info, component, folder, DTYPES[effective_dtype], seed, rules)
     torch.manual_seed(seed)
     say("load")
     case.load(ref_lib)

@@ -11,7 +11,9 @@ COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder", "image_enco
 def register(sub) -> None:
     p = sub.add_parser("parity", help="compare a component with the reference implementation (exit 0 pass, 1 fail)")
     p.add_argument("model_path", metavar="MODEL_PATH", help="Diffusers-layout model folder (or downloaded repo id)")
-    p.add_argument("--component", choices=COMPONENTS, default="transformer")
+    p.add_argument("--component", default="transformer",
+                   help=f"a component of the model folder: {', '.join(COMPONENTS)}; LTX-2: transformer, vae, "
+                        "audio_vae, vocoder, connectors, text_encoder, scheduler (the family's parity cases)")
     p.add_argument("--reference", choices=("diffusers",), default="diffusers")
     p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--seed", type=int, default=0)
