@@ -112,7 +112,8 @@ _NOT_SUPPORTED_PREFIXES = (
 _NOT_SUPPORTED = {
     "skip_time_steps": "sliding tile attention (STA) is not supported; fastvideo runs dense attention",
     "mask_strategy_file_path": "sliding tile attention (STA) is not supported; fastvideo runs dense attention",
-    "cache_strategy": "step caching (TeaCache and others) is not supported",
+    "cache_strategy": "FastVideo's cache strategies are not supported; fastvideo has its own step cache: "
+                      "SamplingParam.step_cache_threshold (docs/engine.md)",
     "dist_timeout": "a torch.distributed timeout is not supported (the executor has its own)",
     "master_port": "choosing the rendezvous port is not supported (the executor picks a free one)",
     "prompt_txt": "batch prompts from a file are not supported; call generate_video once per prompt",
@@ -143,7 +144,8 @@ _NOT_SUPPORTED = {
     "vae_sp": "VAE sequence parallelism is not supported (each rank decodes the whole video)",
     "preprocess_text_funcs": "custom prompt preprocessing functions are not supported",
     "postprocess_text_funcs": "custom text encoder postprocessing functions are not supported",
-    "dmd_denoising_steps": "DMD few-step sampling schedules are not supported",
+    "dmd_denoising_steps": "a load-time DMD schedule is not supported; set it per request: "
+                           "SamplingParam(sampler='dmd', dmd_denoising_steps=[...]) (FastWan folders do by default)",
     "ti2v_task": "a Wan2.2 TI2V model does image-to-video when given image_path, text-to-video without",
     "lucy_edit_task": "Lucy-Edit is not supported",
 }
@@ -300,7 +302,8 @@ _SAMPLING_NOT_SUPPORTED = {
     "num_inference_steps_sr": "super-resolution is not supported",
     "batch_cfg": "set batch_cfg per model: VideoGenerator.from_pretrained(..., batch_cfg=True|False)",
     "sigmas": "custom sigma schedules are not supported (use flow_shift and num_inference_steps)",
-    "enable_teacache": "TeaCache is not supported",
+    "enable_teacache": "TeaCache's own parameters are not supported; use step_cache_threshold=X (fastvideo's "
+                       "TeaCache-style step cache, docs/engine.md)",
     "return_continuation_state": "streaming continuation is not supported",
     "continuation_state": "streaming continuation is not supported",
 }
