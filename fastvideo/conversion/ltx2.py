@@ -159,6 +159,31 @@ def plan_conversion(source: str | os.PathLike, text_encoder_from: str | os.PathL
             "unused": sorted(set(headers) - used)}
 
 
+def official_mapping_inputs(source: str | os.PathLike, component: str):
+    """The inspector's preview of one component's conversion: (the single file's keys of that component, our
+    parameters under the Diffusers names the converter writes, the official rules in order)."""
+    from fastvideo.configs.registry import COMPONENT_CLASSES, import_string
+    from fastvideo.conversion.preview import output_targets
+    from fastvideo.mapping.rules import rules_list
+    from fastvideo.models.loader.component_loader import build_empty
+    from fastvideo.models.loader.weights import target_infos
+
+    source = Path(source)
+    if component not in COMPONENTS:
+        raise ValueError(f"{source}: the LTX-2 single file converts {', '.join(COMPONENTS)}; {component!r} is not "
+                         "one of them (the Gemma 3 text encoder is copied as it is)")
+    cls_name, _, prefixes = COMPONENTS[component]
+    cc = COMPONENT_CLASSES[cls_name]
+    cfg_cls = import_string(cc.arch_config)
+    tiny = _read_json(source / TINY_CONFIG_FILE) if (source / TINY_CONFIG_FILE).is_file() else {}
+    arch = cfg_cls.from_dict(dict(tiny.get(component, {})))
+    rules = cfg_cls.official_param_names_mapping
+    exclude = COMPONENTS["connectors"][2][:2] if component == "transformer" else ()
+    headers = read_source_headers([single_file(source)])
+    picked = _select(headers, prefixes, exclude, compile_rules(rules))
+    return picked, output_targets(target_infos(build_empty(cc, arch)), arch.param_names_mapping), rules_list(rules)
+
+
 def model_index(tokenizer_class: str) -> dict[str, Any]:
     index: dict[str, Any] = {"_class_name": "LTX2Pipeline", "_diffusers_version": DIFFUSERS_VERSION}
     for component, (cls_name, library, _) in COMPONENTS.items():

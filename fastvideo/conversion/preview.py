@@ -1,6 +1,7 @@
 """What ``fastvideo convert`` will do, as mapping inputs for the weight-mapping inspector (headers only).
 
-For an official Wan2.1 / Wan2.2 folder (see :mod:`fastvideo.conversion.wan`) the inspector shows the official
+For an official Wan2.1 / Wan2.2 folder (see :mod:`fastvideo.conversion.wan`; an LTX-2 single file: its own
+module) the inspector shows the official
 checkpoint keys mapped through the converter's rules (``official_param_names_mapping`` and friends) onto
 the Diffusers names the converter writes; the targets are our model's parameters under those names (each
 model key inverted through the model's own ``param_names_mapping``; a fused parameter becomes its parts).
@@ -31,7 +32,9 @@ def is_official_folder(path: str | os.PathLike) -> bool:
     config_path = next((p for p in (folder / "config.json", folder / "high_noise_model" / "config.json")
                         if p.is_file()), None)
     if config_path is None:
-        return False
+        from fastvideo.conversion.ltx2 import is_official_ltx2
+
+        return is_official_ltx2(folder)  # LTX-2: one single file (headers only)
     try:
         config = json.loads(config_path.read_text())
     except (OSError, ValueError):
@@ -97,6 +100,11 @@ def official_mapping_inputs(source: str | os.PathLike, component: str):
 def mapping_inputs(model_path: str, component: str):
     """The inspector's inputs: an official folder's conversion preview, or a Diffusers folder's own mapping."""
     if is_official_folder(model_path):
+        from fastvideo.conversion.ltx2 import is_official_ltx2
+        from fastvideo.conversion.ltx2 import official_mapping_inputs as ltx2_inputs
+
+        if is_official_ltx2(model_path):
+            return ltx2_inputs(model_path, component)
         return official_mapping_inputs(model_path, component)
     from fastvideo.models.loader.inspect import mapping_inputs as diffusers_inputs
 

@@ -72,3 +72,19 @@ def test_missing_gemma_and_broken_file_fail_before_writing(pair, tmp_path):
     with pytest.raises(ConversionError):
         convert_official_to_diffusers(src, tmp_path / "out", text_encoder_from=off / "gemma")
     assert not (tmp_path / "out").exists()
+
+
+def test_conversion_preview_for_the_inspector(pair):
+    """The studio's inspector previews each component of the single file through the converter's rules; turning a
+    rule off shows the keys that would no longer map."""
+    from fastvideo.conversion.preview import inspect_mapping, is_official_folder, mapping_inputs
+
+    off, twin = pair
+    assert is_official_folder(off) and not is_official_folder(twin)
+    for comp in COMPONENTS:
+        assert inspect_mapping(str(off), comp).ok, comp
+    _, _, rules = mapping_inputs(str(off), "transformer")
+    without = [(p, r) for p, r in rules if "q_norm" not in p]
+    report = inspect_mapping(str(off), "transformer", without)
+    bad = {row.status for row in report.rows if row.source and "q_norm" in row.source}
+    assert not report.ok and bad == {"unexpected"}
