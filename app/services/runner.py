@@ -9,6 +9,7 @@ worker crashes or hangs.  The next job then starts a fresh worker.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,9 @@ class JobRunner(QObject):
     request_stage = Signal(dict)
     #: job_id, step, total, elapsed, remaining
     job_progress = Signal(int, int, int, float, float)
+    #: job_id, expert index, expert count, expert name: which denoiser runs the step (sent before job_progress,
+    #: only for models with several experts, e.g. Wan2.2 A14B's transformer / transformer_2)
+    job_expert = Signal(int, int, int, str)
     #: job_id, frames, step, total, fps
     job_preview = Signal(int, object, int, int, int)
     #: a short line for the status bar about the worker ("Loading model…", "Model ready")
@@ -180,11 +184,47 @@ class JobRunner(QObject):
             self._local_outputs[job.id] = local[:-4].rsplit("/", 1)[0] if local.lower().endswith(".mp4") else local
             params["output_path"] = remote.outputs
             extra["stream_video"] = True
+        if remote is not None:
+            # Input image / video: sent to the remote host first (put_file), then named by their tokens.
+            uploads = {}
+            for name in ("image_path", "video_path"):
+                path = params.get(name)
+                if isinstance(path, str) and path and os.path.isfile(os.path.expanduser(path)):
+                    try:
+                        uploads[name] = self._upload(os.path.expanduser(path))
+                    except OSError as exc:
+                        self._fail_current(f"could not read {path} to send it to {remote.target}: {exc}")
+                        return
+            if uploads:
+                extra["uploads"] = uploads
         try:
             self.client.send(P.REQ_GENERATE, job_id=str(job.id), model_path=job.model_path,
                              num_gpus=job.num_gpus, options=job.pipeline_options, params=params, **extra)
         except Exception as exc:  # could not even write to the process
             self._fail_current(f"could not send the job to the inference process: {exc}")
+
+    def _upload(self, path: str) -> str:
+        """Send a local file to the remote engine in pieces (``put_file``); returns its token."""
+        import hashlib
+        import secrets
+
+        token = secrets.token_hex(16)
+        size = os.path.getsize(path)
+        digest = hashlib.sha256()
+        offset = 0
+        with open(path, "rb") as fh:
+            while True:
+                piece = fh.read(P.FILE_CHUNK_BYTES)
+                digest.update(piece)
+                last = offset + len(piece) >= size or not piece
+                fields: dict[str, Any] = {"token": token, "name": os.path.basename(path), "offset": offset,
+                                          "size": size, "last": last}
+                if last:
+                    fields["sha256"] = digest.hexdigest()
+                self.client.send(P.REQ_PUT_FILE, payload=piece, **fields)
+                offset += len(piece)
+                if last:
+                    return token
 
     def _job_of(self, header: dict[str, Any]) -> int | None:
         raw = header.get("job_id")
@@ -227,6 +267,9 @@ class JobRunner(QObject):
             values = (int(h.get("step") or 0), int(h.get("total") or 0), float(h.get("elapsed") or 0.0),
                       float(h.get("remaining") or 0.0))
             self._last_progress[job_id] = values
+            if int(h.get("experts") or 1) > 1:
+                self.job_expert.emit(job_id, int(h.get("expert_index") or 0), int(h["experts"]),
+                                     str(h.get("expert") or ""))
             self.job_progress.emit(job_id, *values)
         elif t == P.EV_FILE_END and job_id is not None:
             if job_id not in self._transfer_errors:

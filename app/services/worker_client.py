@@ -144,13 +144,14 @@ class WorkerClient(QObject):
         proc.start()
         self._watchdog.start()
 
-    def send(self, type_: str, **fields: Any) -> str:
-        """Send a request; returns its id (events answering it carry ``reply_to``)."""
+    def send(self, type_: str, payload: bytes = b"", **fields: Any) -> str:
+        """Send a request (``payload``: raw bytes, for ``put_file``); returns its id (events answering it
+        carry ``reply_to``)."""
         self.ensure_started()
         rid = f"r{next(self._ids)}"
         if self.proc is None:
             return rid  # could not start: ``crashed`` says why and fails the request
-        self.proc.write(P.request(type_, rid, **fields))
+        self.proc.write(P.request(type_, rid, payload, **fields))
         return rid
 
     def shutdown(self, timeout: float = 10.0) -> None:

@@ -151,6 +151,7 @@ class Host:
         self._lock = threading.Lock()
         self._executor = threading.Thread(target=self._execute_loop, name="fv-executor", daemon=True)
         self._heart = Heartbeat(outbox, heartbeat, self.stop, self.hung, self._status)
+        self.uploads = Uploads(outbox)  # input files sent by a client on another host (put_file)
 
     # -- lifecycle
     def start(self) -> None:
@@ -184,6 +185,9 @@ class Host:
             self.stop.set()
         elif t == P.REQ_DEBUG and self.test_hooks:
             self._debug(msg)
+        elif t == P.REQ_PUT_FILE:
+            # Written here, in arrival order, so a generate sent after the pieces finds the file stored.
+            self.uploads.put(msg)
         elif t == P.REQ_DESCRIBE:
             # Cheap (configs only, no weights): answered beside a running job, not after it.
             threading.Thread(target=self._describe_now, args=(msg,), name="fv-describe", daemon=True).start()
@@ -313,11 +317,16 @@ class Host:
     def _do_generate(self, msg: P.Message) -> None:
         job_id = msg["job_id"]
         rid = msg.get("id")
+        uploaded = {}  # input files sent with put_file, named by token (checked before any loading)
+        for name, token in dict(msg.get("uploads") or {}).items():
+            if name not in ("image_path", "video_path"):
+                raise ValueError(f"uploads: {name!r} is not an input file field (image_path, video_path)")
+            uploaded[name] = self.uploads.path(token)
         if msg.get("model_path"):
             self._ensure_loaded(self._model_spec(msg.header), rid)
         if self.generator is None:
             raise RuntimeError("no model is loaded: send load_model first (or give model_path with generate)")
-        params = dict(msg.get("params") or {})
+        params = {**dict(msg.get("params") or {}), **uploaded}
         SamplingParam = self.engine.attr("SamplingParam")
         InvalidRequest = self.engine.attr("InvalidRequest")
         Cancelled = self.engine.attr("GenerationCancelled")
@@ -457,6 +466,7 @@ class Host:
             self._unload()
         self.outbox.send({"type": P.EV_BYE, "reason": reason})
         self.outbox.close(timeout=2.0)
+        self.uploads.cleanup()
 
 
 #: the parity references this process can run (``fastvideo parity --reference``) and the package each needs
@@ -487,6 +497,71 @@ def _cpu_info() -> dict[str, Any]:
     except (AttributeError, ValueError, OSError):
         pass
     return {"cores": os.cpu_count(), "memory": memory, "name": platform.processor() or platform.machine()}
+
+
+class Uploads:
+    """Input files a client on another host sends (``put_file`` pieces), kept in a private temp folder that
+    is removed when the process exits.  ``token`` (32 hex digits, the client's choice) names the file; the
+    client's file name is only a hint (its last component, plain characters)."""
+
+    def __init__(self, outbox: Outbox):
+        self.outbox = outbox
+        self._dir: str | None = None
+        self._open: dict[str, Any] = {}  # token -> [file, path, received, sha256]
+        self._done: dict[str, str] = {}  # token -> path
+
+    def put(self, msg: P.Message) -> None:
+        import hashlib
+        import re
+        import tempfile
+
+        rid, token = msg.get("id"), str(msg.get("token") or "")
+        try:
+            if not re.fullmatch(r"[0-9a-f]{32}", token):
+                raise ValueError("put_file needs a token of 32 lowercase hex digits")
+            entry = self._open.get(token)
+            if entry is None:
+                if token in self._done or int(msg.get("offset", -1)) != 0:
+                    raise ValueError(f"put_file {token}: the first piece must start at offset 0 (and only once)")
+                if self._dir is None:
+                    self._dir = tempfile.mkdtemp(prefix="fastvideo-uploads-")
+                name = re.sub(r"[^A-Za-z0-9_.\- ]+", "_", str(msg.get("name") or "input").replace("\\", "/")
+                              .rsplit("/", 1)[-1]).strip(" .") or "input"
+                os.makedirs(os.path.join(self._dir, token))
+                path = os.path.join(self._dir, token, name[:120])
+                entry = self._open[token] = [open(path, "wb"), path, 0, hashlib.sha256()]
+            if int(msg.get("offset", -1)) != entry[2]:
+                raise ValueError(f"put_file {token}: a piece at offset {msg.get('offset')}, expected {entry[2]}")
+            entry[0].write(msg.payload)
+            entry[2] += len(msg.payload)
+            entry[3].update(msg.payload)
+            if msg.get("last"):
+                del self._open[token]
+                entry[0].close()
+                if entry[2] != msg.get("size") or entry[3].hexdigest() != msg.get("sha256"):
+                    os.remove(entry[1])
+                    raise ValueError(f"put_file {token}: the file did not arrive intact ({entry[2]} bytes)")
+                self._done[token] = entry[1]
+                self.outbox.send({"type": P.EV_FILE_STORED, "reply_to": rid, "token": token, "path": entry[1],
+                                  "size": entry[2]})
+        except (ValueError, OSError) as exc:
+            bad = self._open.pop(token, None)
+            if bad is not None:
+                bad[0].close()
+            self.outbox.send({"type": P.EV_ERROR, "reply_to": rid, **_error_fields(exc)})
+
+    def path(self, token: str) -> str:
+        if token not in self._done:
+            raise ValueError(f"no input file was stored under {token!r} (put_file first; it may have failed)")
+        return self._done[token]
+
+    def cleanup(self) -> None:
+        import shutil
+
+        for entry in self._open.values():
+            entry[0].close()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def _jsonable(value: Any) -> Any:
@@ -564,6 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     while not (reader.done.is_set() or host.stop.is_set() or channel.dead.is_set()):
         reader.done.wait(0.2)
     if channel.dead.is_set():
+        host.uploads.cleanup()
         hard_exit(1)
     reason = reader.reason
     host.shutdown(reason, grace=10.0 if reason == "shutdown requested" else 5.0)

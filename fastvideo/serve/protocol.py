@@ -44,9 +44,10 @@ REQ_INSPECT = "inspect"
 REQ_PING = "ping"
 REQ_SHUTDOWN = "shutdown"
 REQ_DEBUG = "_debug"  # only honoured when the worker runs with --test-hooks
+REQ_PUT_FILE = "put_file"  # a piece of an input file (a remote client's image / video); payload: the bytes
 REQUEST_TYPES = frozenset({
     REQ_LOAD_MODEL, REQ_DESCRIBE, REQ_GENERATE, REQ_CANCEL, REQ_RUN_PARITY,
-    REQ_INSPECT, REQ_PING, REQ_SHUTDOWN, REQ_DEBUG,
+    REQ_INSPECT, REQ_PING, REQ_SHUTDOWN, REQ_DEBUG, REQ_PUT_FILE,
 })
 
 # Events (worker -> studio).
@@ -69,10 +70,11 @@ EV_PONG = "pong"
 EV_BYE = "bye"
 EV_FILE_CHUNK = "file_chunk"  # a piece of a finished video (generate with stream_video: true); payload: the bytes
 EV_FILE_END = "file_end"  # the video's size and sha256, after its last chunk
+EV_FILE_STORED = "file_stored"  # answers the last put_file piece: the file's path on the engine's host
 EVENT_TYPES = frozenset({
     EV_HELLO, EV_HEARTBEAT, EV_LOG, EV_LOADING, EV_READY, EV_DESCRIBED, EV_STARTED,
     EV_STAGE, EV_PROGRESS, EV_PREVIEW, EV_RESULT, EV_CANCELLED, EV_ERROR,
-    EV_PARITY_RESULT, EV_INSPECT_RESULT, EV_PONG, EV_BYE, EV_FILE_CHUNK, EV_FILE_END,
+    EV_PARITY_RESULT, EV_INSPECT_RESULT, EV_PONG, EV_BYE, EV_FILE_CHUNK, EV_FILE_END, EV_FILE_STORED,
 })
 FILE_CHUNK_BYTES = 1 << 20  # file_chunk payload size (the last chunk may be smaller)
 
@@ -221,11 +223,11 @@ class FrameDecoder:
             self.errors.append(f"skipped {n} bytes: {reason}")
 
 
-def request(type_: str, request_id: str | None = None, **fields: Any) -> bytes:
-    """Encode a request frame (convenience for clients)."""
+def request(type_: str, request_id: str | None = None, payload: bytes = b"", **fields: Any) -> bytes:
+    """Encode a request frame (convenience for clients); ``payload``: raw bytes (``put_file``)."""
     if type_ not in REQUEST_TYPES:
         raise ProtocolError(f"unknown request type {type_!r}")
     header: dict[str, Any] = {"type": type_, **fields}
     if request_id is not None:
         header["id"] = request_id
-    return encode(header)
+    return encode(header, payload)

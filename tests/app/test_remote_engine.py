@@ -277,3 +277,22 @@ def test_settings_engine_section(make_studio, qtbot, tmp_path):
     assert GenerateForm().model_status("/models/on/the/gpu-box")[0] == "problem"
     e.engine.setCurrentIndex(e.engine.findData("local"))
     assert panel.save() is False  # back to this computer: the default model must exist here again
+
+
+def test_image_to_video_over_ssh_sends_the_input_image(remote_runner, tiny_i2v, tmp_path, qtbot):
+    """An I2V job's local input image is sent to the remote engine first (put_file) and used from there."""
+    import numpy as np
+    from PIL import Image
+
+    runner, db, client, seen = remote_runner
+    image = tmp_path / "my image.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(image)
+    params = {**_params(tmp_path / "local-outputs", 2), "width": 64, "height": 48, "num_frames": 5,
+              "image_path": str(image)}
+    job_id = runner.submit(prompt="a cat", model_path=str(tiny_i2v), params=params, task="i2v")
+    wait_until(qtbot, lambda: _finished(seen, job_id), 150, "the remote I2V job")
+    job = db.get(job_id)
+    assert job.state == "done", job.error
+    used = job.result["settings"]["image_path"]
+    assert used != str(image) and "fastvideo-uploads-" in used and os.path.basename(used) == "my image.png"
+    assert Path(job.result["video_path"]).parent == tmp_path / "local-outputs"
