@@ -61,7 +61,8 @@ def run_ours(model: str, prompt: str, sampling: dict[str, Any], out_dir: Path, r
     options = {"enable_torch_compile": True} if compile_dit else {}
     gen = VideoGenerator.from_pretrained(model, **options)
     results: dict[str, Any] = {"options": {"compile_dit": compile_dit, "attention_backend":
-                                           gen.config.attention_backend or "AUTO"}}
+                                           gen.config.attention_backend or "AUTO", "dit_dtype":
+                                           gen.config.dit_precision, "vae_dtype": gen.config.vae_precision}}
 
     def request(**kw) -> SamplingParam:
         sp = SamplingParam.from_pretrained(model).update(prompt=prompt, **sampling)
@@ -180,6 +181,7 @@ def run_diffusers(model: str, prompt: str, sampling: dict[str, Any], out_dir: Pa
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     pipe = diffusers.WanPipeline.from_pretrained(model, dtype=dtype).to(device)
+    pipe.vae.to(torch.float32)  # as our default vae_precision and Diffusers' Wan examples: the same decode work
     pipe.set_progress_bar_config(disable=True)
     h, w, f = sampling["height"], sampling["width"], sampling["num_frames"]
     cfg = pipe.transformer.config
@@ -238,6 +240,7 @@ def run_diffusers(model: str, prompt: str, sampling: dict[str, Any], out_dir: Pa
         _free()
     base["options"] = {"compile_dit": compile_dit, "attention_backend": backend,
                        "attention_backend_forward_s": backend_times, "diffusers": diffusers.__version__,
+                       "dit_dtype": str(dtype).removeprefix("torch."), "vae_dtype": "float32",
                        "video_writer": writer["name"]}
     return base
 
