@@ -93,9 +93,11 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     before = _descendants()
-    c = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "resources": {"fv_head": 1}})
+    small = {"object_store_memory": 128 * 2**20}  # the test moves kilobytes; keeps /dev/shm use small
+    c = Cluster(initialize_head=True, connect=False,
+                head_node_args={"num_cpus": 1, "resources": {"fv_head": 1}, **small})
     try:
-        c.add_node(num_cpus=1, resources={"fv_worker": 1})
+        c.add_node(num_cpus=1, resources={"fv_worker": 1}, **small)
         yield c
     finally:
         c.shutdown()
