@@ -281,7 +281,8 @@ class JobRunner(QObject):
             if job_id in self._local_outputs and h.get("video_path"):
                 local = self._received.get(job_id)
                 if local is None:
-                    why = self._transfer_errors.get(job_id, "the video was not sent back")
+                    why = self._transfer_errors.get(job_id, "the video was not sent back (is fastvideo on the "
+                                                            "remote host older than the studio's? update it there)")
                     self._finish(job_id, "failed", error=f"The video was made on {self.client.remote.target} "
                                  f"({h.get('video_path')}) but could not be copied back: {why}")
                     return
