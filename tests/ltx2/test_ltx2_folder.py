@@ -54,3 +54,19 @@ def test_generation_writes_mp4_with_audio_equal_to_diffusers(tiny, tmp_path):
     ref = (video[0] * 255).round().astype(np.int16)
     assert np.abs(result["frames"].astype(np.int16) - ref).max() <= 1
     assert audio.shape[1] == 2  # stereo
+
+
+def test_previews_during_denoising(tiny, tmp_path):
+    """The tiny folder ships latent->RGB factors (vae/latent_rgb.json); the LTX-2 loop sends a preview per step."""
+    from fastvideo import VideoGenerator
+
+    events = []
+    gen = VideoGenerator.from_pretrained(str(tiny), dit_precision="fp32")
+    try:
+        gen.generate_video(PROMPT, seed=1, output_path=str(tmp_path / "o"), callback=events.append)
+    finally:
+        gen.shutdown()
+    previews = [e for e in events if e.get("type") == "preview"]
+    assert len(previews) == 4  # the tiny preset's steps
+    frames = previews[-1]["frames"]
+    assert frames.dtype.name == "uint8" and frames.shape[1:] == (2, 2, 3)  # latent-sized RGB
