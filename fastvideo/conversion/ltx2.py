@@ -203,12 +203,14 @@ def convert_official_to_diffusers(
     text_encoder_from: str | os.PathLike | None = None,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
     notice: Callable[[str], None] | None = None,
+    fit_preview: bool = True,
 ) -> Path:
     """Convert an official LTX-2 folder (single file + Gemma 3) into a Diffusers-layout folder at ``output``.
 
     Same guarantees as the Wan converter: checked on headers first, streamed, written into a staging folder
     renamed into place; on any error no output is left.  ``progress`` gets ``{"file", "done", "total",
-    "bytes"}`` after each output file."""
+    "bytes"}`` after each output file.  ``fit_preview``: also write ``vae/latent_rgb.json`` (live-preview
+    factors fitted from the converted VAE's own decodes; loads the VAE once, in fp32)."""
     from fastvideo.configs.pipelines.ltx2 import LTX2_SCHEDULER_CONFIG
 
     source, output = Path(source), Path(output)
@@ -225,13 +227,16 @@ def convert_official_to_diffusers(
     tok_class = _read_json(tok_cfg).get("tokenizer_class") if tok_cfg.is_file() else None
     total = sum(len(shard_names(p, max_shard_bytes)) + (len(shard_names(p, max_shard_bytes)) > 1)
                 for p in plan["plans"])
-    total += len(plan["plans"]) + 2 + len(gemma_files)
+    total += len(plan["plans"]) + 2 + len(gemma_files) + int(fit_preview)
     report = Progress(total, progress)
     with staging_folder(output) as tmp:
         for p in plan["plans"]:
             write_json(tmp / p.component / "config.json", plan["configs"][p.component])
             report(f"{p.component}/config.json", (tmp / p.component / "config.json").stat().st_size)
             write_plan(p, tmp, max_shard_bytes=max_shard_bytes, on_file=report)
+        if fit_preview:  # latent->RGB factors for live previews, from the VAE just written
+            write_json(tmp / "vae" / "latent_rgb.json", _fit_preview(tmp / "vae"))
+            report("vae/latent_rgb.json", (tmp / "vae" / "latent_rgb.json").stat().st_size)
         write_json(tmp / "scheduler" / "scheduler_config.json", LTX2_SCHEDULER_CONFIG)
         report("scheduler/scheduler_config.json", (tmp / "scheduler" / "scheduler_config.json").stat().st_size)
         for files, sub in ((te_files, "text_encoder"), (tok_files, "tokenizer")):
@@ -243,6 +248,14 @@ def convert_official_to_diffusers(
         write_json(tmp / "model_index.json", model_index(tok_class or "GemmaTokenizerFast"))
         report("model_index.json", (tmp / "model_index.json").stat().st_size)
     return output
+
+
+def _fit_preview(vae_folder: Path) -> dict:
+    from fastvideo.configs.registry import COMPONENT_CLASSES
+    from fastvideo.models.loader.component_loader import load_module
+
+    vae, _, _ = load_module(vae_folder, COMPONENT_CLASSES["AutoencoderKLLTX2Video"], component="vae")
+    return vae.float().fit_latent_rgb()
 
 
 def copy_files_one(src: Path, dst: Path) -> None:

@@ -141,32 +141,8 @@ def _diffusers_state(module) -> dict[str, torch.Tensor]:
     return export_state_dict(module, module.arch_config.param_names_mapping)
 
 
-@torch.no_grad()
-def fit_latent_rgb(vae, *, samples: int = 4, grid: tuple[int, int, int] = (3, 4, 4), seed: int = 0) -> dict:
-    """Least-squares latent->RGB preview factors of an LTX-2 video VAE (``vae/latent_rgb.json``, which
-    ``VideoGenerator`` turns into live previews): normalised latents drawn at random, decoded, each latent frame
-    paired with the mean of the pixel frames it decodes to (frame 0 alone, then ``temporal`` frames each),
-    pooled to latent size."""
-    import torch.nn.functional as F
-
-    from fastvideo.pipelines.preview import fit_preview_factors
-
-    g = torch.Generator().manual_seed(seed)
-    c = vae.config
-    z = torch.randn(samples, c.latent_channels, *grid, generator=g)
-    video = vae.decode(vae.denormalize(z)).float().clamp(-1, 1)  # [B, 3, 1 + t(T'-1), H, W]
-    t = c.temporal_compression_ratio
-    groups = [video[:, :, :1]] + list(video[:, :, 1:].split(t, dim=2))
-    pooled = F.avg_pool3d(torch.stack([x.mean(2) for x in groups], dim=2), (1, c.spatial_compression_ratio,
-                                                                             c.spatial_compression_ratio))
-    lat = z.permute(0, 2, 3, 4, 1).reshape(-1, z.shape[1])
-    rgb = pooled.permute(0, 2, 3, 4, 1).reshape(-1, 3)
-    factors, bias = fit_preview_factors(lat, rgb)
-    return {"factors": factors, "bias": bias}
-
-
 def _write_diffusers(root: Path, modules: dict) -> None:
-    _json(root / "vae" / "latent_rgb.json", fit_latent_rgb(modules["vae"]))
+    _json(root / "vae" / "latent_rgb.json", modules["vae"].fit_latent_rgb())
     index: dict[str, Any] = {"_class_name": "LTX2Pipeline", "_diffusers_version": DIFFUSERS_VERSION}
     for name, module in modules.items():
         cls_name, library = _CLASSES[name]

@@ -35,6 +35,12 @@ def test_convert_equals_diffusers_twin(pair, tmp_path):
         assert all((a[k] == b[k]).all() for k in a), comp
         assert json.loads((out / comp / "config.json").read_text()) == json.loads((twin / comp / "config.json")
                                                                                   .read_text())
+    # The same preview factors, fitted from the same VAE (up to the least-squares solver's last bits).
+    import numpy as np
+
+    ours, twins = (json.loads((d / "vae" / "latent_rgb.json").read_text()) for d in (out, twin))
+    np.testing.assert_allclose(ours["factors"], twins["factors"], atol=1e-9)
+    np.testing.assert_allclose(ours["bias"], twins["bias"], atol=1e-9)
     from fastvideo.configs.registry import resolve_model
     from fastvideo.models.loader.component_loader import load_component
 

@@ -255,3 +255,22 @@ class AutoencoderKLLTX2Video(nn.Module):
         m = self.latents_mean.view(1, -1, 1, 1, 1).to(z)
         s = self.latents_std.view(1, -1, 1, 1, 1).to(z)
         return z * s / self.config.scaling_factor + m
+
+    @torch.no_grad()
+    def fit_latent_rgb(self, samples: int = 4, grid: tuple[int, int, int] = (3, 4, 4), seed: int = 0) -> dict:
+        """Least-squares latent->RGB preview factors (``vae/latent_rgb.json``: ``factors`` C x 3, ``bias`` 3, which
+        ``VideoGenerator`` turns into live previews): normalised latents drawn at random and decoded; each latent
+        frame is paired with the mean of the pixel frames it decodes to (frame 0 alone, then ``temporal`` frames
+        each), pooled to latent size."""
+        c = self.config
+        g = torch.Generator().manual_seed(seed)
+        z = torch.randn(samples, c.latent_channels, *grid, generator=g)
+        p = next(self.parameters())
+        video = self.decode(self.denormalize(z.to(p))).float().clamp(-1, 1).cpu()
+        t, s = c.temporal_compression_ratio, c.spatial_compression_ratio
+        groups = [video[:, :, :1]] + list(video[:, :, 1:].split(t, dim=2))
+        pooled = F.avg_pool3d(torch.stack([x.mean(2) for x in groups], dim=2), (1, s, s))
+        lat = z.permute(0, 2, 3, 4, 1).reshape(-1, z.shape[1]).double()
+        rgb = pooled.permute(0, 2, 3, 4, 1).reshape(-1, 3).double()
+        sol = torch.linalg.lstsq(torch.cat([lat, torch.ones(lat.shape[0], 1, dtype=lat.dtype)], dim=1), rgb).solution
+        return {"factors": sol[:-1].tolist(), "bias": sol[-1].tolist()}
