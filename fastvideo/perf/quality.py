@@ -61,3 +61,35 @@ def ssim(a, b, data_range: float = 255.0, size: int = 11, sigma: float = 1.5) ->
     cxy = _filter_valid(x * y, g) - mx * my
     s = (2 * mx * my + c1) * (2 * cxy + c2) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(s.mean())
+
+
+def compare_videos(path_a, path_b) -> dict[str, float]:
+    """PSNR and SSIM of two video files (decoded with ffmpeg; same frame count and size needed)."""
+    from fastvideo.utils.media import read_video
+
+    a, _ = read_video(path_a)
+    b, _ = read_video(path_b)
+    if a.shape != b.shape:
+        raise ValueError(f"{path_a} is {list(a.shape)} but {path_b} is {list(b.shape)} (frames, height, width, 3)")
+    return {"psnr_db": psnr(a, b), "ssim": ssim(a, b), "frames": int(a.shape[0])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m fastvideo.perf.quality",
+                                description="PSNR and SSIM of a video against a reference video")
+    p.add_argument("video")
+    p.add_argument("reference")
+    args = p.parse_args(argv)
+    try:
+        print(json.dumps(compare_videos(args.video, args.reference)))
+    except ValueError as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -36,6 +36,7 @@ def evaluate(model: str | None = None, n: int = 50, seed: int = 0, log=print, **
                    "judged_colour": j.colour, "judged_direction": j.direction,
                    "colour_ok": j.colour == label.colour, "direction_ok": j.direction == label.direction}
             row["both_ok"] = row["colour_ok"] and row["direction_ok"]
+            row["computed_steps"] = (result.get("step_cache") or {}).get("computed_steps")
             rows.append(row)
             log(f"[{i + 1}/{n}] {'ok ' if row['both_ok'] else 'BAD'} {prompt!r} -> {j.colour} {j.direction} "
                 f"({times[-1]:.1f}s)")
@@ -56,6 +57,7 @@ def summarise(rows: list[dict], times: list[float], path, sp) -> dict:
         by_colour[r["colour"]].append(r)
         by_direction[r["direction"]].append(r)
     return {"model": str(path), "steps": sp.num_inference_steps, "guidance": sp.guidance_scale,
+            "step_cache_threshold": getattr(sp, "step_cache_threshold", 0.0),
             "size": f"{sp.width}x{sp.height}x{sp.num_frames}", "overall": rate(rows),
             "by_colour": {k: rate(v) for k, v in by_colour.items()},
             "by_direction": {k: rate(v) for k, v in by_direction.items()},
@@ -85,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="held-out prompt set")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--guidance-scale", type=float, default=None)
+    p.add_argument("--step-cache", type=float, default=None, help="step_cache_threshold (0 = off)")
     p.add_argument("--json", default=None, help="write the full results here")
     p.add_argument("--markdown", default=None, help="write the tables here")
     args = p.parse_args(argv)
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         sampling["num_inference_steps"] = args.steps
     if args.guidance_scale is not None:
         sampling["guidance_scale"] = args.guidance_scale
+    if args.step_cache is not None:
+        sampling["step_cache_threshold"] = args.step_cache
     summary = evaluate(args.model, args.prompts, args.seed, **sampling)
     o = summary["overall"]
     print(f"colour {o['colour']:.2%} direction {o['direction']:.2%} both {o['both']:.2%} "

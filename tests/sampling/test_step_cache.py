@@ -105,3 +105,17 @@ def test_psnr_ssim_against_a_direct_implementation():
                     vals.append((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     assert ssim(a, b) == pytest.approx(float(np.mean(vals)), abs=1e-9)
     assert ssim(a, b) < 0.999
+
+
+def test_compare_video_files(tmp_path, capsys):
+    from fastvideo.perf.quality import main
+    from fastvideo.utils.media import write_video
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    a = write_video(frames, tmp_path / "a.mp4", lossless=True, sidecar=False)
+    b = write_video(frames[:, ::-1].copy(), tmp_path / "b.mp4", lossless=True, sidecar=False)
+    c = write_video(frames[:2], tmp_path / "c.mp4", lossless=True, sidecar=False)
+    assert main([str(a), str(a)]) == 0 and '"ssim": 1.0' in capsys.readouterr().out
+    assert main([str(a), str(b)]) == 0 and '"psnr_db": ' in capsys.readouterr().out
+    assert main([str(a), str(c)]) == 2 and "error" in capsys.readouterr().out
