@@ -214,6 +214,15 @@ class Decoder3d(nn.Module):
         return x.flatten(6, 7).flatten(4, 5).flatten(2, 3)
 
 
+def _blend(a: torch.Tensor, b: torch.Tensor, extent: int, dim: int) -> torch.Tensor:
+    """``b``'s first ``extent`` rows (along ``dim``) faded in from ``a``'s last ones, linearly (in place on b)."""
+    extent = min(a.shape[dim], b.shape[dim], extent)
+    for k in range(extent):
+        w = k / extent
+        b.select(dim, k).copy_(a.select(dim, a.shape[dim] - extent + k) * (1 - w) + b.select(dim, k) * w)
+    return b
+
+
 class AutoencoderKLLTX2Video(nn.Module):
     def __init__(self, config: LTX2VideoVAEConfig):
         super().__init__()
@@ -224,6 +233,23 @@ class AutoencoderKLLTX2Video(nn.Module):
         self.register_buffer("latents_std", torch.ones(config.latent_channels))
         self.spatial_compression_ratio = config.spatial_compression_ratio
         self.temporal_compression_ratio = config.temporal_compression_ratio
+        # Spatial tiling of the decode (PipelineConfig.vae_tiling): tiles of tile_size pixels every tile_stride,
+        # blended linearly over the overlap, as Diffusers' tiled_decode.
+        self.use_tiling = False
+        self.tile_size = (512, 512)
+        self.tile_stride = (448, 448)
+
+    def enable_tiling(self, tile_size: tuple[int, int] = (512, 512), tile_stride: tuple[int, int] = (448, 448)) -> None:
+        """Decode in overlapping spatial tiles (sizes in pixels, multiples of the spatial compression)."""
+        s = self.spatial_compression_ratio
+        if any(v % s or v <= 0 for v in (*tile_size, *tile_stride)) or any(a < b for a, b in zip(tile_size,
+                                                                                             tile_stride)):
+            raise ValueError(f"LTX-2 VAE tiling: tile sizes {tile_size} and strides {tile_stride} must be positive "
+                             f"multiples of {s} with the stride at most the size")
+        self.use_tiling, self.tile_size, self.tile_stride = True, tuple(tile_size), tuple(tile_stride)
+
+    def disable_tiling(self) -> None:
+        self.use_tiling = False
 
     @classmethod
     def from_arch_config(cls, config: LTX2VideoVAEConfig) -> AutoencoderKLLTX2Video:
@@ -243,7 +269,30 @@ class AutoencoderKLLTX2Video(nn.Module):
         return self.encode_moments(video)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        s = self.spatial_compression_ratio
+        th, tw = self.tile_size[0] // s, self.tile_size[1] // s
+        if self.use_tiling and (z.shape[3] > th or z.shape[4] > tw):
+            return self._tiled_decode(z)
         return self.decoder(z)
+
+    def _tiled_decode(self, z: torch.Tensor) -> torch.Tensor:
+        s = self.spatial_compression_ratio
+        (th, tw), (sh, sw) = ((v // s for v in self.tile_size), (v // s for v in self.tile_stride))
+        blend_h, blend_w = self.tile_size[0] - self.tile_stride[0], self.tile_size[1] - self.tile_stride[1]
+        height, width = z.shape[3], z.shape[4]
+        rows = [[self.decoder(z[:, :, :, i:i + th, j:j + tw]) for j in range(0, width, sw)]
+                for i in range(0, height, sh)]
+        out_rows = []
+        for i, row in enumerate(rows):
+            out = []
+            for j, tile in enumerate(row):
+                if i > 0:
+                    tile = _blend(rows[i - 1][j], tile, blend_h, dim=3)
+                if j > 0:
+                    tile = _blend(row[j - 1], tile, blend_w, dim=4)
+                out.append(tile[:, :, :, : self.tile_stride[0], : self.tile_stride[1]])
+            out_rows.append(torch.cat(out, dim=4))
+        return torch.cat(out_rows, dim=3)[:, :, :, : height * s, : width * s]
 
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
         """VAE latent -> the DiT's (per-channel mean/std, times ``scaling_factor``)."""
