@@ -70,3 +70,23 @@ def test_previews_during_denoising(tiny, tmp_path):
     assert len(previews) == 4  # the tiny preset's steps
     frames = previews[-1]["frames"]
     assert frames.dtype.name == "uint8" and frames.shape[1:] == (2, 2, 3)  # latent-sized RGB
+
+
+def test_image_to_video_with_recompressed_first_frame(tiny, tmp_path):
+    """An input image picks the folder's i2v task; the first frame is re-encoded at H.264 CRF 33 (the released
+    preset) before the VAE encodes it; the MP4 still carries sound."""
+    from PIL import Image
+
+    from fastvideo import VideoGenerator
+    from fastvideo.configs.pipelines.ltx2 import LTX2TinyConfig
+
+    image = tmp_path / "first.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(image)
+    gen = VideoGenerator.from_pretrained(str(tiny), pipeline_config=LTX2TinyConfig(dit_precision="fp32",
+                                                                                    image_crf=33))
+    try:
+        result = gen.generate_video(PROMPT, image_path=str(image), seed=2, output_path=str(tmp_path / "o"))
+    finally:
+        gen.shutdown()
+    assert result["task"] == "i2v" and result["num_frames"] == 9
+    assert audio_stream(result["video_path"])["codec"] == "aac"

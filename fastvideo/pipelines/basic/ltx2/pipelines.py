@@ -20,6 +20,9 @@ class LTX2T2VPipeline(ComposedPipeline):
 
     def create_stages(self):
         m, cfg = self.loaded, self.config
+        if (cfg.sp_size or 1) > 1:
+            raise ValueError(f"LTX-2 does not run sequence-parallel yet (sp_size={cfg.sp_size}): its audio stream and "
+                             "the audio<->video attention are not sharded; use sp_size=1 (one GPU per generation)")
         dtype = torch_dtype(cfg.dit_precision)
         previewer = None
         channels = m["transformer"].config.in_channels
