@@ -20,8 +20,9 @@ component takes the keys of its prefixes (keys its rules ignore, e.g. the unused
 out) and the renamed keys are checked against our modules on the meta device before anything is written.
 Tensors stream one at a time and keep their dtype; the output appears atomically.
 
-Component configs: the released sizes are our arch configs' defaults (LTX-2.0, 19B); tiny models carry theirs in
-``fastvideo_tiny.json``.
+Component configs: the released sizes are our arch configs' defaults (Diffusers' class defaults: LTX-2.0, 19B)
+with ``RELEASED_OVERRIDES`` on top (the video VAE's 32x / 8x compression and non-causal decoder); tiny models
+carry theirs in ``fastvideo_tiny.json``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ COMPONENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "vae": ("AutoencoderKLLTX2Video", "diffusers", ("vae.",)),
     "audio_vae": ("AutoencoderKLLTX2Audio", "diffusers", ("audio_vae.",)),
     "vocoder": ("LTX2Vocoder", "ltx2", ("vocoder.",)),
+}
+# The released LTX-2.0 configs where they differ from Diffusers' class defaults (which are our arch configs'):
+# Diffusers' conversion script writes these for the video VAE (its default compression ratios would be computed
+# as 4 * 2**4 = 64 and 16; the released VAE is 32x / 8x with a non-causal decoder).
+RELEASED_OVERRIDES: dict[str, dict[str, Any]] = {
+    "vae": {"decoder_causal": False, "spatial_compression_ratio": 32, "temporal_compression_ratio": 8},
 }
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
                     "spiece.model", "added_tokens.json", "chat_template.json", "chat_template.jinja")
@@ -143,7 +150,8 @@ def plan_conversion(source: str | os.PathLike, text_encoder_from: str | os.PathL
         cc = COMPONENT_CLASSES[cls_name]
         cfg_cls = import_string(cc.arch_config)
         try:
-            arch = cfg_cls.from_dict(dict(tiny.get(component, {})))
+            arch = cfg_cls.from_dict(dict(tiny[component]) if component in tiny
+                                     else dict(RELEASED_OVERRIDES.get(component, {})))
         except (TypeError, ValueError) as exc:
             raise ConversionError(f"{source / TINY_CONFIG_FILE}: {component}: {exc}") from None
         rules = compile_rules(cfg_cls.official_param_names_mapping)
@@ -176,7 +184,8 @@ def official_mapping_inputs(source: str | os.PathLike, component: str):
     cc = COMPONENT_CLASSES[cls_name]
     cfg_cls = import_string(cc.arch_config)
     tiny = _read_json(source / TINY_CONFIG_FILE) if (source / TINY_CONFIG_FILE).is_file() else {}
-    arch = cfg_cls.from_dict(dict(tiny.get(component, {})))
+    arch = cfg_cls.from_dict(dict(tiny[component]) if component in tiny
+                             else dict(RELEASED_OVERRIDES.get(component, {})))
     rules = cfg_cls.official_param_names_mapping
     exclude = COMPONENTS["connectors"][2][:2] if component == "transformer" else ()
     headers = read_source_headers([single_file(source)])
