@@ -75,7 +75,7 @@ def describe_entry(path: Path, where: str) -> ModelEntry:
             info = describe_folder(path, repo_id=entry.repo_id)
             entry.family, entry.task = info.family, "/".join(info.tasks)
             entry.components = list(info.components)
-            missing = [c for c in info.components if c in ("transformer", "vae", "text_encoder")
+            missing = [c for c in info.components if c in ("transformer", "transformer_2", "vae", "text_encoder")
                        and not _has_weights(path / c)]
             if missing:
                 entry.problem = f"no weight files in {', '.join(missing)}"
@@ -88,11 +88,13 @@ def describe_entry(path: Path, where: str) -> ModelEntry:
         if local["layout"] == "official":
             cfg = local["config"]
             entry.layout = "official"
-            entry.family = "wan"
+            experts = (path / "high_noise_model").is_dir()  # Wan2.2 A14B: two expert folders
             mt = cfg.get("model_type") or ("i2v" if int(cfg.get("in_dim", 16)) == 36 else "t2v")
-            entry.task = str(mt)
-            entry.components = sorted(p.name for p in path.iterdir() if p.is_file() and
-                                      p.suffix in (".safetensors", ".pth", ".bin"))
+            entry.family = "wan2.2" if experts or mt == "ti2v" or (path / "Wan2.2_VAE.pth").is_file() else "wan"
+            entry.task = f"{mt} (two experts)" if experts else str(mt)
+            entry.components = sorted(p.name for p in path.iterdir() if (p.is_file() and
+                                      p.suffix in (".safetensors", ".pth", ".bin")) or (experts and p.is_dir() and
+                                      p.name in ("high_noise_model", "low_noise_model")))
             entry.problem = "official layout: convert it to Diffusers to load it"
     if entry.download_complete is False:
         entry.layout = "incomplete"

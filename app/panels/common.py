@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-WEIGHT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
+WEIGHT_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder", "image_encoder")  # (transformer_2: Wan2.2 A14B)
 
 
 def component_combo() -> QComboBox:

@@ -53,6 +53,7 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
         self.form_model = GenerateForm()
         self.follow_id: int | None = None
         self._apply_defaults_for: str | None = None
+        self._experts: dict[int, str] = {}  # job id -> the expert that ran its last step (several-expert models)
         self._build()
         self._wire()
         s = studio.settings
@@ -127,6 +128,7 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
         r = self.runner
         r.job_state.connect(self._on_job_state)
         r.job_progress.connect(self._on_progress)
+        r.job_expert.connect(self._on_expert)
         r.job_preview.connect(self._on_preview)
         r.job_stage.connect(self._on_stage)
         r.model_described.connect(self._on_described)
@@ -326,7 +328,11 @@ class GeneratePanel(GenerateFormWidgets, QWidget):
 
     def _on_progress(self, job_id: int, step: int, total: int, elapsed: float, remaining: float) -> None:
         if job_id == self.follow_id:
-            self.result.show_progress(step, total, elapsed, remaining)
+            self.result.show_progress(step, total, elapsed, remaining, self._experts.get(job_id, ""))
+
+    def _on_expert(self, job_id: int, index: int, count: int, name: str) -> None:
+        """A model with several denoisers (Wan2.2 A14B): the step progress says which one runs."""
+        self._experts[job_id] = f"expert {index + 1}/{count} ({name})"
 
     def _on_stage(self, job_id: int, name: str) -> None:
         if job_id == self.follow_id:

@@ -159,11 +159,13 @@ class ResultView(QWidget):
             self.copy_seed_button.setEnabled(seed is not None)
             self.result_info.setText(f"seed {seed}" if seed is not None else "")
 
-    def show_progress(self, step: int, total: int, elapsed: float, remaining: float) -> None:
+    def show_progress(self, step: int, total: int, elapsed: float, remaining: float, expert: str = "") -> None:
+        """``expert``: which denoiser ran the step ("expert 2/2 (transformer_2)"), for models with several."""
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(step)
         self.progress_label.setText(
-            f"Step {step}/{total} · {format_duration(elapsed)} elapsed · {format_duration(remaining)} left")
+            f"Step {step}/{total}{f' · {expert}' if expert else ''} · {format_duration(elapsed)} elapsed · "
+            f"{format_duration(remaining)} left")
 
     def show_stage(self, name: str) -> None:
         self.stage_label.setText(name.replace("_", " ").capitalize() + "…")

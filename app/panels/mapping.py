@@ -57,6 +57,7 @@ STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s 
 
 #: what ``fastvideo convert`` maps in an official Wan2.1 folder (fastvideo.conversion.preview)
 OFFICIAL_COMPONENTS = ("transformer", "vae", "text_encoder")
+OFFICIAL_EXPERT_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder")  # Wan2.2 A14B
 
 
 def is_official_folder(model_path: str) -> bool:
@@ -71,7 +72,8 @@ def model_components(model_path: str) -> list[str]:
     """Components of a Diffusers folder that have weights to map (from model_index.json); for an official
     folder, the components ``fastvideo convert`` maps (inspected as a preview of the conversion)."""
     if is_official_folder(model_path):
-        return list(OFFICIAL_COMPONENTS)
+        experts = (Path(model_path) / "low_noise_model").is_dir()
+        return list(OFFICIAL_EXPERT_COMPONENTS if experts else OFFICIAL_COMPONENTS)
     comps = describe_local(model_path)["present"]
     return [c for c in WEIGHT_COMPONENTS if c in comps] + [c for c in comps if c not in WEIGHT_COMPONENTS
                                                            and c not in ("tokenizer", "scheduler", "image_processor")]

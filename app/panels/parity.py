@@ -49,7 +49,7 @@ def refs_requirement(name: str) -> str:
     return REFERENCE_REQUIREMENTS.get(name, name).replace("==", " ")
 
 
-PARITY_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder", "scheduler")
+PARITY_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder", "image_encoder", "scheduler")
 REFERENCES = ("diffusers",)
 DTYPES = ("fp32", "bf16")
 STAGES = {"load": (1, "Loading ours and the reference…"), "run": (2, "Running…"),

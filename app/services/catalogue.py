@@ -38,10 +38,14 @@ def describe_local(path: str | os.PathLike) -> dict[str, Any]:
             return info
         if isinstance(index, dict):
             info["index"] = index
-            info["components"] = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list)]
+            # ([None, None] entries, e.g. transformer_2 of a one-expert Wan folder, name no component)
+            info["components"] = [k for k, v in index.items() if not k.startswith("_") and isinstance(v, list)
+                                  and any(x is not None for x in v)]
             info["present"] = [c for c in info["components"] if (folder / c).is_dir()]
         return info
     config_path = folder / OFFICIAL_CONFIG
+    if not config_path.is_file() and (folder / "high_noise_model" / OFFICIAL_CONFIG).is_file():
+        config_path = folder / "high_noise_model" / OFFICIAL_CONFIG  # Wan2.2 A14B: one config per expert folder
     if config_path.is_file():
         try:
             config = json.loads(config_path.read_text())
