@@ -201,3 +201,18 @@ def test_fastwan_folder_resolves_to_dmd_defaults(tiny_t2v, tmp_path):
     sp = resolve_model(str(folder)).sampling_param_cls()
     assert (sp.sampler, sp.dmd_denoising_steps, sp.num_inference_steps, sp.guidance_scale) == \
         ("dmd", [1000, 757, 522], 3, 1.0)
+
+
+def test_generate_cli_preset_and_step_cache(tiny_t2v, tmp_path, capsys):
+    from fastvideo.entrypoints.cli.main import main
+
+    args = ["generate", "--model", str(tiny_t2v), "--prompt", "a red circle", "--height", "32", "--width", "32",
+            "--num-frames", "5", "--seed", "1", "--quiet"]
+    assert main(args + ["--preset", "nope"]) == 2 and "fastwan-dmd-3step" in capsys.readouterr().err
+    assert main(args + ["--preset", "fastwan-dmd-3step", "--output", str(tmp_path / "a.mp4")]) == 0
+    sidecar = json.loads((tmp_path / "a.json").read_text())
+    assert (sidecar["sampler"], sidecar["num_inference_steps"], sidecar["guidance_scale"]) == ("dmd", 3, 1.0)
+    assert main(args + ["--steps", "8", "--step-cache", "0.5", "--output", str(tmp_path / "b.mp4")]) == 0
+    assert "step cache 0.5: DiT ran on" in capsys.readouterr().out
+    assert main(args + ["--dmd-steps", "1000,500", "--sampler", "dmd", "--output", str(tmp_path / "c.mp4")]) == 0
+    assert json.loads((tmp_path / "c.json").read_text())["num_inference_steps"] == 2
