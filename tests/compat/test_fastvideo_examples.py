@@ -35,7 +35,11 @@ def models(tiny_t2v, tiny_i2v, tmp_path_factory):
 
     image = root / "cat.png"
     Image.new("RGB", (48, 32), (200, 120, 40)).save(image)
-    return {"t2v": t2v, "i2v": i2v, "image": image}
+    from fastvideo.testing.tiny_wan22 import make_tiny_wan22
+
+    # The Wan2.2 scripts run on tiny Wan2.2 A14B folders (two experts, boundary_ratio).
+    moe = {task: make_tiny_wan22(root / task, task) for task in ("t2v-moe", "i2v-moe")}
+    return {"t2v": t2v, "i2v": i2v, "image": image, "t2v_moe": moe["t2v-moe"], "i2v_moe": moe["i2v-moe"]}
 
 
 def run_example(name: str, model: Path, tmp_path: Path, image: Path | None = None,
@@ -72,13 +76,13 @@ def test_basic_wan21_t2v(models, tmp_path):
 
 def test_basic_wan2_2_t2v_two_processes(models, tmp_path):
     """num_gpus=2 (gloo workers on a CPU machine), dit_cpu_offload and pin_cpu_memory (a no-op without CUDA)."""
-    proc = run_example("basic_wan2_2.py", models["t2v"], tmp_path, timeout=540)
+    proc = run_example("basic_wan2_2.py", models["t2v_moe"], tmp_path, timeout=540)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert len(videos(tmp_path / "video_samples_wan2_2_14B_t2v")) == 2
 
 
 def test_basic_wan2_2_i2v(models, tmp_path):
-    proc = run_example("basic_wan2_2_i2v.py", models["i2v"], tmp_path, image=models["image"])
+    proc = run_example("basic_wan2_2_i2v.py", models["i2v_moe"], tmp_path, image=models["image"])
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert len(videos(tmp_path / "video_samples_wan2_2_14B_i2v")) == 1
 
