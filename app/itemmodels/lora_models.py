@@ -28,11 +28,18 @@ LORA_STATUS_COLORS = {APPLIED: "#45c486", UNMATCHED: "#ff6b6b", SHAPE_MISMATCH: 
                       UNSUPPORTED: "#ff5fa2", NOT_LORA: "#8b95a3"}
 
 
+#: short names of the rule stages in the table (the details and the tooltip give the full chain)
+STAGE_ABBREVIATIONS = {"param_names_mapping": "ours", "official_param_names_mapping": "off→diff",
+                       "lora_param_names_mapping": "lora"}
+
+
 def short_rule(rule: str | None) -> str:
-    """The rule chain in short: ``param_names_mapping#3 -> ...`` -> the stage names and rule numbers."""
+    """The rule that put a key on our name, in short: the last stage of the chain with its rule number
+    (``ours#3`` for ``param_names_mapping#3``; the tooltip and the details give the whole chain)."""
     if not rule:
         return "(name unchanged)"
-    return " → ".join(part.split(" ", 1)[0] for part in rule.split(" -> "))
+    stage, _, number = rule.split(" -> ")[-1].split(" ", 1)[0].partition("#")
+    return f"{STAGE_ABBREVIATIONS.get(stage, stage)}#{number}"
 
 
 class LoraTableModel(ColumnTableModel):

@@ -18,11 +18,14 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTabBar,
@@ -85,13 +88,14 @@ class LoraView(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(24)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        fit_columns(self.table, stretch=(0, 2), samples={1: "B_bias", 3: "diffusers → param_names_mapping#12",
-                                                          4: "128", 5: "128", 6: "shape mismatch", 7: "[5120, 128]"})
+        fit_columns(self.table, stretch=(0, 2), samples={1: "alpha", 3: "off→diff#10", 4: "128", 5: "128",
+                                                          6: "shape mismatch", 7: "[5120, 128]"})
         self.details = QLabel("Select a key to see where it goes.")
         self.details.setObjectName("details")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.details.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         head = QHBoxLayout()
         head.addWidget(self.title, 1)
@@ -106,10 +110,15 @@ class LoraView(QWidget):
         ll.addLayout(srow)
         ll.addWidget(self.search_error)
         ll.addWidget(self.table, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
+        # The details under the table: the table keeps the window's width for the long keys and targets.
+        details = QScrollArea()
+        details.setWidgetResizable(True)
+        details.setFrameShape(QFrame.Shape.NoFrame)
+        details.setWidget(self.details)
+        split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(left)
-        split.addWidget(self.details)
-        split.setSizes([800, 300])
+        split.addWidget(details)
+        split.setSizes([380, 200])
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setChildrenCollapsible(False)
@@ -170,6 +179,8 @@ class LoraView(QWidget):
         for i, (label, status) in enumerate(LORA_TABS):
             n = total if status is None else counts.get(status, 0)
             self.status_tabs.setTabText(i, f"{label} ({n})")
+            # the rare statuses only when some key has them (applied / unmatched / shape mismatch always)
+            self.status_tabs.setTabVisible(i, bool(n) or status in (None, APPLIED, "unmatched", "shape_mismatch"))
             if status is not None and status != APPLIED:
                 self.status_tabs.setTabTextColor(i, QColor("#ff8f8f" if n else "#8b95a3"))
 
@@ -246,6 +257,7 @@ class LoraInspectMixin:
         self.lora_view.back_button.clicked.connect(self.close_lora)
         self.lora_button.clicked.connect(self._browse_lora)
         self._lora_targets: dict[str, dict[str, Any]] = {}  # model path -> the DiT's parameter shapes
+        self._state_before_lora = ""
 
     def _lora_stack(self, checkpoint_view: QWidget) -> QStackedWidget:
         self.view_stack = QStackedWidget()
@@ -257,7 +269,9 @@ class LoraInspectMixin:
         return self.view_stack.currentWidget() is self.lora_view
 
     def close_lora(self) -> None:
-        self.view_stack.setCurrentIndex(0)
+        if self.view_stack.currentIndex() != 0:
+            self.view_stack.setCurrentIndex(0)
+            self.state_label.setText(self._state_before_lora)
 
     def _browse_lora(self) -> None:
         start = str(Path(self.studio.settings.lora_dir or Path.home()).expanduser())
@@ -268,7 +282,11 @@ class LoraInspectMixin:
     def open_lora(self, lora_path: str, model_path: str | None = None) -> str | None:
         """Inspect ``lora_path`` against the model's DiT; the request id when the shapes must be asked for."""
         model = model_path or self.current_model_path()
+        if not self.showing_lora():
+            self._state_before_lora = self.state_label.text()  # the checkpoint's state, back with close_lora
         self.view_stack.setCurrentWidget(self.lora_view)
+        self.state_label.setText(f"LoRA view of {Path(model).name or 'the model'}'s DiT. Back to the checkpoint "
+                                 "(or Inspect) shows the checkpoint's keys again.")
         if not model:
             self.lora_view.show_error("Pick a model folder first: a LoRA is inspected against a model's DiT.")
             return None

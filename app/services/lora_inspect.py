@@ -20,6 +20,9 @@ from fastvideo.lora.formats import LoraError
 from fastvideo.lora.plan import plan_entries, read_lora_header
 from fastvideo.lora.report import LoraReport
 
+#: how the LoRA view's message counts the keys that do not apply
+STATUS_WORDS = {"unmatched": "unmatched (no parameter of that name)", "shape_mismatch": "with the wrong shape",
+                "incomplete": "incomplete", "unsupported": "unsupported", "not_lora": "not LoRA keys"}
 #: the component a LoRA applies to (the DiT)
 LORA_COMPONENT = "transformer"
 
@@ -74,6 +77,7 @@ def inspect_lora(lora_path: str, model_path: str, target_shapes: dict[str, Any],
     except Exception as exc:  # a model folder the registry does not know, ...
         return LoraInspection(lora_path, model_path, None, f"{type(exc).__name__}: {exc}")
     report = plan.report
-    message = "" if report.ok else (f"A generation with this LoRA fails (strict); with Strict off these keys are "
-                                    f"skipped:\n{report.summary()}")
+    problems = ", ".join(f"{n} {STATUS_WORDS.get(s, s)}" for s, n in report.counts.items() if s in STATUS_WORDS)
+    message = "" if report.ok else (f"A generation with this LoRA fails (Strict): {problems}. With Strict off "
+                                    "these keys are skipped and the rest is applied. Select a key for its details.")
     return LoraInspection(lora_path, model_path, report, message)

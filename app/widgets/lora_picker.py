@@ -105,7 +105,7 @@ class LoraPicker(QWidget):
         elif not files:
             self.folder_combo.addItem(f"No LoRA files in {self.folder}")
         else:
-            self.folder_combo.addItem(f"Add a LoRA from the folder ({len(files)})…")
+            self.folder_combo.addItem(f"Add from the LoRA folder ({len(files)})…")
         root = Path(self.folder).expanduser() if self.folder else None
         for p in files:
             self.folder_combo.addItem(str(p.relative_to(root)) if root else p.name, str(p))

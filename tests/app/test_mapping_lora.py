@@ -31,6 +31,11 @@ def _mixed_lora(path, dim: int):
     return path
 
 
+def model_rule_text(view, row) -> str:
+    model = view.table_model
+    return model.data(model.index(model.find(row.key), model.RULE))
+
+
 def test_service_plans_a_header_without_torch_reads(tiny_model, tmp_path):
     from app.services.lora_inspect import inspect_lora
     from fastvideo.models.loader.component_loader import load_component
@@ -41,7 +46,7 @@ def test_service_plans_a_header_without_torch_reads(tiny_model, tmp_path):
     res = inspect_lora(str(lora), str(tiny_model), shapes)
     assert res.report is not None and not res.ok
     assert res.report.counts == {"applied": 3, "unmatched": 2, "shape_mismatch": 2}
-    assert "strict" in res.message and "to_qq" in res.message
+    assert "Strict" in res.message and "2 unmatched" in res.message and "2 with the wrong shape" in res.message
     # A LoRA of another family: no report, the engine's reason.
     flux = tmp_path / "flux.safetensors"
     save_safetensors(flux, {"double_blocks.0.img_attn.qkv.lora_A.weight": torch.zeros(2, 8),
@@ -67,12 +72,14 @@ def test_lora_view_in_the_inspector(make_studio, make_window, tiny_model, qtbot,
     qtbot.waitUntil(lambda: view.inspection is not None, timeout=120000)
     assert view.counts() == {"applied": 3, "unmatched": 2, "shape_mismatch": 2}
     assert "7 keys" in view.title.text() and "diffusers format" in view.title.text()
-    assert view.message.isVisible() and "strict" in view.message.text()
+    assert view.message.isVisible() and "fails (Strict)" in view.message.text()
     assert view.status_tabs.tabText(0) == "All (7)" and view.status_tabs.tabText(2) == "Unmatched (2)"
+    assert view.status_tabs.isTabVisible(3) and not view.status_tabs.isTabVisible(4)  # no incomplete keys: no tab
     rows = {r.key: r for r in view.table_model.rows}
     q = rows["transformer.blocks.0.attn1.to_q.lora_A.weight"]
     assert q.status == "applied" and q.target.startswith("blocks.0.") and q.rank == 2 and q.alpha == 4.0
     assert q.scale == 2.0 and "param_names_mapping" in q.rule
+    assert model_rule_text(view, q) == "ours#" + q.rule.split("param_names_mapping#")[1].split(" ")[0]
     model = view.table_model
     shown = {c: model.data(model.index(model.find(q.key), c)) for c in range(len(model.COLUMNS))}
     assert shown[model.RANK] == "2" and shown[model.ALPHA] == "4" and shown[model.STATUS] == "applied"
@@ -100,5 +107,6 @@ def test_lora_view_in_the_inspector(make_studio, make_window, tiny_model, qtbot,
                             "double_blocks.0.img_attn.qkv.lora_B.weight": torch.zeros(8, 2)})
     assert m.open_lora(str(flux)) is None
     assert view.table_model.rows == [] and "does not fit" in view.title.text() and "Flux" in view.message.text()
+    assert "LoRA view" in m.state_label.text()
     view.back_button.click()
-    assert not m.showing_lora()
+    assert not m.showing_lora() and "LoRA view" not in m.state_label.text()
