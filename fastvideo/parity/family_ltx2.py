@@ -18,6 +18,7 @@ lazily, and only through :func:`fastvideo.parity.reference_diffusers.require_dif
 from __future__ import annotations
 
 import copy
+import importlib
 import types
 from pathlib import Path
 
@@ -98,7 +99,7 @@ class _AudioVAE(_VideoVAE):
 class _Vocoder(_Case):
     def load(self, ref_lib):
         _diffusers()
-        from diffusers.pipelines.ltx2.vocoder import LTX2Vocoder
+        LTX2Vocoder = importlib.import_module("diffusers.pipelines.ltx2.vocoder").LTX2Vocoder
 
         self.ours = self.load_ours_module()
         self.ref = _from_pretrained(LTX2Vocoder, self.folder, self.dtype)
@@ -119,7 +120,7 @@ class _Vocoder(_Case):
 class _Connectors(_Case):
     def load(self, ref_lib):
         _diffusers()
-        from diffusers.pipelines.ltx2.connectors import LTX2TextConnectors
+        LTX2TextConnectors = importlib.import_module("diffusers.pipelines.ltx2.connectors").LTX2TextConnectors
 
         self.ours = self.load_ours_module()
         self.ref = _from_pretrained(LTX2TextConnectors, self.folder, self.dtype)
@@ -167,7 +168,7 @@ class _TextEncoder(_Case):
 
     @torch.no_grad()
     def run_ref(self, ref_lib):
-        from diffusers import LTX2Pipeline
+        LTX2Pipeline = _diffusers().LTX2Pipeline
 
         pipe = types.SimpleNamespace(tokenizer=self.tokenizer, text_encoder=self.ref)
         embeds, _ = LTX2Pipeline._get_gemma_prompt_embeds(pipe, PROMPTS, max_sequence_length=TEXT_LEN,
