@@ -44,5 +44,7 @@ def test_chunked_dit_equals_unchunked():
     t = torch.tensor([300.0, 300.0])
     with torch.no_grad():
         ref, out = model(x, t, text), chunked(x, t, text)
-    assert torch.equal(out, ref), (out - ref).abs().max()
+    # Each token row is computed by the same math; only the GEMM blocking over rows differs with the chunk size,
+    # which a multi-threaded CPU BLAS may round differently in the last bit (seen at 2 threads: 6e-7).
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=2e-6)
     assert list(chunked.state_dict()) == list(model.state_dict())
