@@ -186,7 +186,8 @@ def test_convert_with_a_flow_shift(make_studio, tiny_official, tmp_path, qtbot):
 
     panel = ModelsPanel(make_studio(engine=None), models_root=tmp_path / "models")
     qtbot.addWidget(panel)
-    assert panel.convert_flow_shift.value() == 3.0  # fastvideo convert's default
+    assert panel.convert_flow_shift.text() == "auto"  # fastvideo convert's model-dependent default
+    assert panel.chosen_flow_shift() is None
     panel.convert_source_edit.setText(str(tiny_official))
     panel.convert_flow_shift.setValue(5.0)
     proc = panel.start_conversion()
@@ -198,13 +199,20 @@ def test_convert_with_a_flow_shift(make_studio, tiny_official, tmp_path, qtbot):
     assert json.loads((out / "scheduler" / "scheduler_config.json").read_text())["flow_shift"] == 5.0
 
 
-def test_bad_flow_shift_is_not_offered(make_studio, tmp_path, qtbot):
+def test_bad_flow_shift_is_not_offered(make_studio, tiny_official, tmp_path, qtbot):
     from app.panels.models import ModelsPanel
 
     panel = ModelsPanel(make_studio(engine=None), models_root=tmp_path)
     qtbot.addWidget(panel)
-    panel.convert_flow_shift.setValue(0)
-    assert panel.convert_flow_shift.value() > 0  # the spin box never goes to 0 or below
+    panel.convert_flow_shift.setValue(-2)
+    assert panel.convert_flow_shift.value() == 0 and panel.convert_flow_shift.text() == "auto"  # never below 0
+    panel.convert_source_edit.setText(str(tiny_official))
+    proc = panel.start_conversion()
+    assert proc is not None and "--flow-shift" not in proc.args  # auto: the converter's default for the model
+    wait_until(qtbot, lambda: proc.state != "running", 180, "conversion")
+    assert proc.state == "done", "\n".join(proc.lines[-20:])
+    scheduler = json.loads((panel.conversion_output() / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["flow_shift"] == 3.0  # a Wan2.1 T2V checkpoint: 3.0 (TI2V-5B would get 5.0)
 
 
 # ---------------------------------------------------------------------------------------------- 2b. official preview

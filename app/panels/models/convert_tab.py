@@ -27,8 +27,10 @@ from app.services.background import run_in_background
 from app.services.catalogue import describe_local
 from app.services.conversion import ConversionProcess, assemble_hub_folder
 
-#: fastvideo convert --flow-shift's default (Wan's UniPC settings for 480p / 1.3B)
-DEFAULT_FLOW_SHIFT = 3.0
+#: The flow-shift box's lowest value shows "auto": no --flow-shift is passed and fastvideo convert picks the
+#: model's own default (5.0 for Wan2.2 TI2V-5B, else 3.0, Wan's UniPC setting for 480p / 1.3B).
+AUTO_FLOW_SHIFT = 0.0
+DEFAULT_FLOW_SHIFT = AUTO_FLOW_SHIFT
 
 
 class ConvertTabMixin:
@@ -50,13 +52,15 @@ class ConvertTabMixin:
             "I2V only: a Diffusers Wan I2V folder to copy image_encoder/ from")
         self.convert_overwrite = QCheckBox("Overwrite an existing output")
         self.convert_flow_shift = QDoubleSpinBox()
-        self.convert_flow_shift.setRange(0.1, 100.0)
+        self.convert_flow_shift.setRange(AUTO_FLOW_SHIFT, 100.0)
+        self.convert_flow_shift.setSpecialValueText("auto")
         self.convert_flow_shift.setDecimals(2)
         self.convert_flow_shift.setSingleStep(0.5)
         self.convert_flow_shift.setValue(DEFAULT_FLOW_SHIFT)
         self.convert_flow_shift.setFixedWidth(96)
-        self.convert_flow_shift.setToolTip("The scheduler's flow_shift (fastvideo convert --flow-shift): 3.0 suits "
-                                           "480p and the 1.3B model; 5.0 is usual for 720p 14B")
+        self.convert_flow_shift.setToolTip("The scheduler's flow_shift (fastvideo convert --flow-shift). auto: the "
+                                           "model's default (5.0 for Wan2.2 TI2V-5B, else 3.0); 3.0 suits 480p and "
+                                           "the 1.3B model; 5.0 is usual for 720p 14B")
         self.convert_button = QPushButton("Convert")
         self.convert_button.setObjectName("primaryButton")
         self.cancel_convert_button = QPushButton("Cancel")
@@ -81,7 +85,7 @@ class ConvertTabMixin:
         form.addRow("Model type", self.convert_type)
         shift_row = QHBoxLayout()
         shift_row.addWidget(self.convert_flow_shift)
-        hint = QLabel("scheduler flow_shift: 3.0 for 480p / 1.3B, 5.0 for 720p 14B")
+        hint = QLabel("auto: 5.0 for Wan2.2 TI2V-5B, else 3.0; 5.0 suits 720p 14B")
         hint.setObjectName("dimLabel")
         shift_row.addWidget(hint, 1)
         form.addRow("Flow shift", shift_row)
@@ -146,6 +150,11 @@ class ConvertTabMixin:
         name = Path(text.strip()).name if text.strip() else ""
         self.convert_name_edit.setText(name)
 
+    def chosen_flow_shift(self) -> float | None:
+        """The flow shift to pass to fastvideo convert; None (auto) lets it use the model's own default."""
+        value = float(self.convert_flow_shift.value())
+        return None if value <= AUTO_FLOW_SHIFT else value
+
     def conversion_output(self) -> Path:
         return self.models_root / "converted_weights" / self.convert_name_edit.text().strip()
 
@@ -165,7 +174,7 @@ class ConvertTabMixin:
         proc = ConversionProcess(src, out, model_type=self.convert_type.currentData(),
                                  overwrite=self.convert_overwrite.isChecked(),
                                  image_encoder_from=self.convert_image_enc_edit.text().strip() or None,
-                                 flow_shift=float(self.convert_flow_shift.value()), env=self.engine_env(),
+                                 flow_shift=self.chosen_flow_shift(), env=self.engine_env(),
                                  parent=self)
         self.convert_error.hide()
         proc.progress.connect(self._conversion_progress)
