@@ -75,8 +75,20 @@ def shard_dit(transformer: torch.nn.Module, device: torch.device) -> dict:
     return {"world": world, "param_bytes": mine, "param_bytes_per_rank": per_rank, "full_param_bytes": full}
 
 
+def combine_reports(reports: dict[str, dict]) -> dict:
+    """One report for several sharded DiTs (Wan2.2's two experts): bytes summed per rank, ``components`` named."""
+    items = list(reports.values())
+    if not items:
+        raise ValueError("combine_reports: no sharded DiT")
+    return {"world": items[0]["world"], "components": list(reports),
+            "param_bytes": sum(r["param_bytes"] for r in items),
+            "param_bytes_per_rank": [sum(col) for col in zip(*(r["param_bytes_per_rank"] for r in items))],
+            "full_param_bytes": sum(r["full_param_bytes"] for r in items)}
+
+
 def describe(report: dict) -> str:
-    """One log line for :func:`shard_dit`'s report."""
+    """One log line for :func:`shard_dit`'s (or :func:`combine_reports`') report."""
     mib = [f"{b / 2**20:.1f}" for b in report["param_bytes_per_rank"]]
-    return (f"FSDP: DiT parameters sharded over {report['world']} rank(s): {', '.join(mib)} MiB per rank "
+    names = " + ".join(report.get("components") or ["DiT"])
+    return (f"FSDP: {names} parameters sharded over {report['world']} rank(s): {', '.join(mib)} MiB per rank "
             f"(unsharded {report['full_param_bytes'] / 2**20:.1f} MiB)")

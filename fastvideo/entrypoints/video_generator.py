@@ -134,7 +134,8 @@ class VideoGenerator:
 
         ``loras=[(path, strength), ...]`` (or ``SamplingParam.loras``) merges those LoRAs into the DiT
         for this call; a call without LoRAs runs the loaded weights, bit for bit.  Switching LoRAs
-        between calls never reloads the model.
+        between calls never reloads the model.  ``loras_2=[...]`` merges LoRAs into the second expert
+        (``transformer_2``, Wan2.2 A14B's low-noise expert); a LoRA meant for both experts goes in both lists.
         """
         import dataclasses
         import time
@@ -149,7 +150,8 @@ class VideoGenerator:
         if loras is not None:
             sp.loras = loras
         sp.loras = _checked_loras(sp.loras)
-        if sp.loras and self.config.weight_storage != "bf16":
+        sp.loras_2 = _checked_loras(sp.loras_2, "loras_2")
+        if (sp.loras or sp.loras_2) and self.config.weight_storage != "bf16":
             raise InvalidRequest(f"LoRAs merge into unquantised weights; this model was loaded with weight_storage="
                                  f"{self.config.weight_storage!r}: load it with weight_storage='bf16' to use LoRAs",
                                  "loras")
@@ -248,18 +250,18 @@ class VideoGenerator:
         self.shutdown()
 
 
-def _checked_loras(loras: Any) -> list[tuple[str, float]]:
-    """``SamplingParam.loras`` as (path, strength) pairs; a malformed entry or a missing file is an
-    InvalidRequest (field ``loras``) before any model work."""
+def _checked_loras(loras: Any, field_name: str = "loras") -> list[tuple[str, float]]:
+    """``SamplingParam.loras`` (or ``loras_2``) as (path, strength) pairs; a malformed entry or a missing file
+    is an InvalidRequest (that field) before any model work."""
     from fastvideo.lora import LoraError, normalize_loras
 
     try:
         specs = normalize_loras(loras)
     except LoraError as exc:
-        raise InvalidRequest(str(exc), "loras") from None
+        raise InvalidRequest(str(exc), field_name) from None
     for path, _ in specs:
         if not Path(path).expanduser().is_file():
-            raise InvalidRequest(f"LoRA file not found: {path}", "loras")
+            raise InvalidRequest(f"LoRA file not found: {path}", field_name)
     return specs
 
 

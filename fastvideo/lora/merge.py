@@ -139,6 +139,13 @@ class LoraManager:
         self.reports = [plan.report for plan in plans]
         return self.reports
 
+    def check_loras(self, loras: Iterable[Any] | None, *, strict: bool = True) -> None:
+        """Plan ``loras`` against this model without changing it: LoraError if :meth:`set_loras` would fail."""
+        specs = normalize_loras(loras)
+        shapes = {n: (tuple(p.shape), p.dtype) for n, p in self._params().items()}
+        for path, strength in specs:
+            plan_lora(path, strength, shapes, self.arch_config, strict=strict)
+
     def _restore(self, params: dict[str, nn.Parameter] | None = None) -> None:
         if not self._originals:
             return

@@ -38,6 +38,7 @@ class LoraReport:
     strength: float
     rows: list[LoraKeyRow]
     strict: bool = True
+    component: str = "transformer"  # the model component merged into (transformer_2: Wan2.2's second expert)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -85,4 +86,5 @@ class LoraReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "format": self.format, "strength": self.strength, "strict": self.strict,
+                "component": self.component,
                 "ok": self.ok, "counts": self.counts, "rows": [r.to_json() for r in self.rows]}

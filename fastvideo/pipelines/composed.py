@@ -68,12 +68,13 @@ def load_modules(info: ModelInfo, config: PipelineConfig, device: torch.device, 
             continue
         precision = getattr(config, _PRECISION_FIELD[name]) if name in _PRECISION_FIELD else None
         offloaded = name in _OFFLOAD_FIELD and getattr(config, _OFFLOAD_FIELD[name])
-        # FSDP: the DiT loads on the CPU; fastvideo.distributed.fsdp.shard_dit moves each rank's shard over.
-        sharded = name == "transformer" and getattr(config, "use_fsdp_inference", False)
+        experts = tuple(getattr(info, "experts", ("transformer",)))
+        # FSDP: each DiT (both of Wan2.2's experts) loads on the CPU; fastvideo.distributed.fsdp.shard_dit moves
+        # each rank's shard over.
+        sharded = name in experts and getattr(config, "use_fsdp_inference", False)
         target = torch.device("cpu") if offloaded or sharded else device
         if log:
             log(f"loading {name} ({precision or 'files'}{', offloaded to CPU' if offloaded else ''})")
-        experts = tuple(getattr(info, "experts", ("transformer",)))
         if name in experts and config.weight_storage != "bf16":  # fp8 / GGUF DiT weights (memory_modes)
             from fastvideo.pipelines.memory_modes import load_denoiser
 

@@ -58,11 +58,11 @@ class PipelineRunner:
         self.log = log
         check_fsdp_config(config)
         self.loaded: LoadedModules = load_modules(info, config, self.device, log=log)
-        self.fsdp: dict[str, Any] | None = None  # shard_dit's report (per-rank parameter bytes)
-        if config.use_fsdp_inference and self.loaded.get("transformer") is not None:
-            from fastvideo.distributed.fsdp import describe, shard_dit
+        self.fsdp: dict[str, Any] | None = None  # shard_dit's report (per-rank parameter bytes), all experts
+        if config.use_fsdp_inference and self.loaded.experts:
+            from fastvideo.distributed.fsdp import combine_reports, describe, shard_dit
 
-            self.fsdp = shard_dit(self.loaded["transformer"], self.device)
+            self.fsdp = combine_reports({name: shard_dit(expert, self.device) for name, expert in self.loaded.experts})
             if log:
                 log(describe(self.fsdp))
         from fastvideo.attention.layer import set_attention_backend
@@ -107,24 +107,45 @@ class PipelineRunner:
         return result
 
     def apply_loras(self, sp: SamplingParam) -> list:
-        """Make ``sp.loras`` the LoRAs merged into the DiT (none: the loaded weights, restored bit for bit).
-        Only the LoRA files are read; a LoRA that cannot be applied is an InvalidRequest, weights untouched."""
-        dit = self.loaded.get("transformer")
-        if dit is None:
-            if sp.loras:
-                raise InvalidRequest("this model has no DiT to apply LoRAs to", "loras")
-            return []
-        if self.fsdp is not None and self.fsdp["world"] > 1:
-            if sp.loras:
-                raise InvalidRequest("LoRAs cannot be merged into a DiT whose weights are sharded over the ranks "
-                                     "(use_fsdp_inference=True); load the model without FSDP to use LoRAs", "loras")
-            return []
-        from fastvideo.lora import LoraError, apply_loras
+        """Make ``sp.loras`` the LoRAs merged into the DiT (``transformer``) and ``sp.loras_2`` those merged
+        into the second expert (``transformer_2``, Wan2.2's low-noise expert; Diffusers'
+        ``load_into_transformer_2=True``); none: the loaded weights, restored bit for bit.  Only the LoRA files
+        are read; a LoRA that cannot be applied is an InvalidRequest, weights untouched."""
+        from fastvideo.lora import LoraError, apply_loras, lora_manager
 
-        try:
-            return apply_loras(dit, sp.loras, strict=sp.lora_strict)
-        except LoraError as exc:
-            raise InvalidRequest(str(exc), "loras") from exc
+        wanted = {"transformer": ("loras", list(sp.loras or [])), "transformer_2": ("loras_2", list(sp.loras_2 or []))}
+        for name, (field_name, specs) in wanted.items():
+            if specs and self.loaded.get(name) is None:
+                what = "no DiT" if name == "transformer" else "no second expert (transformer_2)"
+                raise InvalidRequest(f"this model has {what} to apply {field_name} to", field_name)
+        if self.fsdp is not None and self.fsdp["world"] > 1:
+            for field_name, specs in wanted.values():
+                if specs:
+                    raise InvalidRequest("LoRAs cannot be merged into a DiT whose weights are sharded over the "
+                                         "ranks (use_fsdp_inference=True); load the model without FSDP to use LoRAs",
+                                         field_name)
+            return []
+        # Plan every expert's set before merging any (a bad LoRA for transformer_2 leaves transformer untouched).
+        for name, (field_name, specs) in wanted.items():
+            module = self.loaded.get(name)
+            if module is None:
+                continue
+            try:
+                lora_manager(module).check_loras(specs, strict=sp.lora_strict)
+            except LoraError as exc:
+                raise InvalidRequest(str(exc), field_name) from exc
+        reports = []
+        for name, (field_name, specs) in wanted.items():
+            module = self.loaded.get(name)
+            if module is None:
+                continue
+            try:
+                for report in apply_loras(module, specs, strict=sp.lora_strict):
+                    report.component = name
+                    reports.append(report)
+            except LoraError as exc:
+                raise InvalidRequest(str(exc), field_name) from exc
+        return reports
 
     def settings(self, sp: SamplingParam, task: str) -> dict[str, Any]:
         data = {k: v for k, v in dataclasses.asdict(sp).items() if k not in ("extra", "return_frames", "save_video")}

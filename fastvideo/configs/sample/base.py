@@ -38,6 +38,9 @@ class SamplingParam:
     # LoRAs merged into the DiT for this request: [(path, strength), ...] ("PATH[:STRENGTH]" strings and
     # {"path", "strength"} dicts are accepted too). Switching sets between requests never reloads the model.
     loras: list[tuple[str, float]] = field(default_factory=list)
+    # LoRAs for the second expert (transformer_2: Wan2.2 A14B's low-noise expert), as Diffusers'
+    # load_lora_weights(..., load_into_transformer_2=True); a LoRA for both experts is listed in both.
+    loras_2: list[tuple[str, float]] = field(default_factory=list)
     lora_strict: bool = True  # False: apply what maps, skip (and report) LoRA keys that map to nothing
     # Few-step sampling (fastvideo.models.schedulers.dmd): "dmd" runs a distilled model on fixed timesteps
     # (x0 estimate, re-noise); None runs the model folder's scheduler.

@@ -62,6 +62,10 @@ def register(sub) -> None:
     p.add_argument("--strength", type=finite_float, help="V2V: how much of the input video is re-noised, (0, 1]")
     p.add_argument("--lora", dest="loras", action="append", type=lora_arg, default=None, metavar="PATH[:STRENGTH]",
                    help="merge a LoRA into the DiT (strength default 1.0); repeat for several")
+    p.add_argument("--lora-2", dest="loras_2", action="append", type=lora_arg, default=None,
+                   metavar="PATH[:STRENGTH]",
+                   help="merge a LoRA into the second expert (transformer_2: Wan2.2 A14B's low-noise expert); "
+                        "give a LoRA meant for both experts as --lora and --lora-2")
     p.add_argument("--lora-no-strict", action="store_true",
                    help="apply the LoRA keys that map onto the model and report the others (default: refuse)")
     p.add_argument("--preset", default=None, metavar="NAME",
@@ -136,8 +140,8 @@ def run(args) -> int:
     if args.dmd_denoising_steps and args.num_inference_steps is None:
         fields["num_inference_steps"] = len(args.dmd_denoising_steps)
     sp.update(prompt=args.prompt, **fields)
-    if args.loras:
-        sp.update(loras=args.loras, lora_strict=not args.lora_no_strict)
+    if args.loras or args.loras_2:
+        sp.update(loras=args.loras or [], loras_2=args.loras_2 or [], lora_strict=not args.lora_no_strict)
     from fastvideo.pipelines.validation import non_finite_numbers
 
     bad_numbers = non_finite_numbers(sp)  # before the model loads: NaN / Inf would fail only at the end
@@ -171,7 +175,9 @@ def run(args) -> int:
     for lora in result.get("loras") or []:
         counts = lora["counts"]
         skipped = sum(n for status, n in counts.items() if status != "applied")
-        print(f"LoRA {lora['path']} ({lora['format']}, strength {lora['strength']}): {counts.get('applied', 0)} keys "
+        where = "" if lora.get("component", "transformer") == "transformer" else f", into {lora['component']}"
+        print(f"LoRA {lora['path']} ({lora['format']}, strength {lora['strength']}{where}): "
+              f"{counts.get('applied', 0)} keys "
               f"applied" + (f", {skipped} skipped" if skipped else ""))
     cache = result.get("step_cache") or {}
     if cache.get("threshold"):
