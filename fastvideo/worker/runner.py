@@ -97,7 +97,8 @@ class PipelineRunner:
             "step_cache": batch.extra.get("step_cache"),
         }
         if self.fsdp is not None:
-            result["fsdp"] = {k: self.fsdp[k] for k in ("world", "param_bytes_per_rank", "full_param_bytes")}
+            result["fsdp"] = {k: self.fsdp[k] for k in ("world", "components", "param_bytes_per_rank",
+                                                        "full_param_bytes")}
         if sp.save_video and self.rank == 0:
             # A folder: <prompt>.mp4, <prompt>_1.mp4... claimed atomically; an .mp4 path: exactly that file.
             # Families that generate sound (LTX-2) leave a waveform in batch.extra: an AAC track in the MP4.

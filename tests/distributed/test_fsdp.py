@@ -76,3 +76,24 @@ def test_fsdp_clashes_are_refused_before_loading(tiny_t2v, clash):
     with pytest.raises(ValueError, match="use_fsdp_inference=True cannot be combined with|cannot be combined with "
                                          "use_fsdp_inference=True"):
         VideoGenerator.from_pretrained(str(tiny_t2v), num_gpus=2, use_fsdp_inference=True, **clash)
+
+
+def test_fsdp_shards_both_wan22_experts(tmp_path):
+    """Wan2.2 A14B: transformer and transformer_2 both sharded; the video crosses the boundary and equals the
+    unsharded single-process run (batch-1 CFG passes, as the CFG-parallel ranks compute)."""
+    from fastvideo.testing.tiny_wan22 import make_tiny_wan22
+
+    folder = make_tiny_wan22(tmp_path / "a14b", "t2v-moe", seed=4)
+    kw = dict(ODD, height=48, width=64, num_inference_steps=4, guidance_scale_2=2.0, negative_prompt="")
+    ref = VideoGenerator.from_pretrained(str(folder), batch_cfg=False)
+    gen = VideoGenerator.from_pretrained(str(folder), num_gpus=2, use_fsdp_inference=True)
+    try:
+        events = []
+        got = gen.generate_video("a red fox in the snow", callback=events.append, **kw)
+        assert got["fsdp"]["components"] == ["transformer", "transformer_2"]
+        _check_shards(got["fsdp"])
+        assert {e.get("expert") for e in events if e["type"] == "progress"} == {"transformer", "transformer_2"}
+        assert _max_diff(got["frames"], ref.generate_video("a red fox in the snow", **kw)["frames"]) == 0
+    finally:
+        gen.shutdown()
+        ref.shutdown()
