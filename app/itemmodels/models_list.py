@@ -75,26 +75,22 @@ def describe_entry(path: Path, where: str) -> ModelEntry:
             info = describe_folder(path, repo_id=entry.repo_id)
             entry.family, entry.task = info.family, "/".join(info.tasks)
             entry.components = list(info.components)
-            missing = [c for c in info.components if c in ("transformer", "transformer_2", "vae", "text_encoder")
-                       and not _has_weights(path / c)]
+            missing = [c for c in info.weight_components() if not _has_weights(path / c)]
             if missing:
                 entry.problem = f"no weight files in {', '.join(missing)}"
             else:
                 entry.loads = True
         except Exception as exc:  # noqa: BLE001 - shown in the table
             entry.problem = str(exc)
-    elif local["config"] is not None:
+    elif local["official"] is not None or local["config"] is not None:
         entry.problem = local["error"]
-        if local["layout"] == "official":
-            cfg = local["config"]
+        official = local["official"]
+        if official is not None:  # the engine's description: family, task, what the conversion writes
             entry.layout = "official"
-            experts = (path / "high_noise_model").is_dir()  # Wan2.2 A14B: two expert folders
-            mt = cfg.get("model_type") or ("i2v" if int(cfg.get("in_dim", 16)) == 36 else "t2v")
-            entry.family = "wan2.2" if experts or mt == "ti2v" or (path / "Wan2.2_VAE.pth").is_file() else "wan"
-            entry.task = f"{mt} (two experts)" if experts else str(mt)
+            entry.family, entry.task = official["family"], official["task"]
             entry.components = sorted(p.name for p in path.iterdir() if (p.is_file() and
-                                      p.suffix in (".safetensors", ".pth", ".bin")) or (experts and p.is_dir() and
-                                      p.name in ("high_noise_model", "low_noise_model")))
+                                      p.suffix in (".safetensors", ".pth", ".bin")) or
+                                      (p.is_dir() and p.name in ("high_noise_model", "low_noise_model")))
             entry.problem = "official layout: convert it to Diffusers to load it"
     if entry.download_complete is False:
         entry.layout = "incomplete"

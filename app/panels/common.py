@@ -20,14 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-WEIGHT_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder", "image_encoder")  # (transformer_2: Wan2.2 A14B)
+#: a component chooser shows names this long in full ("text_encoder", "transformer_2", "image_encoder")
+COMPONENT_NAME_CHARS = 14
 
 
 def component_combo() -> QComboBox:
     """A component chooser wide enough for every component name ("text_encoder", "image_encoder")."""
     combo = QComboBox()
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(max(len(c) for c in WEIGHT_COMPONENTS) + 1)
+    combo.setMinimumContentsLength(COMPONENT_NAME_CHARS)
     return combo
 
 

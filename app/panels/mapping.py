@@ -37,10 +37,10 @@ from app.itemmodels.mapping_models import (
     MappingTableModel,
     evaluate,
 )
-from app.panels.common import WEIGHT_COMPONENTS, ModelChooserMixin, component_combo, error_label, esc, fit_columns
+from app.panels.common import ModelChooserMixin, component_combo, error_label, esc, fit_columns
 from app.panels.mapping_lora import LoraInspectMixin
 from app.panels.mapping_rules import RuleEditorMixin
-from app.services.catalogue import describe_local
+from app.services.catalogue import describe_local, weight_components
 from app.widgets.model_combo import ModelPathCombo
 from fastvideo.mapping.rules import PROBLEM_STATUSES, STATUSES, MappingReport, MappingRow, Suggestion, suggest
 
@@ -55,28 +55,18 @@ def fused_part_text(value: tuple) -> str:
 STATUS_TABS = (("All", None),) + tuple((STATUS_LABELS[s].capitalize(), s) for s in STATUSES)
 
 
-#: what ``fastvideo convert`` maps in an official Wan2.1 folder (fastvideo.conversion.preview)
-OFFICIAL_COMPONENTS = ("transformer", "vae", "text_encoder")
-OFFICIAL_EXPERT_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder")  # Wan2.2 A14B
-
-
 def is_official_folder(model_path: str) -> bool:
-    """An official (not yet converted) Wan2.1 folder: config.json of a WanModel, no model_index.json."""
-    if not model_path:
-        return False
-    config = describe_local(model_path)["config"]
-    return config is not None and config.get("_class_name", "WanModel") == "WanModel" and "dim" in config
+    """An official (not yet converted) checkpoint folder (Wan's config.json folders, LTX-2's single file)."""
+    return bool(model_path) and describe_local(model_path)["official"] is not None
 
 
 def model_components(model_path: str) -> list[str]:
-    """Components of a Diffusers folder that have weights to map (from model_index.json); for an official
-    folder, the components ``fastvideo convert`` maps (inspected as a preview of the conversion)."""
-    if is_official_folder(model_path):
-        experts = (Path(model_path) / "low_noise_model").is_dir()
-        return list(OFFICIAL_EXPERT_COMPONENTS if experts else OFFICIAL_COMPONENTS)
-    comps = describe_local(model_path)["present"]
-    return [c for c in WEIGHT_COMPONENTS if c in comps] + [c for c in comps if c not in WEIGHT_COMPONENTS
-                                                           and c not in ("tokenizer", "scheduler", "image_processor")]
+    """Components of a Diffusers folder that have weights to map (the registry's answer, torch-free); for an
+    official folder, the components ``fastvideo convert`` writes (inspected as a preview of the conversion)."""
+    local = describe_local(model_path)
+    if local["official"] is not None:
+        return list(local["official"]["components"])
+    return weight_components(model_path)
 
 
 class MappingPanel(LoraInspectMixin, RuleEditorMixin, ModelChooserMixin, QWidget):

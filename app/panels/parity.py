@@ -37,7 +37,7 @@ from app.itemmodels.parity_models import (
 )
 from app.panels.common import ModelChooserMixin, component_combo, data_table, error_label, esc
 from app.panels.parity_history import ParityHistoryMixin
-from app.services.catalogue import describe_local
+from app.services.catalogue import describe_local, weight_components
 from app.services.parity_store import ParityRun, ParityStore
 from app.services.references import REFERENCE_REQUIREMENTS
 from app.widgets.error_chart import ErrorByLayerChart
@@ -49,7 +49,6 @@ def refs_requirement(name: str) -> str:
     return REFERENCE_REQUIREMENTS.get(name, name).replace("==", " ")
 
 
-PARITY_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder", "image_encoder", "scheduler")
 REFERENCES = ("diffusers",)
 DTYPES = ("fp32", "bf16")
 STAGES = {"load": (1, "Loading ours and the reference…"), "run": (2, "Running…"),
@@ -230,8 +229,12 @@ class ParityPanel(ParityHistoryMixin, ModelChooserMixin, QWidget):
         if self.custom_rules is not None and self.current_model_path() != self.custom_model:
             # rules (from a file or the inspector) belong to the model they were chosen for
             self.set_rules(None)
-        listed = describe_local(self.current_model_path())["components"]
-        self._set_components([c for c in PARITY_COMPONENTS if c in listed])
+        # Every component with weights (the registry's list: a new family's components come with it) and the
+        # scheduler; the engine's parity runner checks the component against the family's parity cases.
+        path = self.current_model_path()
+        listed = describe_local(path)["components"] if path else []
+        self._set_components((weight_components(path) if path else []) + (["scheduler"] if "scheduler" in listed
+                                                                          else []))
 
     def set_rules(self, rules: list[tuple[str, Any]] | dict[str, Any] | None, label: str = "custom rules") -> None:
         """Rules to load *ours* with, in order (None: the arch config's); selects them for the next run."""

@@ -19,15 +19,17 @@ OFFICIAL_CONFIG = "config.json"
 def describe_local(path: str | os.PathLike) -> dict[str, Any]:
     """A model folder as the studio sees it, without importing any model code.
 
-    Returns ``{"path", "layout", "index", "components", "present", "config", "error"}``: ``layout`` is
-    ``"Diffusers"`` (a ``model_index.json``), ``"official"`` (an official Wan ``config.json``) or
-    ``"unknown"``; ``components`` the index's component names (entries ``[library, class]``, in order),
-    ``present`` those that have their folder; ``config`` an official folder's ``config.json`` (``None``
-    without one); ``error`` why a file could not be read ("" when it could).
+    Returns ``{"path", "layout", "index", "components", "present", "config", "official", "error"}``:
+    ``layout`` is ``"Diffusers"`` (a ``model_index.json``), ``"official"`` (an official checkpoint the engine
+    converts: Wan's ``config.json`` folders, LTX-2's single file) or ``"unknown"``; ``components`` the index's
+    component names (entries ``[library, class]``, in order), ``present`` those that have their folder;
+    ``config`` an official Wan folder's ``config.json`` (``None`` without one); ``official`` the engine's
+    torch-free description of an official folder (``fastvideo.conversion.preview.describe_official``:
+    family, task and the components the conversion writes); ``error`` why a file could not be read.
     """
     folder = Path(path)
     info: dict[str, Any] = {"path": folder, "layout": "unknown", "index": {}, "components": [], "present": [],
-                            "config": None, "error": ""}
+                            "config": None, "official": None, "error": ""}
     index_path = folder / MODEL_INDEX
     if index_path.is_file():
         info["layout"] = "Diffusers"
@@ -53,11 +55,32 @@ def describe_local(path: str | os.PathLike) -> dict[str, Any]:
             config = {}
             info["error"] = f"{OFFICIAL_CONFIG}: {exc}"
         info["config"] = config if isinstance(config, dict) else {}
-        if info["config"].get("_class_name") == "WanModel" or "dim" in info["config"]:
-            info["layout"] = "official"
+    from fastvideo.conversion.official import describe_official  # no model code: JSON and safetensors headers
+
+    info["official"] = describe_official(folder)
+    if info["official"] is not None:
+        info["layout"] = "official"
     return info
 
 
 def has_model_index(path: str | os.PathLike) -> bool:
     """A Diffusers-layout folder (it has ``model_index.json``), without reading it."""
     return (Path(path) / MODEL_INDEX).is_file()
+
+
+#: parts of a model folder that hold no weights (used only when the registry cannot read the folder)
+NON_WEIGHT_COMPONENTS = ("tokenizer", "tokenizer_2", "scheduler", "image_processor", "feature_extractor")
+
+
+def weight_components(path: str | os.PathLike) -> list[str]:
+    """The components of a Diffusers folder that hold weights, in ``model_index.json`` order: the registry's
+    answer (``ModelInfo.weight_components``: the family's component classes, torch-free), so a new family's
+    components (LTX-2's ``audio_vae``, ``vocoder``, ``connectors``) need no list here.  A folder the
+    registry cannot read falls back to its listed components minus tokenizers, schedulers and processors
+    (the engine then says what is wrong with the one chosen)."""
+    from fastvideo.configs.registry import describe_folder
+
+    try:
+        return describe_folder(Path(path)).weight_components()
+    except Exception:  # noqa: BLE001 - an unreadable folder: fall back to its file listing
+        return [c for c in describe_local(path)["components"] if c not in NON_WEIGHT_COMPONENTS]

@@ -147,6 +147,18 @@ class ModelInfo:
         entry = self.entry or pipeline_entry(self.pipeline_name, self.model_index)
         return import_string(entry.pipelines)[task]
 
+    def weight_components(self) -> list[str]:
+        """The components that hold weights (classes of kind ``module``): the denoisers first, then the rest in
+        ``model_index.json`` order."""
+        out = []
+        for name in [*self.experts, *(c for c in self.components if c not in self.experts)]:
+            try:
+                if self.component_class(name).kind == "module":
+                    out.append(name)
+            except ModelNotFoundError:
+                continue  # a class fastvideo does not implement: nothing of ours to map it onto
+        return out
+
     def component_class(self, name: str) -> ComponentClass:
         if name not in self.components:
             raise ModelNotFoundError(

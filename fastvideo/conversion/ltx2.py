@@ -48,13 +48,13 @@ from fastvideo.conversion.base import (
     write_json,
     write_plan,
 )
+from fastvideo.conversion.official import LTX2_MARKER_KEY, ltx2_single_file
 from fastvideo.mapping.rules import compile_rules, map_name
 
 DIFFUSERS_VERSION = "0.42.1"
 TINY_CONFIG_FILE = "fastvideo_tiny.json"
 GEMMA_DIRS = ("gemma", "text_encoder")
-# A key only the LTX-2 single file has (Diffusers' single-file detection uses the same one).
-MARKER_KEY = "model.diffusion_model.av_ca_a2v_gate_adaln_single.emb.timestep_embedder.linear_1.weight"
+MARKER_KEY = LTX2_MARKER_KEY
 
 # component -> (checkpoint class, model_index library, key prefixes in the single file)
 COMPONENTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -88,18 +88,12 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def single_file(source: Path) -> Path:
     """The folder's LTX-2 single file (the ``.safetensors`` that has the DiT's audio-video keys)."""
-    from fastvideo.mapping.safetensors_header import read_safetensors_header
-
-    candidates = sorted(p for p in source.glob("*.safetensors") if p.is_file())
-    for path in candidates:
-        try:
-            entries, _ = read_safetensors_header(path)
-        except (OSError, ValueError):
-            continue
-        if MARKER_KEY in entries:
-            return path
-    raise ConversionError(f"{source}: no LTX-2 single-file checkpoint (a .safetensors with {MARKER_KEY}) in this "
-                          f"folder; found {[p.name for p in candidates] or 'no .safetensors files'}")
+    found = ltx2_single_file(source)
+    if found is None:
+        candidates = sorted(p.name for p in source.glob("*.safetensors") if p.is_file())
+        raise ConversionError(f"{source}: no LTX-2 single-file checkpoint (a .safetensors with {MARKER_KEY}) in "
+                              f"this folder; found {candidates or 'no .safetensors files'}")
+    return found
 
 
 def is_official_ltx2(source: str | os.PathLike) -> bool:

@@ -11,11 +11,11 @@ anything.  Any other folder goes to :func:`fastvideo.models.loader.inspect.mappi
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
+from fastvideo.conversion.official import describe_official
 from fastvideo.mapping.rules import MappingReport, TargetInfo, build_report, compile_rules, invert_name, rules_list
 
 #: the components of an official folder that the converter maps (the CLIP file is not converted;
@@ -24,22 +24,8 @@ OFFICIAL_COMPONENTS = ("transformer", "transformer_2", "vae", "text_encoder")
 
 
 def is_official_folder(path: str | os.PathLike) -> bool:
-    """An official Wan folder: ``config.json`` of a WanModel (at the top, or in Wan2.2 A14B's
-    ``high_noise_model/``) and no ``model_index.json``."""
-    folder = Path(path)
-    if (folder / "model_index.json").exists():
-        return False
-    config_path = next((p for p in (folder / "config.json", folder / "high_noise_model" / "config.json")
-                        if p.is_file()), None)
-    if config_path is None:
-        from fastvideo.conversion.ltx2 import is_official_ltx2
-
-        return is_official_ltx2(folder)  # LTX-2: one single file (headers only)
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("_class_name", "WanModel") == "WanModel" and "dim" in config
+    """An official checkpoint folder (Wan or LTX-2): see :func:`fastvideo.conversion.official.describe_official`."""
+    return describe_official(path) is not None
 
 
 def output_targets(targets: dict[str, TargetInfo], output_to_model: Any) -> dict[str, TargetInfo]:

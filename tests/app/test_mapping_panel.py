@@ -62,7 +62,7 @@ def test_inspector_on_crafted_checkpoint(make_studio, crafted, tmp_path, qtbot, 
     panel.show()
     panel.set_model(str(crafted))
     assert [panel.component_combo.itemText(i) for i in range(panel.component_combo.count())] == [
-        "transformer", "vae", "text_encoder"]
+        "transformer", "text_encoder", "vae"]  # the denoiser, then model_index order
     panel.set_model(str(crafted), "transformer")
     panel.load_button.click()
     wait_until(qtbot, lambda: panel.inputs is not None or panel.load_error, 60, "inspect reply")

@@ -37,7 +37,7 @@ def test_parity_pass_then_broken_mapping(make_studio, tiny_model, tmp_path, qtbo
     panel.set_models([str(tiny_model)])
     panel.set_model(str(tiny_model), "transformer")
     assert [panel.component_combo.itemText(i) for i in range(panel.component_combo.count())] == [
-        "transformer", "vae", "text_encoder", "scheduler"]
+        "transformer", "text_encoder", "vae", "scheduler"]  # the denoiser, then model_index order
     assert not panel.rules_combo.model().item(1).isEnabled()  # no inspector rules yet
     stages = []
     studio.client.event.connect(lambda h: stages.append(h.get("name")) if h.get("request_id") else None)

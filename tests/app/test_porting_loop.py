@@ -264,7 +264,7 @@ def test_parity_all_components_summary(make_studio, tiny_model, qtbot):
     done = []
     p.all_finished.connect(done.append)
     comps = p.run_all()
-    assert comps == ["transformer", "vae", "text_encoder", "scheduler"]
+    assert comps == ["transformer", "text_encoder", "vae", "scheduler"]  # the denoiser, then model_index order
     assert p.tabs.currentIndex() == p.SUMMARY_TAB and not p.run_all_button.isEnabled()
     assert p.summary_rows()[1][1] == "waiting"
     wait_until(qtbot, lambda: done, 600, "all components")

@@ -6,8 +6,6 @@ from PySide6.QtCore import Qt
 
 from app.itemmodels.models_list import ModelEntry, ModelsTableModel, SortRole
 
-#: components whose checkpoint is checked against the model (headers only) before a model is called loadable
-FIT_COMPONENTS = ("transformer", "vae", "text_encoder", "image_encoder")
 PROBLEMS = (("duplicate_target", "duplicate target"), ("missing", "missing"), ("unexpected", "unexpected"),
             ("shape_mismatch", "wrong shape"))
 LOADS_COLUMN = 6

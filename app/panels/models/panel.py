@@ -30,8 +30,9 @@ from app.itemmodels.models_list import EntryRole, ModelEntry, SortRole, scan_mod
 from app.panels.common import esc
 from app.panels.models.convert_tab import ConvertTabMixin
 from app.panels.models.download_tab import DownloadTabMixin
-from app.panels.models.fit import FIT_COMPONENTS, PROBLEMS, FitModelsTableModel
+from app.panels.models.fit import PROBLEMS, FitModelsTableModel
 from app.services.background import run_in_background
+from app.services.catalogue import weight_components
 from app.services.conversion import ConversionProcess
 from app.services.downloads import Download
 from app.services.settings import MODELS_DIR_ENV
@@ -251,8 +252,10 @@ class ModelsPanel(DownloadTabMixin, ConvertTabMixin, QWidget):
             return 0
         sent = 0
         for e in entries if entries is not None else self.model.entries:
-            comps = [c for c in FIT_COMPONENTS if c in e.components and (e.path / c).is_dir()]
-            if not e.loads or e.layout != "Diffusers" or not comps:
+            if not e.loads or e.layout != "Diffusers":
+                continue
+            comps = [c for c in weight_components(e.path) if (e.path / c).is_dir()]
+            if not comps:
                 continue
             key = str(e.path)
             self.model.fit[key] = {"state": "pending", "waiting": set(comps), "problems": {}, "errors": {}}
