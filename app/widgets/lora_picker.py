@@ -100,12 +100,17 @@ class LoraPicker(QWidget):
         self.folder = folder or ""
         files = list_lora_files(self.folder)
         self.folder_combo.clear()
+        # Short first items (the box is narrow in the form); the whole story in the tooltip.
         if not self.folder:
-            self.folder_combo.addItem("No LoRA folder (set one in Settings) — Browse… adds any file")
+            self.folder_combo.addItem("Set a folder in Settings")
+            self.folder_combo.setToolTip("No LoRA folder: set one in Settings to list its LoRAs here; "
+                                         "Browse… adds any LoRA file")
         elif not files:
-            self.folder_combo.addItem(f"No LoRA files in {self.folder}")
+            self.folder_combo.addItem("No LoRA files in the folder")
+            self.folder_combo.setToolTip(f"No LoRA files (.safetensors, .pt, .pth, .bin) in {self.folder}")
         else:
-            self.folder_combo.addItem(f"Add from the LoRA folder ({len(files)})…")
+            self.folder_combo.setToolTip(f"LoRA files in {self.folder}")
+            self.folder_combo.addItem(f"Add a LoRA ({len(files)} in the folder)…")
         root = Path(self.folder).expanduser() if self.folder else None
         for p in files:
             self.folder_combo.addItem(str(p.relative_to(root)) if root else p.name, str(p))
