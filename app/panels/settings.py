@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.panels.engine_settings import EngineSettings
 from app.panels.generate import FormRow
-from app.services.settings import ATTENTION_BACKENDS, Settings
+from app.services.settings import ATTENTION_BACKENDS, Settings, parse_gpu_ids
 from app.services.studio import Studio
 
 
@@ -62,6 +62,11 @@ class SettingsPanel(QWidget):
         self.num_gpus = QSpinBox()
         self.num_gpus.setRange(1, 64)
         self.num_gpus.setFixedWidth(96)
+        self.gpu_ids = QLineEdit()
+        self.gpu_ids.setPlaceholderText("all that the engine sees (e.g. 0,2)")
+        self.gpu_ids.setToolTip("Which of this computer's GPUs the inference process may use (its "
+                                "CUDA_VISIBLE_DEVICES); it numbers them 0, 1, ... Empty: all of them. Saving a "
+                                "change restarts the idle inference process")
         self.attention = QComboBox()
         for name in ATTENTION_BACKENDS:
             self.attention.addItem("Automatic (the fastest available)" if name == "auto" else name, name)
@@ -92,6 +97,7 @@ class SettingsPanel(QWidget):
             "models_dir": FormRow(self.models_dir, self.models_dir_browse),
             "lora_dir": FormRow(self.lora_dir, self.lora_dir_browse),
             "num_gpus": FormRow(self.num_gpus, stretch_first=False),
+            "gpu_ids": FormRow(self.gpu_ids),
             "attention_backend": FormRow(self.attention, stretch_first=False),
             "hang_timeout": FormRow(self.hang_timeout, stretch_first=False),
         }
@@ -103,6 +109,7 @@ class SettingsPanel(QWidget):
         form.addRow("Models folder", self.rows["models_dir"])
         form.addRow("LoRA folder", self.rows["lora_dir"])
         form.addRow("GPUs", self.rows["num_gpus"])
+        form.addRow("Use GPUs", self.rows["gpu_ids"])
         form.addRow("Attention", self.rows["attention_backend"])
         form.addRow("Engine", self.engine)
         offload = QVBoxLayout()
@@ -166,6 +173,7 @@ class SettingsPanel(QWidget):
         self.crisp.setChecked(s.crisp_small_videos)
         self.show_porting.setChecked(s.show_porting)
         self.num_gpus.setValue(s.num_gpus)
+        self.gpu_ids.setText(s.gpu_ids)
         self.attention.setCurrentIndex(max(0, self.attention.findData(s.attention_backend)))
         self.vae_tiling.setChecked(s.vae_tiling)
         self.te_offload.setChecked(s.text_encoder_cpu_offload)
@@ -221,6 +229,19 @@ class SettingsPanel(QWidget):
         if models_dir and Path(models_dir).expanduser().exists() and not Path(models_dir).expanduser().is_dir():
             self.rows["models_dir"].set_error(f"Not a folder: {models_dir}")
             ok = False
+        try:
+            gpu_ids = parse_gpu_ids(self.gpu_ids.text())
+        except ValueError as exc:
+            self.rows["gpu_ids"].set_error(str(exc))
+            ok = False
+        else:
+            seen = self.visible_gpus()
+            too_high = [i for i in gpu_ids.split(",") if gpu_ids and seen is not None and int(i) >= seen]
+            if too_high and not self.studio.settings.gpu_ids:  # numbers are checkable against an unrestricted engine
+                self.rows["gpu_ids"].set_error(
+                    f"No GPU {', '.join(too_high)}: the inference process sees "
+                    + (f"GPUs 0-{seen - 1}" if seen else "no GPU (CPU only)"))
+                ok = False
         lora_dir = self.lora_dir.text().strip()
         if lora_dir and not Path(lora_dir).expanduser().is_dir():
             self.rows["lora_dir"].set_error(f"No such folder: {lora_dir}")
@@ -235,6 +256,7 @@ class SettingsPanel(QWidget):
         if model:
             s.remember_model(model)
         s.num_gpus = self.num_gpus.value()
+        s.gpu_ids = gpu_ids
         s.attention_backend = self.attention.currentData()
         s.vae_tiling = self.vae_tiling.isChecked()
         s.text_encoder_cpu_offload = self.te_offload.isChecked()
@@ -248,6 +270,12 @@ class SettingsPanel(QWidget):
         s.crisp_small_videos = self.crisp.isChecked()
         s.show_porting = self.show_porting.isChecked()
         return s
+
+    def visible_gpus(self) -> int | None:
+        """How many GPUs the inference process said it sees (None: not known yet, or a remote engine)."""
+        if self.studio.settings.engine == "remote":
+            return None
+        return getattr(self.studio.runner, "gpu_count", None)
 
     def save(self) -> bool:
         s = self.collect()

@@ -54,6 +54,10 @@ class JobRunner(QObject):
     #: paused flag changed
     paused_changed = Signal(bool)
 
+    def _remember_devices(self, h: dict[str, Any]) -> None:
+        if _gpu_count(h) is not None:
+            self.gpu_count = _gpu_count(h)
+
     def __init__(self, db: JobsDB, client: WorkerClient, parent: QObject | None = None):
         super().__init__(parent)
         self.db = db
@@ -62,6 +66,8 @@ class JobRunner(QObject):
         self.cancelling: set[int] = set()
         self.consecutive_crashes = 0
         self.closed = False
+        #: the GPUs the inference process last said it sees (None: not told yet)
+        self.gpu_count: int | None = None
         self._describe_requests: dict[str, str] = {}
         self._calls: dict[str, Callable[[dict[str, Any]], None]] = {}
         self._last_progress: dict[int, tuple[int, int, float, float]] = {}
@@ -250,12 +256,14 @@ class JobRunner(QObject):
             return
         if t == P.EV_DESCRIBED:
             path = self._describe_requests.pop(h.get("reply_to"), h.get("model_path", ""))
+            self._remember_devices(h)
             self.model_described.emit(path, model_info(h))
         elif t == P.EV_LOADING:
             self.worker_status.emit(f"Loading model {h.get('model_path')}…")
         elif t == P.EV_READY:
             self.worker_status.emit(f"Model loaded in {float(h.get('load_time') or 0):.1f} s")
             if h.get("model_path"):
+                self._remember_devices(h)
                 self.model_described.emit(h["model_path"], model_info(h))
         elif t == P.EV_STARTED:
             self.worker_status.emit("Generating…")
@@ -380,6 +388,11 @@ class JobRunner(QObject):
         else:
             self.notify.emit(f"Inference process: {reason}", "warning")
         self._fail_current(reason[:1].upper() + reason[1:])
+
+
+def _gpu_count(h: dict[str, Any]) -> int | None:
+    n = h.get("gpu_count")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
 
 
 def model_info(h: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,21 @@ from pathlib import Path
 from typing import Any
 
 MODELS_DIR_ENV = "FASTVIDEO_MODELS_DIR"  # read by fastvideo.configs.registry.models_dir()
+GPU_IDS_ENV = "CUDA_VISIBLE_DEVICES"
+
+
+def parse_gpu_ids(text: str) -> str:
+    """``" 0, 2"`` -> ``"0,2"``; ``""`` -> ``""`` (every GPU); ValueError saying what is wrong otherwise."""
+    parts = [p.strip() for p in text.replace(" ", ",").split(",") if p.strip()]
+    if not parts:
+        return ""
+    bad = [p for p in parts if not p.isdigit()]
+    if bad:
+        raise ValueError(f"GPU numbers are whole numbers separated by commas (e.g. 0,2); not {', '.join(bad)}")
+    ids = [int(p) for p in parts]
+    if len(set(ids)) != len(ids):
+        raise ValueError("each GPU may be listed once")
+    return ",".join(str(i) for i in ids)
 # the backends fastvideo ships (attention/backends)
 ATTENTION_BACKENDS = ("auto", "TORCH_SDPA", "FLASH_ATTN", "FLASH_ATTN_4")
 ENGINES = ("local", "remote")  # where the inference process runs: this computer, or a host over SSH
@@ -32,6 +47,9 @@ class Settings:
     #: where downloaded and converted models live; "" = $FASTVIDEO_MODELS_DIR or the engine's default.
     #: The inference process and the converter get it as FASTVIDEO_MODELS_DIR (see :meth:`engine_env`).
     models_dir: str = ""
+    #: which of this computer's GPUs the inference process may use, "0,2" ("" = every GPU it sees); given to
+    #: it as CUDA_VISIBLE_DEVICES (it then numbers them 0, 1, ...)
+    gpu_ids: str = ""
     #: the LoRA folder the Generate panel lists LoRAs from ("" = none; Browse… picks any file)
     lora_dir: str = ""
     #: small videos are scaled up with nearest-neighbour (crisp pixels) instead of smoothing
@@ -83,6 +101,10 @@ class Settings:
     def engine_env(self) -> dict[str, str]:
         """Environment for the engine's processes (inference process, converter): the models folder, if set."""
         return {MODELS_DIR_ENV: str(Path(self.models_dir).expanduser())} if self.models_dir else {}
+
+    def gpu_env(self) -> dict[str, str]:
+        """The inference process's CUDA_VISIBLE_DEVICES when GPUs are chosen (this computer's engine only)."""
+        return {GPU_IDS_ENV: self.gpu_ids} if self.gpu_ids else {}
 
     def remember_model(self, path: str, keep: int = 12) -> None:
         if not path:

@@ -13,7 +13,7 @@ from app.services.jobs_db import JobsDB
 from app.services.paths import StudioPaths, resolve_paths
 from app.services.references import ReferenceService
 from app.services.runner import JobRunner
-from app.services.settings import Settings, SettingsStore
+from app.services.settings import GPU_IDS_ENV, Settings, SettingsStore
 from app.services.thumbnails import Thumbnails
 from app.services.worker_client import WorkerClient
 
@@ -59,6 +59,7 @@ class Studio(QObject):
                                                 if p)
         else:
             env = {**runtime_env, **env}
+        env.update(self.settings.gpu_env())  # Settings → "Use GPUs": CUDA_VISIBLE_DEVICES of the engine
         self._worker_args = list(worker_args or [])
         # Engine: this computer, or a remote host through ssh (Settings → Engine); --ray-address if set.
         self.client = WorkerClient(self, python=python, extra_args=[*self._worker_args, *self.settings.serve_args()],
@@ -74,8 +75,13 @@ class Studio(QObject):
         self.settings = settings
         self.client.hang_timeout = self._hang_override or float(settings.hang_timeout)
         remote, args = settings.remote_engine(), [*self._worker_args, *settings.serve_args()]
-        if (remote, args) != (self.client.remote, self.client.extra_args):
+        gpus = settings.gpu_env().get(GPU_IDS_ENV)
+        if (remote, args, gpus) != (self.client.remote, self.client.extra_args, self.client.extra_env.get(GPU_IDS_ENV)):
             self.client.remote, self.client.extra_args = remote, args
+            if gpus:
+                self.client.extra_env[GPU_IDS_ENV] = gpus
+            else:
+                self.client.extra_env.pop(GPU_IDS_ENV, None)
             if self.runner.current is None and self.client.is_running():
                 self.client.shutdown(5.0)  # the next request starts the engine where the settings now say
         self.settings_changed.emit(settings)

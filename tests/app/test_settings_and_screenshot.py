@@ -65,3 +65,40 @@ def test_screenshot_cli(tmp_path):
                           str(tmp_path / "x.png"), "--panel", "nope"], capture_output=True, text=True, env=env,
                          cwd=str(ROOT), timeout=60)
     assert bad.returncode == 2 and "unknown panel 'nope'" in bad.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_choosing_gpus_reaches_the_inference_process(make_studio, make_window, tiny_model, qtbot):
+    """Settings → Use GPUs: checked (format, and against what the engine sees), saved, and given to a restarted
+    inference process as CUDA_VISIBLE_DEVICES; cleared again, the variable is taken out."""
+    from studio_wait import wait_until
+
+    from app.services.settings import parse_gpu_ids
+
+    assert parse_gpu_ids(" 0, 2 ") == "0,2" and parse_gpu_ids("") == "" and parse_gpu_ids("1 3") == "1,3"
+    for bad, why in (("a,1", "whole numbers"), ("-1", "whole numbers"), ("0,0", "once")):
+        with pytest.raises(ValueError, match=why):
+            parse_gpu_ids(bad)
+    studio = make_studio("real")
+    win = make_window(studio)
+    runner, sp = studio.runner, win.settings
+    runner.describe(str(tiny_model))
+    wait_until(qtbot, lambda: runner.gpu_count is not None, 120, "the engine's device report")
+    assert runner.gpu_count == 0  # this machine: CPU only
+    first_pid = studio.client.pid()
+    sp.gpu_ids.setText("0,x")
+    assert not sp.save() and "whole numbers" in sp.rows["gpu_ids"].error.text()
+    sp.gpu_ids.setText("1")
+    assert not sp.save() and "No GPU 1" in sp.rows["gpu_ids"].error.text()
+    assert "no GPU (CPU only)" in sp.rows["gpu_ids"].error.text()
+    # a choice the engine cannot check yet (told nothing) is saved and applied
+    runner.gpu_count = None
+    sp.gpu_ids.setText("1, 0")
+    assert sp.save() and studio.settings.gpu_ids == "1,0"
+    assert studio.client.extra_env["CUDA_VISIBLE_DEVICES"] == "1,0"
+    wait_until(qtbot, lambda: not studio.client.is_running(), 30, "the idle engine to stop")
+    runner.describe(str(tiny_model))
+    wait_until(qtbot, lambda: studio.client.pid() not in (None, first_pid), 60, "a new inference process")
+    environ = open(f"/proc/{studio.client.pid()}/environ", "rb").read().split(b"\0")
+    assert b"CUDA_VISIBLE_DEVICES=1,0" in environ
+    sp.gpu_ids.setText("")
+    assert sp.save() and "CUDA_VISIBLE_DEVICES" not in studio.client.extra_env
