@@ -28,6 +28,12 @@ from app.panels.generate import FormRow
 from app.services.settings import ATTENTION_BACKENDS, Settings, parse_gpu_ids
 from app.services.studio import Studio
 
+#: the engine's memory modes (fastvideo.configs.pipelines.base.MEMORY_MODES) as the Settings list them
+MEMORY_MODE_TEXT = {"auto": "Automatic (from free memory and the request)",
+                    "resident": "Resident (everything on the GPU: fastest)",
+                    "model_offload": "Model offload (each part on the GPU while it runs)",
+                    "block_stream": "Block streaming (least GPU memory)"}
+
 
 def engine_models_dir() -> Path:
     """The models folder the engine uses when the setting is empty ($FASTVIDEO_MODELS_DIR or its default)."""
@@ -70,6 +76,20 @@ class SettingsPanel(QWidget):
         self.attention = QComboBox()
         for name in ATTENTION_BACKENDS:
             self.attention.addItem("Automatic (the fastest available)" if name == "auto" else name, name)
+        self.memory_mode = QComboBox()
+        for mode, text in MEMORY_MODE_TEXT.items():
+            self.memory_mode.addItem(text, mode)
+        self.memory_mode.setToolTip("auto: the engine picks from the GPU's free memory and the request size, and "
+                                    "says what it picked (History → Memory). docs/memory.md")
+        self.weights = QComboBox()
+        for storage, text in (("bf16", "bf16 (as released)"), ("fp8", "fp8 (half the memory, small error)"),
+                              ("gguf", "GGUF file…")):
+            self.weights.addItem(text, storage)
+        self.weights.setToolTip("How the transformer's weights are kept: fp8 or a ComfyUI GGUF file (Q8_0, Q6_K, "
+                                "Q5_K, Q4_K) of the same model need less GPU and host memory; LoRAs need bf16")
+        self.gguf_path = QLineEdit()
+        self.gguf_path.setPlaceholderText("the DiT's .gguf file")
+        self.gguf_browse = QPushButton("Browse…")
         self.vae_tiling = QCheckBox("VAE tiling (decode in tiles: less memory, a little slower)")
         self.te_offload = QCheckBox("Keep the text encoder on the CPU between uses")
         self.dit_offload = QCheckBox("Keep the transformer on the CPU between uses (slow, least memory)")
@@ -99,6 +119,8 @@ class SettingsPanel(QWidget):
             "num_gpus": FormRow(self.num_gpus, stretch_first=False),
             "gpu_ids": FormRow(self.gpu_ids),
             "attention_backend": FormRow(self.attention, stretch_first=False),
+            "memory_mode": FormRow(self.memory_mode, stretch_first=False),
+            "weight_storage": FormRow(self.weights, self.gguf_path, self.gguf_browse, stretch_first=False),
             "hang_timeout": FormRow(self.hang_timeout, stretch_first=False),
         }
         form = QFormLayout()
@@ -116,6 +138,8 @@ class SettingsPanel(QWidget):
         offload.setSpacing(8)
         for cb in (self.vae_tiling, self.te_offload, self.dit_offload, self.vae_offload):
             offload.addWidget(cb)
+        form.addRow("Memory mode", self.rows["memory_mode"])
+        form.addRow("DiT weights", self.rows["weight_storage"])
         form.addRow("Memory", offload)
         form.addRow("Preview", self.preview)
         form.addRow("Player", self.crisp)
@@ -155,6 +179,8 @@ class SettingsPanel(QWidget):
         self.model_browse.clicked.connect(self._browse_model)
         self.models_dir_browse.clicked.connect(self._browse_models_dir)
         self.lora_dir_browse.clicked.connect(self._browse_lora_dir)
+        self.gguf_browse.clicked.connect(self._browse_gguf)
+        self.weights.currentIndexChanged.connect(lambda _i: self._weights_changed())
         self.save_button.clicked.connect(self.save)
         self.revert_button.clicked.connect(self.load)
         self.load()
@@ -174,6 +200,11 @@ class SettingsPanel(QWidget):
         self.show_porting.setChecked(s.show_porting)
         self.num_gpus.setValue(s.num_gpus)
         self.gpu_ids.setText(s.gpu_ids)
+        self.memory_mode.setCurrentIndex(max(0, self.memory_mode.findData(s.memory_mode)))
+        gguf = s.weight_storage.lower().endswith(".gguf")
+        self.weights.setCurrentIndex(max(0, self.weights.findData("gguf" if gguf else s.weight_storage)))
+        self.gguf_path.setText(s.weight_storage if gguf else "")
+        self._weights_changed()
         self.attention.setCurrentIndex(max(0, self.attention.findData(s.attention_backend)))
         self.vae_tiling.setChecked(s.vae_tiling)
         self.te_offload.setChecked(s.text_encoder_cpu_offload)
@@ -242,6 +273,16 @@ class SettingsPanel(QWidget):
                     f"No GPU {', '.join(too_high)}: the inference process sees "
                     + (f"GPUs 0-{seen - 1}" if seen else "no GPU (CPU only)"))
                 ok = False
+        storage = self.weights.currentData()
+        if storage == "gguf":
+            gguf = self.gguf_path.text().strip()
+            if not gguf.lower().endswith(".gguf"):
+                self.rows["weight_storage"].set_error("Choose the DiT's .gguf file (a GGUF of the model you run)")
+                ok = False
+            elif not remote and not Path(gguf).expanduser().is_file():
+                self.rows["weight_storage"].set_error(f"No such file: {gguf}")
+                ok = False
+            storage = str(Path(gguf).expanduser()) if not remote else gguf
         lora_dir = self.lora_dir.text().strip()
         if lora_dir and not Path(lora_dir).expanduser().is_dir():
             self.rows["lora_dir"].set_error(f"No such folder: {lora_dir}")
@@ -257,6 +298,8 @@ class SettingsPanel(QWidget):
             s.remember_model(model)
         s.num_gpus = self.num_gpus.value()
         s.gpu_ids = gpu_ids
+        s.memory_mode = self.memory_mode.currentData()
+        s.weight_storage = storage
         s.attention_backend = self.attention.currentData()
         s.vae_tiling = self.vae_tiling.isChecked()
         s.text_encoder_cpu_offload = self.te_offload.isChecked()
@@ -270,6 +313,17 @@ class SettingsPanel(QWidget):
         s.crisp_small_videos = self.crisp.isChecked()
         s.show_porting = self.show_porting.isChecked()
         return s
+
+    def _weights_changed(self) -> None:
+        gguf = self.weights.currentData() == "gguf"
+        self.gguf_path.setVisible(gguf)
+        self.gguf_browse.setVisible(gguf)
+        self.rows["weight_storage"].set_error(None)
+
+    def _browse_gguf(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "The DiT's GGUF file", self.gguf_path.text(), "GGUF (*.gguf)")
+        if path:
+            self.gguf_path.setText(path)
 
     def visible_gpus(self) -> int | None:
         """How many GPUs the inference process said it sees (None: not known yet, or a remote engine)."""

@@ -42,6 +42,11 @@ class Settings:
     text_encoder_cpu_offload: bool = False
     dit_cpu_offload: bool = False
     vae_cpu_offload: bool = False
+    #: PipelineConfig.memory_mode: "auto" (the engine picks from free memory and the request), "resident",
+    #: "model_offload" or "block_stream" (docs/memory.md)
+    memory_mode: str = "auto"
+    #: PipelineConfig.weight_storage of the DiT: "bf16", "fp8" or the path of a .gguf file of the DiT
+    weight_storage: str = "bf16"
     preview: bool = True
     hang_timeout: int = 120  # seconds without a heartbeat before the worker counts as hung
     #: where downloaded and converted models live; "" = $FASTVIDEO_MODELS_DIR or the engine's default.
@@ -94,6 +99,10 @@ class Settings:
         }
         if self.attention_backend and self.attention_backend != "auto":
             opts["attention_backend"] = self.attention_backend
+        if self.memory_mode and self.memory_mode != "auto":
+            opts["memory_mode"] = self.memory_mode
+        if self.weight_storage and self.weight_storage != "bf16":
+            opts["weight_storage"] = self.weight_storage
         if self.executor_backend == "ray":
             opts["distributed_executor_backend"] = "ray"
         return opts

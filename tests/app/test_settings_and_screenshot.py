@@ -102,3 +102,48 @@ def test_choosing_gpus_reaches_the_inference_process(make_studio, make_window, t
     assert b"CUDA_VISIBLE_DEVICES=1,0" in environ
     sp.gpu_ids.setText("")
     assert sp.save() and "CUDA_VISIBLE_DEVICES" not in studio.client.extra_env
+
+
+def test_memory_mode_and_dit_weights_reach_the_job(make_studio, make_window, tiny_model, tmp_path, qtbot):
+    """Settings → Memory mode / DiT weights: the engine's modes, checked (a GGUF must be a .gguf file that
+    exists), saved, sent with the next job; the job's result says which mode ran and that it was asked for."""
+    from studio_wait import wait_until
+
+    from app.panels.settings import MEMORY_MODE_TEXT
+    from fastvideo.configs.pipelines.base import MEMORY_MODES
+
+    assert tuple(MEMORY_MODE_TEXT) == MEMORY_MODES
+    studio = make_studio("real")
+    win = make_window(studio)
+    sp = win.settings
+    assert sp.memory_mode.currentData() == "auto" and sp.weights.currentData() == "bf16"
+    assert not sp.gguf_path.isVisibleTo(sp)
+    sp.weights.setCurrentIndex(sp.weights.findData("gguf"))
+    assert sp.gguf_path.isVisibleTo(sp)
+    sp.gguf_path.setText(str(tmp_path / "missing.gguf"))
+    assert not sp.save() and "No such file" in sp.rows["weight_storage"].error.text()
+    sp.gguf_path.setText(str(tmp_path / "model.safetensors"))
+    assert not sp.save() and ".gguf" in sp.rows["weight_storage"].error.text()
+    sp.weights.setCurrentIndex(sp.weights.findData("fp8"))
+    sp.memory_mode.setCurrentIndex(sp.memory_mode.findData("block_stream"))
+    assert sp.save()
+    opts = studio.settings.pipeline_options()
+    assert opts["memory_mode"] == "block_stream" and opts["weight_storage"] == "fp8"
+    sp.weights.setCurrentIndex(sp.weights.findData("bf16"))
+    sp.memory_mode.setCurrentIndex(sp.memory_mode.findData("model_offload"))
+    assert sp.save() and "weight_storage" not in studio.settings.pipeline_options()
+    g = win.generate
+    g.set_model(str(tiny_model), apply_defaults=True)
+    wait_until(qtbot, lambda: g.frames.value() > 1, 120, "the model's defaults")
+    g.prompt.setPlainText("a red circle moves to the right")
+    g.width_spin.setValue(48)
+    g.height_spin.setValue(48)
+    g.frames.setValue(5)
+    g.steps.setValue(2)
+    job_id = g.generate()
+    assert job_id is not None
+    wait_until(qtbot, lambda: studio.db.get(job_id).state not in ("queued", "running"), 180, "the job")
+    job = studio.db.get(job_id)
+    assert job.state == "done", job.error
+    assert job.result["memory_mode"] == "model_offload" and job.result["memory_plan"]["requested"] == "model_offload"
+    assert job.pipeline_options["memory_mode"] == "model_offload"
