@@ -20,7 +20,9 @@ packages=(
     fonts-dejavu-core
     # tests/app/test_remote_engine.py: the studio's remote engine through a real sshd on 127.0.0.1
     openssh-server openssh-client
-    # (no libpulse0: the studio does not import QtMultimedia)
+    # the player's sound (app/widgets/sound_track.py: QtMultimedia needs PulseAudio's client library) and, for
+    # tests/app/test_player_sound.py, a private PulseAudio server with a null sink recorded through parec
+    libpulse0 pulseaudio pulseaudio-utils
 )
 
 check_only=0

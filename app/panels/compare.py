@@ -162,8 +162,8 @@ class CompareView(QDialog):
         """The frame each video shows at the shared clock (its own fps; the last one once it has ended)."""
         return [None if c is None else min(len(c[0]) - 1, int(self.t * c[1] + 1e-6)) for c in self.clips]
 
-    def _decoded(self, i: int, result: tuple[list, float]) -> None:
-        frames, fps = result
+    def _decoded(self, i: int, result: tuple[list, float, dict | None]) -> None:
+        frames, fps = result[0], result[1]  # (side by side: silent)
         self.clips[i] = (frames, float(fps or 16.0))
         self.slider.blockSignals(True)
         self.slider.setRange(0, int(self.duration * 1000))

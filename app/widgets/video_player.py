@@ -1,5 +1,6 @@
-"""Plays an MP4 inside the app: decoded with ffmpeg (fastvideo.utils.media), no
-system multimedia library needed.  Loop, play/pause, scrub slider, frame counter."""
+"""Plays an MP4 inside the app: frames decoded with ffmpeg (fastvideo.utils.media), no system multimedia
+library needed for them.  Loop, play/pause, scrub slider, frame counter; a video with sound (LTX-2) plays its
+audio track in step through QtMultimedia (app.widgets.sound_track), or says why it cannot."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSlid
 from app.services.background import run_in_background
 from app.widgets.export_menu import ExportButton
 from app.widgets.frame_view import FrameView, frame_to_qimage
+from app.widgets.sound_track import SoundTrack
 
 MAX_FRAMES = 400  # longer videos play their first MAX_FRAMES frames (memory)
 MAX_WIDTH = 1280  # frames are kept at most this wide for display
@@ -19,13 +21,17 @@ MAX_WIDTH = 1280  # frames are kept at most this wide for display
 def _decode(path: str):
     from PySide6.QtCore import Qt as _Qt
 
-    from fastvideo.utils.media import read_video
+    from fastvideo.utils.media import MediaError, audio_stream, read_video
 
     frames, fps = read_video(path, max_frames=MAX_FRAMES)
     images = [frame_to_qimage(f) for f in frames]
     if images and images[0].width() > MAX_WIDTH:
         images = [im.scaledToWidth(MAX_WIDTH, _Qt.TransformationMode.SmoothTransformation) for im in images]
-    return images, fps
+    try:
+        audio = audio_stream(path)
+    except (MediaError, OSError, ValueError):
+        audio = None
+    return images, fps, audio
 
 
 class VideoPlayer(QWidget):
@@ -49,6 +55,11 @@ class VideoPlayer(QWidget):
         self.crisp_box.setToolTip("Scale small videos up with nearest-neighbour (crisp pixels) instead of blurring")
         self.crisp_box.setChecked(VideoPlayer.crisp_default)
         self.view.crisp = VideoPlayer.crisp_default
+        self.sound = SoundTrack(self)
+        self.sound_box = QCheckBox("Sound", self)
+        self.sound_box.setChecked(True)
+        self.sound_box.hide()  # shown for videos that have an audio track
+        self.audio: dict | None = None  # the video's audio stream (codec, sample_rate, channels), if any
         self.export_button = ExportButton(self, self)
         self.export_note = QLabel("", self)
         self.export_note.setObjectName("dimLabel")
@@ -61,6 +72,7 @@ class VideoPlayer(QWidget):
         controls.addWidget(self.time_label)
         controls.addWidget(self.loop_box)
         controls.addWidget(self.crisp_box)
+        controls.addWidget(self.sound_box)
         controls.addWidget(self.export_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -80,6 +92,7 @@ class VideoPlayer(QWidget):
         self.slider.sliderReleased.connect(self._scrub_end)
         self.slider.valueChanged.connect(self.seek)
         self.crisp_box.toggled.connect(self.set_crisp)
+        self.sound_box.toggled.connect(lambda on: self.sound.set_muted(not on))
         self.export_button.exported.connect(lambda p: self._note(f"Exported {p}"))
         self.export_button.failed.connect(lambda m: self._note(f"Export failed: {m}"))
         self._set_enabled(False)
@@ -100,6 +113,10 @@ class VideoPlayer(QWidget):
 
     def load(self, path: str | None) -> None:
         self.stop()
+        self.sound.stop()
+        self.sound.set_source(None)
+        self.audio = None
+        self.sound_box.hide()
         self.frames = []
         self.path = path
         self._token += 1
@@ -129,9 +146,12 @@ class VideoPlayer(QWidget):
                 self.seek(0)
             self._timer.start()
             self.play_button.setText("Pause")
+            if self.audio:
+                self.sound.play_at(self.index / self.fps)
 
     def stop(self) -> None:
         self._timer.stop()
+        self.sound.pause()
         self.play_button.setText("Play")
 
     def toggle(self) -> None:
@@ -149,6 +169,7 @@ class VideoPlayer(QWidget):
             self.slider.blockSignals(True)
             self.slider.setValue(self.index)
             self.slider.blockSignals(False)
+        self.sound.seek(self.index / self.fps)
         self._update_label()
 
     # ------------------------------------------------------------------ internals
@@ -161,9 +182,10 @@ class VideoPlayer(QWidget):
     def _on_decoded(self, token: int, path: str, result) -> None:
         if token != self._token:
             return
-        frames, fps = result
+        frames, fps, audio = result
         self.frames = frames
         self.fps = fps or 16.0
+        self._set_audio(path, audio)
         self._timer.setInterval(int(1000 / max(1.0, min(self.fps, 60.0))))
         self.slider.setRange(0, max(0, len(frames) - 1))
         self._set_enabled(True)
@@ -178,6 +200,21 @@ class VideoPlayer(QWidget):
         self.view.set_placeholder(f"Cannot play this video:\n{exc}")
         self.failed.emit(str(exc))
 
+    def _set_audio(self, path: str, audio: dict | None) -> None:
+        """A video with sound: its track plays in step (or the Sound box says why it cannot)."""
+        self.audio = audio
+        self.sound_box.setVisible(bool(audio))
+        if not audio:
+            return
+        self.sound.set_source(path)
+        if self.sound.available:
+            self.sound_box.setEnabled(True)
+            self.sound_box.setToolTip(f"Play the video's sound ({audio.get('codec')}, {audio.get('sample_rate')} Hz,"
+                                      f" {audio.get('channels')} channel(s)); untick to mute")
+        else:
+            self.sound_box.setEnabled(False)
+            self.sound_box.setToolTip(self.sound.reason)
+
     def _advance(self) -> None:
         if not self.frames:
             return
@@ -188,6 +225,11 @@ class VideoPlayer(QWidget):
                 return
             nxt = 0
         self.seek(nxt)
+        if self.audio:
+            if nxt == 0:
+                self.sound.play_at(0.0)  # the loop starts over: so does the sound
+            else:
+                self.sound.sync(nxt / self.fps)
 
     def _scrub_start(self) -> None:
         self._was_playing = self.is_playing()
@@ -206,6 +248,7 @@ class VideoPlayer(QWidget):
     def hideEvent(self, event) -> None:  # noqa: N802
         self._was_visible_playing = self.is_playing()
         self._timer.stop()
+        self.sound.pause()
         super().hideEvent(event)
 
     def showEvent(self, event) -> None:  # noqa: N802

@@ -30,6 +30,11 @@ def test_studio_generates_ltx2_with_audio(make_studio, make_window, tiny_ltx2, q
     assert audio_stream(job.output_path) == {"codec": "aac", "sample_rate": 24000, "channels": 2}
     frames, fps = read_video(job.output_path)
     assert frames.shape == (9, 32, 32, 3) and fps == 24
+    # the result player found the sound: its Sound box shows (enabled where a sound server runs, else saying why)
+    player = g.result.player
+    qtbot.waitUntil(lambda: player.path == job.output_path and player.audio is not None, timeout=60000)
+    assert player.audio["codec"] == "aac" and player.sound_box.isVisibleTo(player)
+    assert player.sound_box.isEnabled() == player.sound.available
 
 
 def test_studio_lists_come_from_the_engine_for_ltx2(make_studio, make_window, tiny_ltx2, tmp_path, qtbot):
