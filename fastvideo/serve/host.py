@@ -15,14 +15,15 @@ Threads:
 * output reader: turns whatever is printed to fd 1 / fd 2 into ``log`` events.
 
 The channel itself (stdio capture, framing onto the real stdout, the writer, heartbeats,
-reading requests) is :mod:`fastvideo.serve.channel`; this module is the engine host: loading
-the generator, running jobs, ``describe``, parity and inspect requests, and :func:`main`.
+reading requests) is :mod:`fastvideo.serve.channel`; what the process knows of its engine and machine
+is :mod:`fastvideo.serve.engine`; a remote client's input files are :mod:`fastvideo.serve.uploads`.
+This module is the engine host: loading the generator, running jobs, ``describe``, parity and
+inspect requests, and :func:`main`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import queue
@@ -44,92 +45,22 @@ from fastvideo.serve.channel import (  # noqa: F401  (Outbox, capture_stdio: imp
     open_channel,
     pump_output,
 )
+from fastvideo.serve.engine import (  # noqa: F401  (Engine, reference_versions: imported from here before)
+    REFERENCE_PACKAGES,
+    Engine,
+    cpu_info,
+    error_fields,
+    fastvideo_version,
+    jsonable,
+    reference_versions,
+)
+from fastvideo.serve.uploads import Uploads
 
-# The channel's names as this module had them before the split.
+# The names as this module had them before the splits (channel, engine).
 _LogHandler, _pump_output, _forward_line, _hard_exit = LogHandler, pump_output, forward_line, hard_exit
+_error_fields, _cpu_info, _jsonable, _fastvideo_version = error_fields, cpu_info, jsonable, fastvideo_version
 
 log = logging.getLogger("fastvideo.serve")
-
-
-# --------------------------------------------------------------------------- engine
-
-
-class Engine:
-    """The VideoGenerator API the host drives (``fastvideo`` or a test double)."""
-
-    def __init__(self, module_name: str = "fastvideo"):
-        self.module_name = module_name
-        self._mod = None
-
-    @property
-    def mod(self):
-        if self._mod is None:
-            self._mod = importlib.import_module(self.module_name)
-        return self._mod
-
-    def attr(self, name: str):
-        return getattr(self.mod, name)
-
-    def gpu_count(self) -> int | None:
-        """CUDA devices visible to this process (None: unknown)."""
-        fn = getattr(self.mod, "gpu_count", None)
-        if fn is not None:
-            return fn()
-        try:
-            import torch
-
-            return int(torch.cuda.device_count())
-        except Exception:
-            return None
-
-    def devices(self) -> list[dict[str, Any]] | None:
-        """Each visible CUDA device: ``{"index", "name", "memory"}`` (bytes); [] without one, None: unknown."""
-        fn = getattr(self.mod, "devices", None)
-        if fn is not None:
-            return list(fn())
-        try:
-            import torch
-
-            if not torch.cuda.is_available():
-                return []
-            out = []
-            for i in range(torch.cuda.device_count()):
-                props = torch.cuda.get_device_properties(i)
-                out.append({"index": i, "name": str(props.name), "memory": int(props.total_memory)})
-            return out
-        except Exception:
-            return None
-
-    def model_geometry(self, model_path: str) -> dict[str, Any] | None:
-        """The model's LatentGeometry as a dict (frame step, size multiples, ...); None if it cannot be read."""
-        fn = getattr(self.mod, "model_geometry", None)
-        if fn is not None:
-            return fn(model_path)
-        try:
-            from fastvideo.configs.registry import resolve_model
-
-            return resolve_model(model_path).geometry().to_dict()
-        except Exception:
-            return None
-
-    def model_tasks(self, model_path: str) -> list[str]:
-        fn = getattr(self.mod, "model_tasks", None)
-        if fn is not None:
-            return list(fn(model_path))
-        try:
-            from fastvideo.configs.registry import resolve_model
-
-            return list(resolve_model(model_path).tasks)
-        except Exception:
-            return []
-
-
-def _error_fields(exc: BaseException) -> dict[str, Any]:
-    fields: dict[str, Any] = {"error_type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
-    field = getattr(exc, "field", None)
-    if field:
-        fields["field"] = field
-    return fields
 
 
 class Host:
@@ -470,126 +401,6 @@ class Host:
 
 
 #: the parity references this process can run (``fastvideo parity --reference``) and the package each needs
-REFERENCE_PACKAGES = {"diffusers": "diffusers"}
-
-
-def reference_versions() -> dict[str, str | None]:
-    """Each parity reference's installed package version (None: not installed here); cheap: nothing is imported."""
-    import importlib.metadata
-    import importlib.util
-
-    out: dict[str, str | None] = {}
-    for name, package in REFERENCE_PACKAGES.items():
-        try:
-            out[name] = importlib.metadata.version(package) if importlib.util.find_spec(package) else None
-        except (importlib.metadata.PackageNotFoundError, ValueError):
-            out[name] = None
-    return out
-
-
-def _cpu_info() -> dict[str, Any]:
-    """The machine's CPU side: logical cores and memory (bytes; None where the platform does not say)."""
-    import platform
-
-    memory = None
-    try:
-        memory = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        pass
-    return {"cores": os.cpu_count(), "memory": memory, "name": platform.processor() or platform.machine()}
-
-
-class Uploads:
-    """Input files a client on another host sends (``put_file`` pieces), kept in a private temp folder that
-    is removed when the process exits.  ``token`` (32 hex digits, the client's choice) names the file; the
-    client's file name is only a hint (its last component, plain characters)."""
-
-    def __init__(self, outbox: Outbox):
-        self.outbox = outbox
-        self._dir: str | None = None
-        self._open: dict[str, Any] = {}  # token -> [file, path, received, sha256]
-        self._done: dict[str, str] = {}  # token -> path
-
-    def put(self, msg: P.Message) -> None:
-        import hashlib
-        import re
-        import tempfile
-
-        rid, token = msg.get("id"), str(msg.get("token") or "")
-        try:
-            if not re.fullmatch(r"[0-9a-f]{32}", token):
-                raise ValueError("put_file needs a token of 32 lowercase hex digits")
-            entry = self._open.get(token)
-            if entry is None:
-                if token in self._done or int(msg.get("offset", -1)) != 0:
-                    raise ValueError(f"put_file {token}: the first piece must start at offset 0 (and only once)")
-                if self._dir is None:
-                    self._dir = tempfile.mkdtemp(prefix="fastvideo-uploads-")
-                name = re.sub(r"[^A-Za-z0-9_.\- ]+", "_", str(msg.get("name") or "input").replace("\\", "/")
-                              .rsplit("/", 1)[-1]).strip(" .") or "input"
-                os.makedirs(os.path.join(self._dir, token))
-                path = os.path.join(self._dir, token, name[:120])
-                entry = self._open[token] = [open(path, "wb"), path, 0, hashlib.sha256()]
-            if int(msg.get("offset", -1)) != entry[2]:
-                raise ValueError(f"put_file {token}: a piece at offset {msg.get('offset')}, expected {entry[2]}")
-            entry[0].write(msg.payload)
-            entry[2] += len(msg.payload)
-            entry[3].update(msg.payload)
-            if msg.get("last"):
-                del self._open[token]
-                entry[0].close()
-                if entry[2] != msg.get("size") or entry[3].hexdigest() != msg.get("sha256"):
-                    os.remove(entry[1])
-                    raise ValueError(f"put_file {token}: the file did not arrive intact ({entry[2]} bytes)")
-                self._done[token] = entry[1]
-                self.outbox.send({"type": P.EV_FILE_STORED, "reply_to": rid, "token": token, "path": entry[1],
-                                  "size": entry[2]})
-        except (ValueError, OSError) as exc:
-            bad = self._open.pop(token, None)
-            if bad is not None:
-                bad[0].close()
-            self.outbox.send({"type": P.EV_ERROR, "reply_to": rid, **_error_fields(exc)})
-
-    def path(self, token: str) -> str:
-        if token not in self._done:
-            raise ValueError(f"no input file was stored under {token!r} (put_file first; it may have failed)")
-        return self._done[token]
-
-    def cleanup(self) -> None:
-        import shutil
-
-        for entry in self._open.values():
-            entry[0].close()
-        if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
-
-
-def _jsonable(value: Any) -> Any:
-    """Settings and results as JSON-safe values (numpy scalars, paths, tuples)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
-        return value.item()
-    if hasattr(value, "__fspath__"):
-        return os.fspath(value)
-    if hasattr(value, "tolist") and getattr(value, "size", 1000) <= 64:
-        return value.tolist()
-    return repr(value)
-
-
-def _fastvideo_version() -> str:
-    try:
-        import fastvideo
-
-        return getattr(fastvideo, "__version__", "unknown")
-    except Exception:
-        return "unknown"
-
-
 # --------------------------------------------------------------------------- main
 
 

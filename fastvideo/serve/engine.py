@@ -1,0 +1,142 @@
+"""What the inference process knows about its engine and machine: the VideoGenerator API it drives
+(:class:`Engine`), the devices it sees, the parity references installed, and how errors and results become
+protocol fields (:func:`error_fields`, :func:`jsonable`)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+
+class Engine:
+    """The VideoGenerator API the host drives (``fastvideo`` or a test double)."""
+
+    def __init__(self, module_name: str = "fastvideo"):
+        self.module_name = module_name
+        self._mod = None
+
+    @property
+    def mod(self):
+        if self._mod is None:
+            self._mod = importlib.import_module(self.module_name)
+        return self._mod
+
+    def attr(self, name: str):
+        return getattr(self.mod, name)
+
+    def gpu_count(self) -> int | None:
+        """CUDA devices visible to this process (None: unknown)."""
+        fn = getattr(self.mod, "gpu_count", None)
+        if fn is not None:
+            return fn()
+        try:
+            import torch
+
+            return int(torch.cuda.device_count())
+        except Exception:
+            return None
+
+    def devices(self) -> list[dict[str, Any]] | None:
+        """Each visible CUDA device: ``{"index", "name", "memory"}`` (bytes); [] without one, None: unknown."""
+        fn = getattr(self.mod, "devices", None)
+        if fn is not None:
+            return list(fn())
+        try:
+            import torch
+
+            if not torch.cuda.is_available():
+                return []
+            out = []
+            for i in range(torch.cuda.device_count()):
+                props = torch.cuda.get_device_properties(i)
+                out.append({"index": i, "name": str(props.name), "memory": int(props.total_memory)})
+            return out
+        except Exception:
+            return None
+
+    def model_geometry(self, model_path: str) -> dict[str, Any] | None:
+        """The model's LatentGeometry as a dict (frame step, size multiples, ...); None if it cannot be read."""
+        fn = getattr(self.mod, "model_geometry", None)
+        if fn is not None:
+            return fn(model_path)
+        try:
+            from fastvideo.configs.registry import resolve_model
+
+            return resolve_model(model_path).geometry().to_dict()
+        except Exception:
+            return None
+
+    def model_tasks(self, model_path: str) -> list[str]:
+        fn = getattr(self.mod, "model_tasks", None)
+        if fn is not None:
+            return list(fn(model_path))
+        try:
+            from fastvideo.configs.registry import resolve_model
+
+            return list(resolve_model(model_path).tasks)
+        except Exception:
+            return []
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    fields: dict[str, Any] = {"error_type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+    field = getattr(exc, "field", None)
+    if field:
+        fields["field"] = field
+    return fields
+
+
+REFERENCE_PACKAGES = {"diffusers": "diffusers"}
+
+
+def reference_versions() -> dict[str, str | None]:
+    """Each parity reference's installed package version (None: not installed here); cheap: nothing is imported."""
+    import importlib.metadata
+    import importlib.util
+
+    out: dict[str, str | None] = {}
+    for name, package in REFERENCE_PACKAGES.items():
+        try:
+            out[name] = importlib.metadata.version(package) if importlib.util.find_spec(package) else None
+        except (importlib.metadata.PackageNotFoundError, ValueError):
+            out[name] = None
+    return out
+
+
+def cpu_info() -> dict[str, Any]:
+    """The machine's CPU side: logical cores and memory (bytes; None where the platform does not say)."""
+    import platform
+
+    memory = None
+    try:
+        memory = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    return {"cores": os.cpu_count(), "memory": memory, "name": platform.processor() or platform.machine()}
+
+
+def jsonable(value: Any) -> Any:
+    """Settings and results as JSON-safe values (numpy scalars, paths, tuples)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "__fspath__"):
+        return os.fspath(value)
+    if hasattr(value, "tolist") and getattr(value, "size", 1000) <= 64:
+        return value.tolist()
+    return repr(value)
+
+
+def fastvideo_version() -> str:
+    try:
+        import fastvideo
+
+        return getattr(fastvideo, "__version__", "unknown")
+    except Exception:
+        return "unknown"
