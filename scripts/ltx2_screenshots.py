@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
-from studio_screenshots import SIZE, start_xvfb  # noqa: E402
+from shotkit import SIZE, Shots, run_inside_xvfb  # noqa: E402
 
 SWAP = [(r"^transformer_blocks\.(\d+)\.attn2\.to_k\.", r"transformer_blocks.\1.attn2.to_v."),
         (r"^transformer_blocks\.(\d+)\.attn2\.to_v\.", r"transformer_blocks.\1.attn2.to_k.")]
@@ -36,15 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if not args.inner:
-        xvfb, display = (None, args.display) if args.display else start_xvfb()
-        try:
-            env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
-            return subprocess.run([sys.executable, __file__, "--inner", "--out", args.out], env=env, cwd=str(ROOT),
-                                  timeout=900).returncode
-        finally:
-            if xvfb is not None:
-                xvfb.terminate()
-                xvfb.wait(10)
+        return run_inside_xvfb(__file__, ["--out", args.out], args.display)
     return tour(Path(args.out))
 
 
@@ -64,25 +53,8 @@ def tour(out: Path) -> int:
     app = QApplication.instance()
     win.resize(*SIZE)
     win.show()
-    out.mkdir(parents=True, exist_ok=True)
-
-    def pump(seconds: float, until=lambda: False, what: str = "") -> None:
-        end = time.monotonic() + seconds
-        while not until():
-            if time.monotonic() > end:
-                if what:
-                    raise SystemExit(f"timed out waiting for {what}")
-                return
-            app.processEvents()
-            time.sleep(0.02)
-
-    def grab(name: str) -> None:
-        pump(0.6)
-        tmp = out / f".{name}.tmp.png"
-        if not win.grab().save(str(tmp), "PNG"):
-            raise SystemExit(f"could not write {tmp}")
-        os.replace(tmp, out / f"{name}.png")
-        print(f"wrote {out / name}.png", flush=True)
+    shots = Shots(app, win, out)
+    pump, grab = shots.pump, shots.grab
 
     models, m, p = win.models, win.mapping, win.parity
     win.show_panel("models")

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZE = (1280, 820)
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from shotkit import SIZE, Shots, run_inside_xvfb  # noqa: E402
+
 SHOTS = ("generate", "generate-running", "generate-errors", "queue", "history", "settings", "models", "mapping",
          "parity", "about")
 #: the porting loop of docs/porting.md, on a tiny official checkpoint made for the occasion
@@ -31,27 +30,6 @@ PORTING = ("porting-1-models-official", "porting-2-preview", "porting-3-converte
            "porting-5-parity-fail", "porting-6-parity-pass", "porting-7-parity-all")
 SWAP = [(r"^blocks\.(\d+)\.attn2\.to_k\.", r"blocks.\1.cross_attn.to_v."),
         (r"^blocks\.(\d+)\.attn2\.to_v\.", r"blocks.\1.cross_attn.to_k.")]
-
-
-def start_xvfb() -> tuple[subprocess.Popen, str]:
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        raise SystemExit("Xvfb is not installed (bash scripts/ci-system-deps.sh installs it)")
-    read, write = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    number = b""
-    with os.fdopen(read, "rb") as f:
-        while not number.endswith(b"\n"):
-            chunk = f.read(1)
-            if not chunk:
-                break
-            number += chunk
-    if not number.strip():
-        proc.kill()
-        raise SystemExit("Xvfb did not start")
-    return proc, f":{int(number)}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,15 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if not args.inner:
-        xvfb, display = (None, args.display) if args.display else start_xvfb()
-        try:
-            env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
-            cmd = [sys.executable, __file__, "--inner", "--out", args.out, "--only", args.only]
-            return subprocess.run(cmd, env=env, cwd=str(ROOT), timeout=900).returncode
-        finally:
-            if xvfb is not None:
-                xvfb.terminate()
-                xvfb.wait(10)
+        return run_inside_xvfb(__file__, ["--out", args.out, "--only", args.only], args.display)
     return tour(Path(args.out), [s for s in args.only.split(",") if s] or list(SHOTS + PORTING))
 
 
@@ -98,29 +68,8 @@ def tour(out: Path, wanted: list[str]) -> int:
     win.resize(*SIZE)
     win.show()
     studio, g = win.studio, win.generate
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-
-    def pump(seconds: float, until=lambda: False, what: str = "") -> None:
-        end = time.monotonic() + seconds
-        while not until():
-            if time.monotonic() > end:
-                if what:
-                    raise SystemExit(f"timed out waiting for {what}")
-                return
-            app.processEvents()
-            time.sleep(0.02)
-
-    def grab(name: str, widget=None) -> None:
-        if name not in wanted:
-            return
-        pump(0.6)
-        tmp = out / f".{name}.tmp.png"
-        if not (widget or win).grab().save(str(tmp), "PNG"):
-            raise SystemExit(f"could not write {tmp}")
-        os.replace(tmp, out / f"{name}.png")
-        written.append(name)
-        print(f"wrote {out / name}.png", flush=True)
+    shots = Shots(app, win, out, wanted)
+    pump, grab, written = shots.pump, shots.grab, shots.written
 
     pump(120, lambda: g.model_path() in g.model_info and g.generate_button.isEnabled(), "the model's defaults")
 

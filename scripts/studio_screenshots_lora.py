@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from studio_screenshots import SIZE, start_xvfb  # noqa: E402
+from shotkit import SIZE, Shots, run_inside_xvfb  # noqa: E402
 
 SHOTS = ("lora-picker", "mapping-lora")
 
@@ -83,15 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if not args.inner:
-        xvfb, display = (None, args.display) if args.display else start_xvfb()
-        try:
-            env = dict(os.environ, DISPLAY=display, QT_QPA_PLATFORM="xcb", PYTHONPATH=str(ROOT))
-            cmd = [sys.executable, __file__, "--inner", "--out", args.out]
-            return subprocess.run(cmd, env=env, cwd=str(ROOT), timeout=900).returncode
-        finally:
-            if xvfb is not None:
-                xvfb.terminate()
-                xvfb.wait(10)
+        return run_inside_xvfb(__file__, ["--out", args.out], args.display)
     return tour(Path(args.out))
 
 
@@ -113,27 +102,8 @@ def tour(out: Path) -> int:
     win.resize(*SIZE)
     win.show()
     studio, g = win.studio, win.generate
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-
-    def pump(seconds: float, until=lambda: False, what: str = "") -> None:
-        end = time.monotonic() + seconds
-        while not until():
-            if time.monotonic() > end:
-                if what:
-                    raise SystemExit(f"timed out waiting for {what}")
-                return
-            app.processEvents()
-            time.sleep(0.02)
-
-    def grab(name: str) -> None:
-        pump(0.6)
-        tmp = out / f".{name}.tmp.png"
-        if not win.grab().save(str(tmp), "PNG"):
-            raise SystemExit(f"could not write {tmp}")
-        os.replace(tmp, out / f"{name}.png")
-        written.append(name)
-        print(f"wrote {out / name}.png", flush=True)
+    shots = Shots(app, win, out)
+    pump, grab, written = shots.pump, shots.grab, shots.written
 
     pump(120, lambda: g.model_path() in g.model_info and g.generate_button.isEnabled(), "the model's defaults")
     pick = g.lora_picker

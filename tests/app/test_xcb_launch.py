@@ -14,6 +14,8 @@ import pytest
 
 from app import platform_check as pc
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # What ``ldd libqxcb.so`` printed on a Debian 12 machine without libxcb-icccm4 and libxcb-keysyms1 (trimmed).
 LDD_MISSING = """\
 \tlinux-vdso.so.1 (0x00007f69df5c2000)
@@ -167,31 +169,20 @@ def test_real_entry_point_names_missing_libraries_instead_of_aborting(tmp_path):
 
 @pytest.fixture
 def xvfb():
-    """A private Xvfb display (it picks a free number itself: -displayfd)."""
-    exe = shutil.which("Xvfb")
-    if exe is None:
-        pytest.skip("Xvfb is not installed (bash scripts/ci-system-deps.sh installs it)")
-    read, write = os.pipe()
-    proc = subprocess.Popen([exe, "-displayfd", str(write), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
-                            pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    os.close(write)
-    number = b""
-    with os.fdopen(read, "rb") as f:
-        while not number.endswith(b"\n"):
-            chunk = f.read(1)
-            if not chunk:
-                break
-            number += chunk
-    if not number.strip():
-        proc.kill()
-        pytest.fail(f"Xvfb did not start: {proc.communicate(timeout=10)[1].decode(errors='replace')[-2000:]}")
-    yield f":{int(number)}"
-    proc.terminate()
+    """A private Xvfb display (it picks a free number itself: -displayfd); scripts/shotkit.py starts it."""
+    sys.path.insert(0, str(ROOT / "scripts"))
     try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        from shotkit import XvfbError, start_xvfb, stop_xvfb
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (bash scripts/ci-system-deps.sh installs it)")
+    try:
+        proc, display = start_xvfb("1280x1024x24")
+    except XvfbError as exc:
+        pytest.fail(str(exc))
+    yield display
+    stop_xvfb(proc)
 
 
 def test_real_studio_on_xcb_generates_a_video_and_closes_cleanly(xvfb, tmp_path):
