@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import torch
 from fastvideo.configs.pipelines.wan import WAN_SCHEDULER_CONFIG
 from fastvideo.models.loader.checkpoint import save_safetensors
 from fastvideo.models.loader.weights import export_state_dict
+from fastvideo.testing.folders import tiny_tokenizer, write_tiny_folder
 
 DIFFUSERS_VERSION = "0.42.1"
 WAN_LATENTS_MEAN = [-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134, -0.0715, 0.5517,
@@ -105,34 +104,12 @@ def make_tiny_model(out_dir: str | os.PathLike, task: str = "t2v", layout: str =
     """Write a tiny Wan model folder; atomically (temp folder, then rename)."""
     if task not in ("t2v", "i2v"):
         raise ValueError(f"task must be 't2v' or 'i2v', got {task!r}")
-    if layout not in ("diffusers", "official"):
-        raise ValueError(f"layout must be 'diffusers' or 'official', got {layout!r}")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
-
-        tok_dir = tmp / ("tokenizer" if layout == "diffusers" else "google/umt5-xxl")
-        make_tiny_t5_tokenizer(tok_dir, seed=seed)
-        from transformers import AutoTokenizer
-
-        vocab = len(AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False, local_files_only=True))
+    def write(tmp: Path) -> None:
+        vocab = tiny_tokenizer(tmp / ("tokenizer" if layout == "diffusers" else "google/umt5-xxl"), seed)
         modules = build_tiny_modules(task, seed, vocab_size=vocab)
-        if layout == "diffusers":
-            _write_diffusers(tmp, task, modules)
-        else:
-            _write_official(tmp, task, modules)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        (_write_diffusers if layout == "diffusers" else _write_official)(tmp, task, modules)
+
+    return write_tiny_folder(out_dir, layout, overwrite, write)
 
 
 def _json(path: Path, data: dict) -> None:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import torch
 from fastvideo.configs.pipelines.ltx2 import LTX2_SCHEDULER_CONFIG
 from fastvideo.models.loader.checkpoint import save_safetensors
 from fastvideo.models.loader.weights import export_state_dict
+from fastvideo.testing.folders import tiny_tokenizer, write_tiny_folder
 from fastvideo.testing.tiny import DIFFUSERS_VERSION, _randomize
 
 OFFICIAL_FILE = "ltx-2-tiny.safetensors"
@@ -101,35 +100,14 @@ def _gemma(seed: int, vocab_size: int):
 def make_tiny_ltx2(out_dir: str | os.PathLike, layout: str = "diffusers", seed: int = 0,
                    overwrite: bool = False) -> Path:
     """Write a tiny LTX-2 model folder; atomically (temp folder, then rename)."""
-    if layout not in ("diffusers", "official"):
-        raise ValueError(f"layout must be 'diffusers' or 'official', got {layout!r}")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        from transformers import AutoTokenizer
-
-        from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
-
+    def write(tmp: Path) -> None:
         text_dir = tmp / ("text_encoder" if layout == "diffusers" else "gemma")
-        tok_dir = tmp / "tokenizer" if layout == "diffusers" else text_dir
-        make_tiny_t5_tokenizer(tok_dir, seed=seed)
-        vocab = len(AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False, local_files_only=True))
+        vocab = tiny_tokenizer(tmp / "tokenizer" if layout == "diffusers" else text_dir, seed)
         _gemma(seed, max(vocab, 64)).save_pretrained(str(text_dir), safe_serialization=True)
         modules = build_tiny_ltx2(seed)
-        if layout == "diffusers":
-            _write_diffusers(tmp, modules)
-        else:
-            _write_official(tmp, modules)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        (_write_diffusers if layout == "diffusers" else _write_official)(tmp, modules)
+
+    return write_tiny_folder(out_dir, layout, overwrite, write)
 
 
 def _json(path: Path, data: dict) -> None:

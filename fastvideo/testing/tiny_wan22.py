@@ -19,14 +19,13 @@ layouts made with the same seed hold the same weights.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fastvideo.configs.models.vaes.wan22 import WAN22_LATENTS_MEAN, WAN22_LATENTS_STD
+from fastvideo.testing.folders import tiny_tokenizer, write_tiny_folder
 from fastvideo.testing.tiny import (
     DIFFUSERS_VERSION,
     TINY_DIT,
@@ -88,30 +87,12 @@ def make_tiny_wan22(out_dir: str | os.PathLike, task: str = "ti2v", layout: str 
     """Write a tiny Wan2.2 model folder; atomically (temp folder, then rename)."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
-    if layout not in ("diffusers", "official"):
-        raise ValueError(f"layout must be 'diffusers' or 'official', got {layout!r}")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        from transformers import AutoTokenizer
-
-        from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
-
-        tok_dir = tmp / ("tokenizer" if layout == "diffusers" else "google/umt5-xxl")
-        make_tiny_t5_tokenizer(tok_dir, seed=seed)
-        vocab = len(AutoTokenizer.from_pretrained(str(tok_dir), trust_remote_code=False, local_files_only=True))
+    def write(tmp: Path) -> None:
+        vocab = tiny_tokenizer(tmp / ("tokenizer" if layout == "diffusers" else "google/umt5-xxl"), seed)
         modules = build_tiny_wan22(task, seed, vocab_size=vocab)
         (_write_diffusers if layout == "diffusers" else _write_official)(tmp, task, modules)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_tiny_folder(out_dir, layout, overwrite, write)
 
 
 def _save_component(root: Path, name: str, module, class_name: str) -> None:
