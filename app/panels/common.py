@@ -7,6 +7,7 @@ import os
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QTabBar,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -142,3 +144,34 @@ class ModelChooserMixin:
         path = QFileDialog.getExistingDirectory(self, "Model folder", self.current_model_path() or os.getcwd())
         if path:
             self.set_model(path)
+
+
+def key_table(owner, proxy, tab_labels, search_placeholder: str) -> None:
+    """The filterable key table of the mapping inspector and its LoRA view, made on ``owner``: ``status_tabs``
+    (one tab per label), ``search_edit``, ``regex_check``, ``search_error`` and ``table`` (read-only, sortable,
+    one row selected at a time, long keys elided in the middle so both ends stay visible) showing ``proxy``."""
+    owner.status_tabs = QTabBar()
+    owner.status_tabs.setExpanding(False)
+    owner.status_tabs.setDrawBase(False)
+    for label in tab_labels:
+        owner.status_tabs.addTab(label)
+    owner.search_edit = QLineEdit()
+    owner.search_edit.setPlaceholderText(search_placeholder)
+    owner.search_edit.setClearButtonEnabled(True)
+    owner.regex_check = QCheckBox("Regex")
+    owner.search_error = QLabel()
+    owner.search_error.setObjectName("fieldError")
+    owner.search_error.hide()
+    table = owner.table = QTableView()
+    table.setModel(proxy)
+    table.setSortingEnabled(True)
+    table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setAlternatingRowColors(True)
+    table.setWordWrap(False)
+    table.verticalHeader().hide()
+    table.verticalHeader().setDefaultSectionSize(24)
+    table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+    table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep both ends of a long key

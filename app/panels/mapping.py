@@ -14,18 +14,12 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QListWidget,
     QListWidgetItem,
     QPushButton,
     QSplitter,
-    QTabBar,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -37,7 +31,7 @@ from app.itemmodels.mapping_models import (
     MappingTableModel,
     evaluate,
 )
-from app.panels.common import ModelChooserMixin, component_combo, error_label, esc, fit_columns
+from app.panels.common import ModelChooserMixin, component_combo, error_label, esc, fit_columns, key_table
 from app.panels.mapping_lora import LoraInspectMixin
 from app.panels.mapping_rules import RuleEditorMixin
 from app.services.catalogue import describe_local, weight_components
@@ -106,31 +100,7 @@ class MappingPanel(LoraInspectMixin, RuleEditorMixin, ModelChooserMixin, QWidget
         self.table_model = MappingTableModel(self)
         self.proxy = MappingFilterProxy(self)
         self.proxy.setSourceModel(self.table_model)
-        self.status_tabs = QTabBar()
-        self.status_tabs.setExpanding(False)
-        self.status_tabs.setDrawBase(False)
-        for label, _s in STATUS_TABS:
-            self.status_tabs.addTab(label)
-        self.search_edit = QLineEdit()
-        self.search_edit.setPlaceholderText("Search source or target keys…")
-        self.search_edit.setClearButtonEnabled(True)
-        self.regex_check = QCheckBox("Regex")
-        self.search_error = QLabel()
-        self.search_error.setObjectName("fieldError")
-        self.search_error.hide()
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # keep both ends of a long key
+        key_table(self, self.proxy, [label for label, _s in STATUS_TABS], "Search source or target keys…")
         fit_columns(self.table, stretch=(0, 2), samples={1: "#00", 3: "duplicate target", 4: "[5120, 5120]",
                                                           5: "[5120, 5120]", 6: "BF16"})
 

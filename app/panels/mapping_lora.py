@@ -15,21 +15,15 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QTabBar,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -42,7 +36,7 @@ from app.itemmodels.lora_models import (
     LoraTableModel,
 )
 from app.itemmodels.mapping_models import MappingInputs
-from app.panels.common import error_label, esc, fit_columns
+from app.panels.common import error_label, esc, fit_columns, key_table
 from app.services.lora_inspect import LORA_COMPONENT, LoraInspection, inspect_lora
 from fastvideo.lora.report import APPLIED, LoraKeyRow
 
@@ -63,31 +57,7 @@ class LoraView(QWidget):
         self.table_model = LoraTableModel(self)
         self.proxy = LoraFilterProxy(self)
         self.proxy.setSourceModel(self.table_model)
-        self.status_tabs = QTabBar()
-        self.status_tabs.setExpanding(False)
-        self.status_tabs.setDrawBase(False)
-        for label, _s in LORA_TABS:
-            self.status_tabs.addTab(label)
-        self.search_edit = QLineEdit()
-        self.search_edit.setPlaceholderText("Search LoRA keys or target modules…")
-        self.search_edit.setClearButtonEnabled(True)
-        self.regex_check = QCheckBox("Regex")
-        self.search_error = QLabel()
-        self.search_error.setObjectName("fieldError")
-        self.search_error.hide()
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        key_table(self, self.proxy, [label for label, _s in LORA_TABS], "Search LoRA keys or target modules…")
         fit_columns(self.table, stretch=(0, 2), samples={1: "alpha", 3: "off→diff#10", 4: "128", 5: "128",
                                                           6: "shape mismatch", 7: "[5120, 128]"})
         self.details = QLabel("Select a key to see where it goes.")
