@@ -3,8 +3,8 @@
 
     python3 packaging/build_linux.py [--clean] [--no-tarball] [--smoke]
 
-1. a build environment in build/buildenv (PyInstaller + PySide6-Essentials and the GUI's few
-   pure dependencies; never torch), reused while packaging/requirements-build.txt is unchanged;
+1. a build environment in build/buildenv (PyInstaller + PySide6-Essentials / -Addons (QtMultimedia),
+   Pillow and the GUI's few pure dependencies; never torch), reused while packaging/requirements-build.txt is unchanged;
 2. the project wheel (build/wheel/fastvideo_studio-*.whl) that the runtime bootstrap installs;
 3. PyInstaller (packaging/fastvideo-studio.spec) -> dist/fastvideo-studio/ (one folder);
 4. the launcher files: fastvideo-studio.desktop, fastvideo-studio.png, install.sh, README.txt;

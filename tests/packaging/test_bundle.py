@@ -64,6 +64,7 @@ def test_bundle_holds_the_gui_not_torch(bundle):
         assert (bundle / f).is_file(), f
     assert (internal / "PySide6").is_dir()
     assert list((internal / "PySide6").glob("QtMultimedia.*"))  # the player's sound (LTX-2 videos)
+    assert (internal / "PIL").is_dir()  # the player's PNG / GIF / WebP export
     assert not [p.name for p in internal.iterdir() if p.name.split(".")[0] in ("torch", "transformers", "triton")]
     assert list((internal / "runtime").glob("fastvideo_studio-*.whl"))
     assert (internal / "resources" / "icon.svg").is_file() and (internal / "resources" / "studio.qss").is_file()
