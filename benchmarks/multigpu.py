@@ -30,6 +30,11 @@ or one GPU count per invocation under torchrun (run N=1 first: it writes the ref
 
     torchrun --nproc-per-node 4 benchmarks/multigpu.py --json multigpu4.json
 
+``--fsdp`` shards the DiT's weights over the ranks first (``use_fsdp_inference``) and adds each rank's
+parameter bytes; every row has each rank's peak GPU memory (``peak_memory_gib_per_rank``)::
+
+    python benchmarks/multigpu.py --gpus 1 2 --fsdp --json OUT     # and without --fsdp, to compare
+
 CPU smoke test (tiny DiT, gloo, fp32)::
 
     python benchmarks/multigpu.py --tiny --gpus 1 2 --json /tmp/tiny.json
@@ -87,6 +92,9 @@ def parse_args(argv=None):
     p.add_argument("--frames", type=int, default=81)
     p.add_argument("--tiny", action="store_true", help="tiny DiT on the CPU (gloo, fp32): a smoke test")
     p.add_argument("--attention-backend", default=None, help="FASTVIDEO_ATTENTION_BACKEND for the run")
+    p.add_argument("--fsdp", action="store_true",
+                   help="shard the DiT's weights over the ranks (use_fsdp_inference: fastvideo.distributed.fsdp) "
+                        "and report each rank's parameter bytes and peak memory")
     return p.parse_args(argv)
 
 
@@ -173,7 +181,14 @@ def run_rank(rank: int, world: int, init_method: str, args, out_dir: str) -> Non
         dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
     dtype = torch.float32 if (args.tiny or not use_cuda) else torch.bfloat16
     try:
-        model = build_model(args, device, dtype)
+        fsdp = None
+        if args.fsdp:  # as the engine does: built on the CPU, each rank's shard moved to its device
+            from fastvideo.distributed.fsdp import shard_dit
+
+            model = build_model(args, torch.device("cpu"), dtype)
+            fsdp = shard_dit(model, device)
+        else:
+            model = build_model(args, device, dtype)
         x, t, cond, uncond = make_inputs(args, device)
         results = []
         for layout in args.layouts or default_layouts(world, arch_config(args).num_attention_heads):
@@ -182,7 +197,11 @@ def run_rank(rank: int, world: int, init_method: str, args, out_dir: str) -> Non
                 raise SystemExit(f"layout {layout} needs {cfg_degree * sp_size} ranks, have {world}")
             ps.init_parallel_groups(sp_size, cfg_degree)
             try:
-                results.append(time_layout(model, x, t, cond, uncond, layout, args, device, dtype))
+                row = time_layout(model, x, t, cond, uncond, layout, args, device, dtype)
+                if fsdp is not None:
+                    row["fsdp_param_bytes_per_rank"] = fsdp["param_bytes_per_rank"]
+                    row["fsdp_full_param_bytes"] = fsdp["full_param_bytes"]
+                results.append(row)
             finally:
                 ps.destroy_parallel_groups()
             dist.barrier()
@@ -227,8 +246,11 @@ def time_layout(model, x, t, cond, uncond, layout, args, device, dtype) -> dict:
     dist.all_reduce(lo, op=dist.ReduceOp.MIN)
     dist.all_reduce(hi, op=dist.ReduceOp.MAX)
     peak = torch.cuda.max_memory_allocated(device) if use_cuda else 0
+    peaks = [torch.zeros(1, dtype=torch.float64, device=device) for _ in range(dist.get_world_size())]
+    dist.all_gather(peaks, torch.tensor([peak / 2**30], dtype=torch.float64, device=device))
     result = {"layout": layout, "gpus": dist.get_world_size(), "median_ms": statistics.median(times),
               "min_ms": min(times), "times_ms": times, "peak_memory_gib": peak / 2**30,
+              "peak_memory_gib_per_rank": [float(v.item()) for v in peaks], "fsdp": bool(args.fsdp),
               "ranks_agree": bool(lo.item() == hi.item())}
     if dist.get_rank() == 0:
         result.update(compare_with_reference(out.cpu(), layout, args, result["median_ms"]))

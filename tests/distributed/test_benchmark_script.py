@@ -28,6 +28,21 @@ def test_benchmark_runs_tiny_on_cpu_ranks(tmp_path):
     assert "median ms" in proc.stdout and "rel L2 vs 1 GPU" in proc.stdout
 
 
+@pytest.mark.timeout(120)
+def test_benchmark_with_sharded_weights_on_cpu_ranks(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "multigpu.py"), "--tiny", "--gpus", "1", "2",
+                           "--fsdp", "--warmup", "1", "--iters", "2", "--json", str(out)],
+                          capture_output=True, text=True, timeout=110, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {r["layout"]: r for r in json.loads(out.read_text())["results"]}
+    for layout in ("2x1", "1x2"):
+        row = rows[layout]
+        assert row["fsdp"] and row["rel_l2_vs_1gpu"] < 1e-5 and len(row["peak_memory_gib_per_rank"]) == 2
+        per_rank, full = row["fsdp_param_bytes_per_rank"], row["fsdp_full_param_bytes"]
+        assert sum(per_rank) == full and max(per_rank) < 0.6 * full  # each rank holds about half
+
+
 def test_layouts_and_shapes_for_other_architectures():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
