@@ -71,15 +71,19 @@ PLAY = textwrap.dedent("""
     while not p.frames and time.monotonic() < deadline:
         app.processEvents(); time.sleep(0.01)
     assert p.audio and p.sound.available and p.sound_box.isEnabled(), p.sound.reason
-    mute_at = float(sys.argv[2])
+    mute_after = float(sys.argv[2])
+    # the clock starts once the sound really plays (a loaded machine may take a while to open the stream)
+    while not (p.sound.is_playing() and p.sound.player.position() > 200) and time.monotonic() < deadline:
+        app.processEvents(); time.sleep(0.005)
+    assert p.sound.is_playing(), "the sound never started"
     start = time.monotonic()
     print("playing", flush=True)
-    while time.monotonic() - start < 2 * mute_at:
+    while time.monotonic() - start < 2 * mute_after:
         app.processEvents(); time.sleep(0.005)
-        if time.monotonic() - start > mute_at and p.sound_box.isChecked():
+        if time.monotonic() - start > mute_after and p.sound_box.isChecked():
+            print("position", p.sound.player.position(), "index", p.index, flush=True)
             p.sound_box.setChecked(False)
             print("muted", flush=True)
-    print("position", p.sound.player.position(), "index", p.index, flush=True)
 """)
 
 
@@ -108,8 +112,9 @@ def test_the_player_plays_the_sound_in_a_real_audio_server(tmp_path):
             assert time.monotonic() < deadline, "PulseAudio did not start"
             time.sleep(0.2)
         video = _video(tmp_path / "tone.mp4", sound=True, seconds=6.0)
+        raw = (tmp_path / "recorded.s16").open("wb")  # a file, not a pipe: a full pipe would stall parec
         rec = subprocess.Popen(["parec", "-d", "fv_null.monitor", "--format=s16le", "--rate=24000", "--channels=1",
-                                "--latency-msec=20"], env=env, stdout=subprocess.PIPE)
+                                "--latency-msec=20"], env=env, stdout=raw)
         try:
             play = subprocess.Popen([sys.executable, "-c", PLAY, str(video), "2.0"], env=env, cwd=root,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -117,7 +122,9 @@ def test_the_player_plays_the_sound_in_a_real_audio_server(tmp_path):
         finally:
             time.sleep(0.5)
             rec.send_signal(signal.SIGINT)  # parec flushes what it recorded and exits
-            pcm = rec.communicate(timeout=10)[0]
+            rec.wait(timeout=10)
+            raw.close()
+            pcm = (tmp_path / "recorded.s16").read_bytes()
         assert play.returncode == 0, err[-3000:]
         assert "playing" in out and "muted" in out
         samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype=np.int16)
@@ -126,7 +133,7 @@ def test_the_player_plays_the_sound_in_a_real_audio_server(tmp_path):
         levels = [_rms(samples[i:i + second].tobytes()) for i in range(0, len(samples) - second, second // 4)]
         print(f"\nrecorded {len(samples) / RATE:.1f} s; RMS per second (every 0.25 s): "
               + " ".join(f"{v:.3f}" for v in levels) + f"\n{out.strip()}")
-        assert max(levels) > 0.1, "no tone reached the audio server"
+        assert max(levels) > 0.05, "no tone reached the audio server"
         assert levels[-1] < 0.01, "muting left sound playing"
         start = int(np.argmax(np.abs(samples.astype(np.int32)))) // second * second
         loud = samples[start:start + second].astype(np.float64)
