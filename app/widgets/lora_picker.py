@@ -110,7 +110,7 @@ class LoraPicker(QWidget):
             self.folder_combo.setToolTip(f"No LoRA files (.safetensors, .pt, .pth, .bin) in {self.folder}")
         else:
             self.folder_combo.setToolTip(f"LoRA files in {self.folder}")
-            self.folder_combo.addItem(f"Add a LoRA ({len(files)} in the folder)…")
+            self.folder_combo.addItem(f"Add a LoRA ({len(files)})…")
         root = Path(self.folder).expanduser() if self.folder else None
         for p in files:
             self.folder_combo.addItem(str(p.relative_to(root)) if root else p.name, str(p))
