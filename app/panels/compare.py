@@ -29,7 +29,7 @@ from app.itemmodels.jobs_models import short_model
 from app.panels.history import format_options
 from app.services.background import run_in_background
 from app.services.jobs_db import Job
-from app.services.loras import loras_text
+from app.services.loras import job_loras_text
 from app.widgets.frame_view import FrameView
 from app.widgets.video_player import VideoPlayer, _decode
 
@@ -47,7 +47,7 @@ def job_settings(job: Job) -> dict[str, str]:
         "Steps": str(p.get("num_inference_steps", "—")), "Guidance": str(p.get("guidance_scale", "—")),
         "Seed": str(job.seed if job.seed is not None else p.get("seed")),
         "Flow shift": str(p.get("flow_shift") if p.get("flow_shift") is not None else "default"),
-        "LoRAs": loras_text(p.get("loras")) or "none", "GPUs": str(job.num_gpus),
+        "LoRAs": job_loras_text(p) or "none", "GPUs": str(job.num_gpus),
         "Options": format_options(job.pipeline_options),
         "Time": f"{job.generation_time:.1f} s" if job.generation_time else "—",
         "Finished": time.strftime("%Y-%m-%d %H:%M", time.localtime(job.finished_at or job.created_at)),

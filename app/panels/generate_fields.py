@@ -262,6 +262,7 @@ class GenerateFormWidgets:
         f.strength, f.num_gpus = self.strength.value(), self.gpus.value()
         f.image_path, f.video_path = self.image_picker.path(), self.video_picker.path()
         f.loras, f.lora_strict = self.lora_picker.loras(), self.lora_picker.strict.isChecked()
+        f.loras_2 = self.lora_picker.loras_2()
         f.step_cache = self.step_cache_spin.value()
         f.sampling_preset = (self.preset_combo.currentData() or "") if self.preset_combo.count() > 1 else ""
         return f
@@ -289,7 +290,7 @@ class GenerateFormWidgets:
         for picker, path in ((self.image_picker, f.image_path), (self.video_picker, f.video_path)):
             if paths or picker.path() != path:
                 picker.set_path(path)
-        self.lora_picker.set_loras(f.loras, f.lora_strict)
+        self.lora_picker.set_loras(f.loras, f.lora_strict, f.loras_2)
         self.step_cache_spin.setValue(float(f.step_cache))
         index = self.preset_combo.findData(f.sampling_preset)
         if index >= 0:
@@ -321,6 +322,8 @@ class GenerateFormWidgets:
 
     # ================================================================== model defaults
     def _apply_model_info(self, info: dict | None, apply_defaults: bool) -> None:
+        # two experts (Wan2.2 A14B): each LoRA row says which one it goes into
+        self.lora_picker.set_experts((info or {}).get("experts") or [])
         f = self._read_form()
         f.apply_model_info(info, apply_defaults)
         view = self.task_combo.model()  # mode choices: the model's tasks (all when unknown)

@@ -45,7 +45,7 @@ FIELD_ROWS = {
     "prompt": "prompt", "negative_prompt": "negative_prompt", "num_frames": "num_frames", "height": "resolution",
     "width": "resolution", "num_inference_steps": "steps", "guidance_scale": "guidance", "seed": "seed",
     "image_path": "image", "video_path": "video", "strength": "strength", "model_path": "model", "model": "model",
-    "num_gpus": "num_gpus", "loras": "loras", "lora_strict": "loras",
+    "num_gpus": "num_gpus", "loras": "loras", "loras_2": "loras", "lora_strict": "loras",
     "sampler": "speed", "dmd_denoising_steps": "speed", "dmd_warp_timesteps": "speed", "step_cache_threshold": "speed",
 }
 
@@ -213,6 +213,8 @@ class GenerateForm:
     num_gpus: int = 1
     #: LoRAs merged for this job: (path, strength) pairs (``SamplingParam.loras``)
     loras: list[tuple[str, float]] = field(default_factory=list)
+    #: LoRAs for a two-expert model's second (low-noise) expert (``SamplingParam.loras_2``)
+    loras_2: list[tuple[str, float]] = field(default_factory=list)
     lora_strict: bool = True
     #: a few-step sampling preset the model or a LoRA calls for ("" = the model's defaults), and the step cache
     #: threshold (0 = off); fastvideo.configs.sample.presets, fastvideo.pipelines.step_cache
@@ -351,7 +353,7 @@ class GenerateForm:
         """The sampling presets the current model folder or its LoRAs call for (torch-free look-up)."""
         model = self.model.strip()
         local = model and not self.remote_models and Path(model).expanduser().is_dir()
-        return presets_for(model if local else None, [path for path, _ in self.loras])
+        return presets_for(model if local else None, [path for path, _ in self.loras + self.loras_2])
 
     def apply_preset(self, name: str) -> None:
         """Choose a preset ("" = the model's own sampling): its steps and guidance go into the form's fields."""
@@ -393,8 +395,10 @@ class GenerateForm:
             p["step_cache_threshold"] = round(float(self.step_cache), 4)
         if self.loras:
             p["loras"] = loras_param(self.loras)
-            if not self.lora_strict:
-                p["lora_strict"] = False
+        if self.loras_2:
+            p["loras_2"] = loras_param(self.loras_2)
+        if (self.loras or self.loras_2) and not self.lora_strict:
+            p["lora_strict"] = False
         if self.task == "i2v":
             p["image_path"] = self.image_path.strip() or None
         if self.task == "v2v":
@@ -422,8 +426,8 @@ class GenerateForm:
         sp = SamplingParam.from_dict(dict(params))
         for err in validate_sampling(sp, self.task, geometry=self.geometry(model)):
             errors[error_row(err.field)] = in_form_words(str(err))
-        if missing_lora(self.loras):
-            errors["loras"] = missing_lora(self.loras)
+        if missing_lora(self.loras + self.loras_2):
+            errors["loras"] = missing_lora(self.loras + self.loras_2)
         gpu_count = (self.model_info.get(model) or {}).get("gpu_count")
         if gpu_count and self.num_gpus > gpu_count:
             errors["num_gpus"] = (
@@ -463,6 +467,7 @@ class GenerateForm:
         self.image_path = p.get("image_path") or ""
         self.video_path = p.get("video_path") or ""
         self.loras = lora_specs(p.get("loras"))
+        self.loras_2 = lora_specs(p.get("loras_2"))
         self.lora_strict = p.get("lora_strict") is not False
         self.step_cache = float(p.get("step_cache_threshold") or 0.0)
         self.sampling_preset = next((name for name, preset in PRESETS.items() if p.get("sampler") and all(

@@ -25,7 +25,7 @@ from app.itemmodels.jobs_models import HistoryModel, short_model
 from app.panels.generate import format_timings
 from app.panels.generate_form import format_memory
 from app.services.jobs_db import Job
-from app.services.loras import loras_text
+from app.services.loras import job_loras_text
 from app.services.studio import Studio
 from app.services.thumbnails import THUMB_H, THUMB_W
 from app.widgets.frame_view import FrameView
@@ -241,7 +241,7 @@ class HistoryPanel(QWidget):
             ("Size", f"{job.size_text}, {p.get('num_frames')} frames @ {p.get('fps', '?')} fps"),
             ("Steps / guidance", f"{p.get('num_inference_steps')} / {p.get('guidance_scale')}"),
             ("Seed", str(job.seed if job.seed is not None else p.get("seed"))), ("GPUs", str(job.num_gpus)),
-            ("LoRAs", loras_text(p.get("loras")) or "none"),
+            ("LoRAs", job_loras_text(p) or "none"),
             ("Finished", when),
         ]
         if job.generation_time:

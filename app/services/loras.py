@@ -59,6 +59,14 @@ def loras_param(loras: list[tuple[str, float]]) -> list[list[Any]]:
     return [[str(path), round(float(strength), 4)] for path, strength in loras]
 
 
+def job_loras_text(params: dict) -> str:
+    """A job's LoRAs in one line; a two-expert job's second-expert LoRAs marked as such ("" when none)."""
+    first, second = loras_text(params.get("loras")), loras_text(params.get("loras_2"))
+    if second:
+        return "; ".join(x for x in (first and f"{first} (high noise)", f"{second} (low noise)") if x)
+    return first
+
+
 def loras_text(value: Any) -> str:
     """``style.safetensors × 0.8, speed.safetensors × 1`` ('' without LoRAs)."""
     return ", ".join(f"{Path(p).name} × {s:g}" for p, s in lora_specs(value))
@@ -74,11 +82,11 @@ def missing_lora(loras: list[tuple[str, float]]) -> str | None:
 
 
 def summarize_reports(result: dict[str, Any]) -> dict[str, Any]:
-    """A job result with its ``loras`` reports cut to what the history shows (path, format, strength, counts,
+    """A job result with its ``loras`` reports cut to what the history shows (path, format, strength, counts, expert,
     ok): the per-key rows of a large LoRA would make every history entry hundreds of kB."""
     reports = result.get("loras")
     if not isinstance(reports, list):
         return result
-    short = [{k: r.get(k) for k in ("path", "format", "strength", "strict", "ok", "counts")}
+    short = [{k: r.get(k) for k in ("path", "format", "strength", "strict", "ok", "counts", "component")}
              for r in reports if isinstance(r, dict)]
     return {**result, "loras": short}

@@ -1,5 +1,7 @@
 """The Generate panel's LoRA picker: LoRAs from the LoRA folder (Settings) or any file (Browse…), each with a
-strength; a row per LoRA with its name (the path in the tooltip), strength and a remove button."""
+strength; a row per LoRA with its name (the path in the tooltip), strength and a remove button.  For a model
+with two experts (Wan2.2 A14B) each row also says which expert the LoRA goes into: both, the high-noise
+``transformer`` or the low-noise ``transformer_2`` (the engine's ``loras`` / ``loras_2``)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from PySide6.QtWidgets import (
 from app.services.loras import LORA_SUFFIXES, list_lora_files
 
 STRENGTH_RANGE = (-4.0, 4.0)
+#: where a LoRA goes on a two-expert model (the engine's SamplingParam.loras / loras_2)
+TARGETS = (("both", "Both experts"), ("transformer", "High noise"), ("transformer_2", "Low noise"))
 
 
 class LoraRow(QWidget):
@@ -30,9 +34,16 @@ class LoraRow(QWidget):
     removed = Signal(object)  # self
     changed = Signal()
 
-    def __init__(self, path: str, strength: float = 1.0, parent: QWidget | None = None):
+    def __init__(self, path: str, strength: float = 1.0, target: str = "both", parent: QWidget | None = None):
         super().__init__(parent)
         self.path = path
+        self.target = QComboBox()
+        for value, text in TARGETS:
+            self.target.addItem(text, value)
+        self.target.setCurrentIndex(max(0, self.target.findData(target)))
+        self.target.setToolTip("Which expert the LoRA is merged into: both, the high-noise expert (transformer, "
+                               "early steps) or the low-noise one (transformer_2, late steps)")
+        self.target.hide()  # shown for models with two experts
         self.name = QLabel(Path(path).name)
         self.name.setToolTip(path)
         self.name.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -52,8 +63,10 @@ class LoraRow(QWidget):
         lay.addWidget(self.name, 1)
         lay.addWidget(QLabel("×"))
         lay.addWidget(self.strength)
+        lay.addWidget(self.target)
         lay.addWidget(self.remove_button)
         self.strength.valueChanged.connect(lambda _v: self.changed.emit())
+        self.target.currentIndexChanged.connect(lambda _i: self.changed.emit())
         self.remove_button.clicked.connect(lambda: self.removed.emit(self))
 
 
@@ -65,6 +78,7 @@ class LoraPicker(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.folder = ""
+        self.experts: list[str] = []
         self.rows: list[LoraRow] = []
         self.folder_combo = QComboBox()
         self.folder_combo.setMinimumContentsLength(14)
@@ -135,12 +149,22 @@ class LoraPicker(QWidget):
             self.add(path)
 
     # ------------------------------------------------------------------ rows
-    def add(self, path: str, strength: float = 1.0) -> LoraRow:
-        """Add a LoRA (a LoRA already in the list is not added twice: its row is returned)."""
+    def set_experts(self, experts: list[str]) -> None:
+        """The model's denoisers: with two, each row offers which expert its LoRA goes into."""
+        self.experts = list(experts or [])
         for row in self.rows:
-            if row.path == path:
+            row.target.setVisible(self.two_experts())
+
+    def two_experts(self) -> bool:
+        return len(self.experts) >= 2
+
+    def add(self, path: str, strength: float = 1.0, target: str = "both") -> LoraRow:
+        """Add a LoRA (a LoRA already in the list for the same expert is not added twice: its row is returned)."""
+        for row in self.rows:
+            if row.path == path and (row.target.currentData() == target or not self.two_experts()):
                 return row
-        row = LoraRow(path, strength, self)
+        row = LoraRow(path, strength, target, self)
+        row.target.setVisible(self.two_experts())
         row.removed.connect(self._remove)
         row.changed.connect(self.changed)
         self.rows.append(row)
@@ -161,17 +185,33 @@ class LoraPicker(QWidget):
             self.rows_box.removeWidget(row)
             row.deleteLater()
 
-    def loras(self) -> list[tuple[str, float]]:
-        return [(row.path, round(row.strength.value(), 4)) for row in self.rows]
+    def _specs(self, targets: tuple[str, ...]) -> list[tuple[str, float]]:
+        return [(row.path, round(row.strength.value(), 4)) for row in self.rows
+                if not self.two_experts() or row.target.currentData() in targets]
 
-    def set_loras(self, loras: list[tuple[str, float]], strict: bool = True) -> None:
-        """Show exactly these LoRAs (no ``changed`` for an unchanged list)."""
-        if self.loras() == [(p, round(float(s), 4)) for p, s in loras] and self.strict.isChecked() == strict:
+    def loras(self) -> list[tuple[str, float]]:
+        """The LoRAs for the model's DiT (``transformer``; on a two-expert model, those for the high-noise one)."""
+        return self._specs(("both", "transformer"))
+
+    def loras_2(self) -> list[tuple[str, float]]:
+        """The LoRAs for the second expert (``transformer_2``); [] on a one-expert model."""
+        return self._specs(("both", "transformer_2")) if self.two_experts() else []
+
+    def set_loras(self, loras: list[tuple[str, float]], strict: bool = True,
+                  loras_2: list[tuple[str, float]] | None = None) -> None:
+        """Show exactly these LoRAs (no ``changed`` for an unchanged list): one in both lists with the same
+        strength is one row for both experts."""
+        first = [(p, round(float(s), 4)) for p, s in loras]
+        second = [(p, round(float(s), 4)) for p, s in (loras_2 or [])]
+        if (self.loras(), self.loras_2()) == (first, second) and self.strict.isChecked() == strict:
             return
         self.blockSignals(True)
         self.clear()
-        for path, strength in loras:
-            self.add(path, strength)
+        for spec in first:
+            self.add(spec[0], spec[1], "both" if spec in second else "transformer")
+        for spec in second:
+            if spec not in first:
+                self.add(spec[0], spec[1], "transformer_2")
         self.strict.setChecked(bool(strict))
         self.blockSignals(False)
         self.changed.emit()

@@ -67,6 +67,18 @@ class Engine:
         except Exception:
             return None
 
+    def model_experts(self, model_path: str) -> list[str]:
+        """The model's denoisers, high noise first (``["transformer", "transformer_2"]`` for Wan2.2 A14B)."""
+        fn = getattr(self.mod, "model_experts", None)
+        if fn is not None:
+            return list(fn(model_path))
+        try:
+            from fastvideo.configs.registry import resolve_model
+
+            return list(resolve_model(model_path).experts)
+        except Exception:
+            return []
+
     def model_tasks(self, model_path: str) -> list[str]:
         fn = getattr(self.mod, "model_tasks", None)
         if fn is not None:

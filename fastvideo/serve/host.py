@@ -196,6 +196,7 @@ class Host:
         defaults = _jsonable(sp.to_dict())
         defaults.pop("extra", None)
         return {"defaults": defaults, "tasks": self.engine.model_tasks(model_path),
+                "experts": self.engine.model_experts(model_path),
                 "geometry": self.engine.model_geometry(model_path),
                 "gpu_count": self.engine.gpu_count(), "devices": self.engine.devices(), "cpu": _cpu_info()}
 

@@ -8,7 +8,7 @@ import dataclasses
 
 import numpy as np
 
-from app.services.loras import list_lora_files, lora_specs, loras_text, summarize_reports
+from app.services.loras import job_loras_text, list_lora_files, lora_specs, loras_text, summarize_reports
 from fastvideo.utils.media import write_video
 
 
@@ -28,9 +28,13 @@ def test_lora_files_and_specs(tmp_path):
         ("a.safetensors", 0.5), ("b.safetensors", 2.0), ("c.pt", 1.0)]
     assert loras_text([["/x/a.safetensors", 0.5]]) == "a.safetensors × 0.5" and loras_text(None) == ""
     big = {"loras": [{"path": "a", "format": "diffusers", "strength": 1.0, "ok": True, "counts": {"applied": 4},
-                      "rows": [{"key": "k"}] * 4}], "seed": 1}
+                      "component": "transformer_2", "rows": [{"key": "k"}] * 4}], "seed": 1}
     assert summarize_reports(big) == {"seed": 1, "loras": [{"path": "a", "format": "diffusers", "strength": 1.0,
-                                                            "strict": None, "ok": True, "counts": {"applied": 4}}]}
+                                                            "strict": None, "ok": True, "counts": {"applied": 4},
+                                                            "component": "transformer_2"}]}
+    assert job_loras_text({"loras": [["/x/a.safetensors", 1]], "loras_2": [["/x/b.pt", 0.5]]}) == (
+        "a.safetensors × 1 (high noise); b.pt × 0.5 (low noise)")
+    assert job_loras_text({"loras": [["/x/a.safetensors", 1]]}) == "a.safetensors × 1"
 
 
 def test_pick_from_folder_and_browse_job_history_reuse(make_studio, make_window, fake_model, tmp_path, monkeypatch):

@@ -39,3 +39,61 @@ def test_official_a14b_folder_is_recognised(tmp_path):
     assert "transformer_2" not in describe_local(converted)["components"]  # [None, None]: no component
     moe = make_tiny_wan22(tmp_path / "moe", "i2v-moe")
     assert {"transformer", "transformer_2"} <= set(describe_local(moe)["components"])
+
+
+def test_loras_per_expert_through_the_studio(make_studio, make_window, tmp_path, qtbot):
+    """A two-expert model: each LoRA row says which expert it goes into (both / high / low noise); the job sends
+    ``loras`` and ``loras_2``; the engine merges each into its expert; Reuse settings puts the rows back."""
+    import torch
+    from studio_wait import wait_until
+
+    from fastvideo.models.loader.checkpoint import save_safetensors
+    from fastvideo.testing.tiny_wan22 import make_tiny_wan22
+
+    model = make_tiny_wan22(tmp_path / "a14b", "t2v-moe", seed=2)
+    import json
+
+    cfg = json.loads((model / "transformer" / "config.json").read_text())
+    dim = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    files = []
+    for i, name in enumerate(("style", "low-noise")):
+        g = torch.Generator().manual_seed(i)
+        sd = {}
+        for n in range(cfg["num_layers"]):
+            sd[f"transformer.blocks.{n}.attn1.to_q.lora_A.weight"] = torch.randn(4, dim, generator=g) * 0.1
+            sd[f"transformer.blocks.{n}.attn1.to_q.lora_B.weight"] = torch.randn(dim, 4, generator=g) * 0.1
+        files.append(str(tmp_path / f"{name}.safetensors"))
+        save_safetensors(files[-1], sd)
+    studio = make_studio("real")
+    win = make_window(studio)
+    g = win.generate
+    pick = g.lora_picker
+    g.set_model(str(model), apply_defaults=True)
+    wait_until(qtbot, lambda: pick.two_experts(), 120, "the model's experts")
+    pick.add(files[0], 0.5)
+    pick.add(files[1], 1.0)
+    both, low = pick.rows
+    assert not both.target.isHidden() and both.target.currentData() == "both"  # shown: two experts
+    low.target.setCurrentIndex(low.target.findData("transformer_2"))
+    assert pick.loras() == [(files[0], 0.5)] and pick.loras_2() == [(files[0], 0.5), (files[1], 1.0)]
+    g.prompt.setPlainText("a green triangle spins")
+    g.width_spin.setValue(48)
+    g.height_spin.setValue(48)
+    g.frames.setValue(5)
+    g.steps.setValue(2)
+    job_id = g.generate()
+    assert job_id is not None
+    wait_until(qtbot, lambda: studio.db.get(job_id).state not in ("queued", "running"), 180, "the job")
+    job = studio.db.get(job_id)
+    assert job.state == "done", job.error
+    assert job.params["loras"] == [[files[0], 0.5]] and job.params["loras_2"] == [[files[0], 0.5], [files[1], 1.0]]
+    assert [(r["component"], r["path"]) for r in job.result["loras"]] == [
+        ("transformer", files[0]), ("transformer_2", files[0]), ("transformer_2", files[1])]
+    pick.clear()
+    assert pick.loras() == [] and pick.loras_2() == []
+    g.apply_job_settings(job.settings())
+    assert [(r.path, r.target.currentData()) for r in pick.rows] == [(files[0], "both"), (files[1], "transformer_2")]
+    # a one-expert model hides the choice and sends every LoRA to its DiT
+    pick.set_experts(["transformer"])
+    assert pick.rows[0].target.isHidden()
+    assert pick.loras() == [(files[0], 0.5), (files[1], 1.0)] and pick.loras_2() == []
