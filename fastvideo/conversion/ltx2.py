@@ -97,11 +97,7 @@ def single_file(source: Path) -> Path:
 
 
 def is_official_ltx2(source: str | os.PathLike) -> bool:
-    try:
-        single_file(Path(source))
-    except ConversionError:
-        return False
-    return True
+    return ltx2_single_file(Path(source)) is not None
 
 
 def gemma_folder(source: Path, text_encoder_from: str | os.PathLike | None) -> Path:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +68,7 @@ def build_random_modules(arch: str, device="cpu", dtype=torch.bfloat16, seed: in
 def write_random_model(out: str | os.PathLike, arch: str = "wan2.1-t2v-1.3b", device="cpu", seed: int = 0,
                        tiny: bool = False, log=print) -> Path:
     """Write (or reuse, when ``out/model_index.json`` exists with the same arch) a random-weight model folder."""
+    from fastvideo.testing.folders import write_tiny_folder
     from fastvideo.testing.tiny import _write_diffusers
     from fastvideo.testing.tokenizer import make_tiny_t5_tokenizer
 
@@ -83,22 +82,15 @@ def write_random_model(out: str | os.PathLike, arch: str = "wan2.1-t2v-1.3b", de
                 return out
         except ValueError:
             pass
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        log(f"building {arch} with random weights on {device} ...")
-        modules = build_random_modules(arch, device, seed=seed, tiny=tiny)
-        for m in modules.values():
-            m.to("cpu")
+    log(f"building {arch} with random weights on {device} ...")
+    modules = build_random_modules(arch, device, seed=seed, tiny=tiny)
+    for m in modules.values():
+        m.to("cpu")
+
+    def write(tmp: Path) -> None:
         log(f"writing {out} ...")
         make_tiny_t5_tokenizer(tmp / "tokenizer", seed=seed)
         _write_diffusers(tmp, "t2v", modules)
-        marker_tmp = tmp / "random_weights.json"
-        marker_tmp.write_text(json.dumps(stamp) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        (tmp / "random_weights.json").write_text(json.dumps(stamp) + "\n")
+
+    return write_tiny_folder(out, "diffusers", True, write)  # a stale or different folder is replaced whole

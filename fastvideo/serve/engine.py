@@ -55,40 +55,29 @@ class Engine:
         except Exception:
             return None
 
-    def model_geometry(self, model_path: str) -> dict[str, Any] | None:
-        """The model's LatentGeometry as a dict (frame step, size multiples, ...); None if it cannot be read."""
-        fn = getattr(self.mod, "model_geometry", None)
+    def _model(self, model_path: str, name: str, from_info, default):
+        """The test double's ``name(model_path)`` if it has one, else ``from_info`` of the registry's ModelInfo;
+        ``default`` when the folder cannot be read."""
+        fn = getattr(self.mod, name, None)
         if fn is not None:
             return fn(model_path)
         try:
             from fastvideo.configs.registry import resolve_model
 
-            return resolve_model(model_path).geometry().to_dict()
+            return from_info(resolve_model(model_path))
         except Exception:
-            return None
+            return default
+
+    def model_geometry(self, model_path: str) -> dict[str, Any] | None:
+        """The model's LatentGeometry as a dict (frame step, size multiples, ...); None if it cannot be read."""
+        return self._model(model_path, "model_geometry", lambda info: info.geometry().to_dict(), None)
 
     def model_experts(self, model_path: str) -> list[str]:
         """The model's denoisers, high noise first (``["transformer", "transformer_2"]`` for Wan2.2 A14B)."""
-        fn = getattr(self.mod, "model_experts", None)
-        if fn is not None:
-            return list(fn(model_path))
-        try:
-            from fastvideo.configs.registry import resolve_model
-
-            return list(resolve_model(model_path).experts)
-        except Exception:
-            return []
+        return list(self._model(model_path, "model_experts", lambda info: info.experts, []))
 
     def model_tasks(self, model_path: str) -> list[str]:
-        fn = getattr(self.mod, "model_tasks", None)
-        if fn is not None:
-            return list(fn(model_path))
-        try:
-            from fastvideo.configs.registry import resolve_model
-
-            return list(resolve_model(model_path).tasks)
-        except Exception:
-            return []
+        return list(self._model(model_path, "model_tasks", lambda info: info.tasks, []))
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:

@@ -45,7 +45,7 @@ from fastvideo.serve.channel import (  # noqa: F401  (Outbox, capture_stdio: imp
     open_channel,
     pump_output,
 )
-from fastvideo.serve.engine import (  # noqa: F401  (Engine, reference_versions: imported from here before)
+from fastvideo.serve.engine import (  # noqa: F401  (REFERENCE_PACKAGES: imported from here before the split)
     REFERENCE_PACKAGES,
     Engine,
     cpu_info,
@@ -56,9 +56,8 @@ from fastvideo.serve.engine import (  # noqa: F401  (Engine, reference_versions:
 )
 from fastvideo.serve.uploads import Uploads
 
-# The names as this module had them before the splits (channel, engine).
+# The channel's names as this module had them before the split.
 _LogHandler, _pump_output, _forward_line, _hard_exit = LogHandler, pump_output, forward_line, hard_exit
-_error_fields, _cpu_info, _jsonable, _fastvideo_version = error_fields, cpu_info, jsonable, fastvideo_version
 
 log = logging.getLogger("fastvideo.serve")
 
@@ -91,7 +90,7 @@ class Host:
         self.outbox.send({
             "type": P.EV_HELLO, "protocol_version": P.PROTOCOL_VERSION, "pid": os.getpid(),
             "python": platform.python_version(), "platform": sys.platform,
-            "fastvideo_version": _fastvideo_version(), "heartbeat_interval": self.heartbeat_interval,
+            "fastvideo_version": fastvideo_version(), "heartbeat_interval": self.heartbeat_interval,
             "engine": self.engine.module_name, "references": reference_versions(),
         })
         self._executor.start()
@@ -176,7 +175,7 @@ class Host:
                 getattr(self, "_do_" + msg.type)(msg)
             except BaseException as exc:  # every failure becomes an error event
                 self.outbox.send({"type": P.EV_ERROR, "reply_to": msg.get("id"), "job_id": job_id,
-                                  **_error_fields(exc), "traceback": traceback.format_exc()})
+                                  **error_fields(exc), "traceback": traceback.format_exc()})
             finally:
                 self.current = None
                 self.stage = None
@@ -193,12 +192,12 @@ class Host:
 
     def _describe(self, model_path: str) -> dict[str, Any]:
         sp = self.engine.attr("SamplingParam").from_pretrained(model_path)
-        defaults = _jsonable(sp.to_dict())
+        defaults = jsonable(sp.to_dict())
         defaults.pop("extra", None)
         return {"defaults": defaults, "tasks": self.engine.model_tasks(model_path),
                 "experts": self.engine.model_experts(model_path),
                 "geometry": self.engine.model_geometry(model_path),
-                "gpu_count": self.engine.gpu_count(), "devices": self.engine.devices(), "cpu": _cpu_info()}
+                "gpu_count": self.engine.gpu_count(), "devices": self.engine.devices(), "cpu": cpu_info()}
 
     def _ensure_loaded(self, spec: dict[str, Any], rid: str | None) -> None:
         if self.generator is not None and self.loaded == spec:
@@ -237,7 +236,7 @@ class Host:
         try:
             self._do_describe(msg)
         except BaseException as exc:
-            self.outbox.send({"type": P.EV_ERROR, "reply_to": msg.get("id"), **_error_fields(exc)})
+            self.outbox.send({"type": P.EV_ERROR, "reply_to": msg.get("id"), **error_fields(exc)})
 
     def _do_describe(self, msg: P.Message) -> None:
         path = msg.get("model_path")
@@ -281,7 +280,7 @@ class Host:
             elif kind == "progress":
                 last_step[0] = int(event.get("step", 0))
                 self.outbox.send({"type": P.EV_PROGRESS, "job_id": job_id,
-                                  **{k: _jsonable(v) for k, v in event.items() if k != "type"}})
+                                  **{k: jsonable(v) for k, v in event.items() if k != "type"}})
             elif kind == "preview":
                 frames = event.get("frames")
                 if frames is not None:
@@ -295,13 +294,13 @@ class Host:
             self.outbox.send({"type": P.EV_CANCELLED, "job_id": job_id, "reply_to": rid, "step": last_step[0]})
             return
         except InvalidRequest as exc:
-            self.outbox.send({"type": P.EV_ERROR, "job_id": job_id, "reply_to": rid, **_error_fields(exc),
+            self.outbox.send({"type": P.EV_ERROR, "job_id": job_id, "reply_to": rid, **error_fields(exc),
                               "error_type": "InvalidRequest"})
             return
         result = dict(result or {})
         frames = result.pop("frames", None)
         header = {"type": P.EV_RESULT, "job_id": job_id, "reply_to": rid,
-                  **{k: _jsonable(v) for k, v in result.items()}}
+                  **{k: jsonable(v) for k, v in result.items()}}
         if msg.get("stream_video") and result.get("video_path"):
             header.update(self._stream_file(job_id, str(result["video_path"])))
         payload = b""
@@ -351,10 +350,10 @@ class Host:
             def progress(event: dict[str, Any]) -> None:
                 self.stage = f"parity:{event.get('stage')}"
                 self.outbox.send({"type": P.EV_STAGE, "request_id": rid, "name": self.stage,
-                                  **{k: _jsonable(v) for k, v in event.items() if k != "stage"}})
+                                  **{k: jsonable(v) for k, v in event.items() if k != "stage"}})
 
             args["progress"] = progress
-        self.outbox.send({"type": P.EV_PARITY_RESULT, "reply_to": rid, "result": _jsonable(run_parity(**args))})
+        self.outbox.send({"type": P.EV_PARITY_RESULT, "reply_to": rid, "result": jsonable(run_parity(**args))})
 
     def _do_inspect(self, msg: P.Message) -> None:
         try:
@@ -386,7 +385,7 @@ class Host:
         else:
             result = inspect_mapping(msg.get("model_path"), msg.get("component"), rules=rules)
         report = result.to_json() if hasattr(result, "to_json") else result  # a MappingReport
-        reply["result"] = _jsonable(report)
+        reply["result"] = jsonable(report)
         self.outbox.send(reply)
 
     # -- shutdown
@@ -446,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         host.handle(P.Message({"type": P.REQ_LOAD_MODEL, "id": "cli", "model_path": args.model,
                                "num_gpus": args.num_gpus}))
 
-    reader = RequestReader(channel.in_fd, outbox, host.handle, host.stop, _error_fields)
+    reader = RequestReader(channel.in_fd, outbox, host.handle, host.stop, error_fields)
     reader.start()
     while not (reader.done.is_set() or host.stop.is_set() or channel.dead.is_set()):
         reader.done.wait(0.2)

@@ -126,10 +126,12 @@ class PipelineRunner:
                                          "ranks (use_fsdp_inference=True); load the model without FSDP to use LoRAs",
                                          field_name)
             return []
-        # Plan every expert's set before merging any (a bad LoRA for transformer_2 leaves transformer untouched).
+        # LoRAs for several experts: plan every set before merging any (a bad LoRA for transformer_2 leaves
+        # transformer untouched); one set alone is already all-or-nothing in set_loras.
+        several = sum(bool(specs) for _field, specs in wanted.values()) > 1
         for name, (field_name, specs) in wanted.items():
             module = self.loaded.get(name)
-            if module is None:
+            if module is None or not several:
                 continue
             try:
                 lora_manager(module).check_loras(specs, strict=sp.lora_strict)
