@@ -129,7 +129,7 @@ class CompareView(QDialog):
         self._fill_table()
         for i, job in enumerate(jobs):
             path = job.output_path or ""
-            run_in_background(lambda path=path: _decode(path), lambda r, i=i: self._decoded(i, r),
+            run_in_background(lambda path=path: _decode(path, with_audio=False), lambda r, i=i: self._decoded(i, r),
                               lambda exc, i=i: self.views[i].set_placeholder(f"Cannot play this video:\n{exc}"))
 
     # ------------------------------------------------------------------ settings
@@ -163,7 +163,7 @@ class CompareView(QDialog):
         return [None if c is None else min(len(c[0]) - 1, int(self.t * c[1] + 1e-6)) for c in self.clips]
 
     def _decoded(self, i: int, result: tuple[list, float, dict | None]) -> None:
-        frames, fps = result[0], result[1]  # (side by side: silent)
+        frames, fps, _audio = result  # side by side: silent
         self.clips[i] = (frames, float(fps or 16.0))
         self.slider.blockSignals(True)
         self.slider.setRange(0, int(self.duration * 1000))

@@ -18,7 +18,7 @@ MAX_FRAMES = 400  # longer videos play their first MAX_FRAMES frames (memory)
 MAX_WIDTH = 1280  # frames are kept at most this wide for display
 
 
-def _decode(path: str):
+def _decode(path: str, with_audio: bool = True):
     from PySide6.QtCore import Qt as _Qt
 
     from fastvideo.utils.media import MediaError, audio_stream, read_video
@@ -27,10 +27,12 @@ def _decode(path: str):
     images = [frame_to_qimage(f) for f in frames]
     if images and images[0].width() > MAX_WIDTH:
         images = [im.scaledToWidth(MAX_WIDTH, _Qt.TransformationMode.SmoothTransformation) for im in images]
-    try:
-        audio = audio_stream(path)
-    except (MediaError, OSError, ValueError):
-        audio = None
+    audio = None
+    if with_audio:  # (one more ffmpeg probe: players that stay silent skip it)
+        try:
+            audio = audio_stream(path)
+        except (MediaError, OSError, ValueError):
+            audio = None
     return images, fps, audio
 
 

@@ -109,7 +109,7 @@ def test_choosing_gpus_reaches_the_inference_process(make_studio, make_window, t
 def test_memory_mode_and_dit_weights_reach_the_job(make_studio, make_window, tiny_model, tmp_path, qtbot):
     """Settings → Memory mode / DiT weights: the engine's modes, checked (a GGUF must be a .gguf file that
     exists), saved, sent with the next job; the job's result says which mode ran and that it was asked for."""
-    from studio_wait import wait_until
+    from studio_wait import small_job, wait_until
 
     from app.panels.settings import MEMORY_MODE_TEXT
     from fastvideo.configs.pipelines.base import MEMORY_MODES
@@ -137,15 +137,6 @@ def test_memory_mode_and_dit_weights_reach_the_job(make_studio, make_window, tin
     g = win.generate
     g.set_model(str(tiny_model), apply_defaults=True)
     wait_until(qtbot, lambda: g.frames.value() > 1, 120, "the model's defaults")
-    g.prompt.setPlainText("a red circle moves to the right")
-    g.width_spin.setValue(48)
-    g.height_spin.setValue(48)
-    g.frames.setValue(5)
-    g.steps.setValue(2)
-    job_id = g.generate()
-    assert job_id is not None
-    wait_until(qtbot, lambda: studio.db.get(job_id).state not in ("queued", "running"), 180, "the job")
-    job = studio.db.get(job_id)
-    assert job.state == "done", job.error
+    job = small_job(qtbot, studio, g, "a red circle moves to the right")
     assert job.result["memory_mode"] == "model_offload" and job.result["memory_plan"]["requested"] == "model_offload"
     assert job.pipeline_options["memory_mode"] == "model_offload"

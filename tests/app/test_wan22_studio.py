@@ -45,7 +45,7 @@ def test_loras_per_expert_through_the_studio(make_studio, make_window, tmp_path,
     """A two-expert model: each LoRA row says which expert it goes into (both / high / low noise); the job sends
     ``loras`` and ``loras_2``; the engine merges each into its expert; Reuse settings puts the rows back."""
     import torch
-    from studio_wait import wait_until
+    from studio_wait import small_job, wait_until
 
     from fastvideo.models.loader.checkpoint import save_safetensors
     from fastvideo.testing.tiny_wan22 import make_tiny_wan22
@@ -76,16 +76,7 @@ def test_loras_per_expert_through_the_studio(make_studio, make_window, tmp_path,
     assert not both.target.isHidden() and both.target.currentData() == "both"  # shown: two experts
     low.target.setCurrentIndex(low.target.findData("transformer_2"))
     assert pick.loras() == [(files[0], 0.5)] and pick.loras_2() == [(files[0], 0.5), (files[1], 1.0)]
-    g.prompt.setPlainText("a green triangle spins")
-    g.width_spin.setValue(48)
-    g.height_spin.setValue(48)
-    g.frames.setValue(5)
-    g.steps.setValue(2)
-    job_id = g.generate()
-    assert job_id is not None
-    wait_until(qtbot, lambda: studio.db.get(job_id).state not in ("queued", "running"), 180, "the job")
-    job = studio.db.get(job_id)
-    assert job.state == "done", job.error
+    job = small_job(qtbot, studio, g, "a green triangle spins")
     assert job.params["loras"] == [[files[0], 0.5]] and job.params["loras_2"] == [[files[0], 0.5], [files[1], 1.0]]
     assert [(r["component"], r["path"]) for r in job.result["loras"]] == [
         ("transformer", files[0]), ("transformer_2", files[0]), ("transformer_2", files[1])]
