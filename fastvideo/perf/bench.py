@@ -177,8 +177,6 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
         _peak_reset()
         timings["dit_forward"] = time_cuda(lambda: ours(x1, t1, c1), **reps)
         timings["dit_forward"]["peak_memory"] = _peak()
-        timings["dit_cfg_pair"] = time_cuda(lambda: ours(x2, t2, c2), **pair_reps)
-        timings["dit_cfg_pair"]["peak_memory"] = _peak()
         out_ours = ours(x1, t1, c1)
         if ref is not None:
             ref_fn = lambda: ref(hidden_states=x1, timestep=t1, encoder_hidden_states=c1, return_dict=False)[0]  # noqa: E731
@@ -187,7 +185,14 @@ def bench_dit(results, arch, frames, height, width, steps, compare, compile_dit,
             timings["diffusers_dit_forward"]["peak_memory"] = _peak()
             out_ref = ref_fn()
             results["agreement"]["dit_rel_l2"] = rel_l2(out_ours, out_ref)
+            # The reference goes before the CFG pair: at 14B / 720p two resident copies plus a batch of two's
+            # activations would not fit an 80 GB GPU.
             del out_ref
+            ref = ref_fn = None
+            _free()
+        _peak_reset()
+        timings["dit_cfg_pair"] = time_cuda(lambda: ours(x2, t2, c2), **pair_reps)
+        timings["dit_cfg_pair"]["peak_memory"] = _peak()
         if compile_dit:
             from fastvideo.pipelines.compile import compile_dit_blocks
 
@@ -264,15 +269,22 @@ def bench_vae(results, frames, height, width, compare, device, arch: str = "wan2
         vae = AutoencoderKLWan.from_arch_config(cfg).eval()  # Wan2.2's config builds the Wan2.2 VAE
     g = torch.Generator(device="cpu").manual_seed(2)
     z = torch.randn(arch_geometry(arch).latent_shape(frames, height, width), generator=g).to(device)
-    for dtype_name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+    # Larger than 1.3B's 480x832x81 latent (e.g. 720p, TI2V-5B at 704x1280x121, ~10 s a decode): only the
+    # variant the pipeline runs (bf16, channels-last) and two timed decodes, so a run fits a 10-minute command.
+    large = z.numel() > 16 * 21 * 60 * 104
+    results["vae_variants"] = "bf16 channels-last only (large shape)" if large else "bf16/fp32 x ncdhw/channels-last"
+    iters = 2 if large else 3
+    variants = [("bf16", torch.bfloat16, "channels_last")] if large else [
+        (d, dt, lay) for d, dt in (("bf16", torch.bfloat16), ("fp32", torch.float32))
+        for lay in ("ncdhw", "channels_last")]
+    for dtype_name, dtype, layout in variants:
         vae.to(dtype)
-        for layout in ("ncdhw", "channels_last"):
-            vae.use_channels_last(layout == "channels_last")
-            key = f"vae_decode_{dtype_name}" + ("_channels_last" if layout == "channels_last" else "")
-            _peak_reset()
-            with torch.inference_mode():
-                timings[key] = time_cuda(lambda dtype=dtype: vae.decode(z.to(dtype)), warmup=1, iters=3)
-            timings[key]["peak_memory"] = _peak()
+        vae.use_channels_last(layout == "channels_last")
+        key = f"vae_decode_{dtype_name}" + ("_channels_last" if layout == "channels_last" else "")
+        _peak_reset()
+        with torch.inference_mode():
+            timings[key] = time_cuda(lambda dtype=dtype: vae.decode(z.to(dtype)), warmup=1, iters=iters)
+        timings[key]["peak_memory"] = _peak()
     vae.use_channels_last(False)
     if compare:
         ref = reference_diffusers().AutoencoderKLWan(**{k: v for k, v in cfg.to_dict().items()}).to(device).eval()
@@ -282,7 +294,7 @@ def bench_vae(results, frames, height, width, compare, device, arch: str = "wan2
         _peak_reset()
         with torch.inference_mode():
             timings["diffusers_vae_decode_bf16"] = time_cuda(
-                lambda: ref.decode(z.to(torch.bfloat16), return_dict=False)[0], warmup=1, iters=3)
+                lambda: ref.decode(z.to(torch.bfloat16), return_dict=False)[0], warmup=1, iters=iters)
             timings["diffusers_vae_decode_bf16"]["peak_memory"] = _peak()
             results["agreement"]["vae_decode_rel_l2"] = rel_l2(vae.decode(z.to(torch.bfloat16)),
                                                                ref.decode(z.to(torch.bfloat16), return_dict=False)[0])
