@@ -255,7 +255,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="results JSON (the table goes next to it as .md)")
     args = ap.parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     results: dict[str, Any] = {"environment": environment(), "cases": {}}
     for name in (["tiny"] if args.tiny else args.cases):
         run_case(name, args.warmup, args.steps, device, results, args.json)

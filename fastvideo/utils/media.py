@@ -356,18 +356,21 @@ def _encode(frames: np.ndarray, out: Path, fps: int, lossless: bool, comment: st
 
 
 def _count_frames(video: Path, path: Path) -> int:
-    """The number of frames the encoder stored in ``video`` (read from the container, not decoded)."""
+    """The number of frames the encoder stored in ``video`` (read from the container, not decoded).
+
+    One ``framecrc`` line per packet of the stream copy: ffmpeg 7.0 (imageio-ffmpeg 0.6-0.7) leaves ``frame=`` out
+    of ``-progress`` for a stream copy, so the packets are counted instead."""
     proc = subprocess.run(
-        [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(video), "-map", "0:v:0", "-c", "copy", "-f", "null",
-         "-progress", "pipe:1", "-"],
+        [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(video), "-map", "0:v:0", "-c", "copy", "-f", "framecrc",
+         "-"],
         capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=300,
     )
-    counts = re.findall(r"^frame=\s*(\d+)", proc.stdout, flags=re.M)
-    if proc.returncode != 0 or not counts:
+    packets = sum(1 for ln in proc.stdout.splitlines() if ln.strip() and not ln.startswith("#"))
+    if proc.returncode != 0 or not packets:
         lines = [re.sub(r"^\[[^\]]*\]\s*", "", ln) for ln in proc.stderr.strip().splitlines()]
         why = next((ln for ln in lines if "moov atom not found" in ln), lines[0] if lines else "no video stream")
         raise MediaError(f"could not write the video {path}: the encoded file is truncated or unreadable ({why})")
-    return int(counts[-1])
+    return packets
 
 
 def _pcm16(audio: np.ndarray, sample_rate: int | None, path: Path) -> np.ndarray:

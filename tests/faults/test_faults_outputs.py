@@ -262,3 +262,14 @@ def test_replacing_write_video_keeps_the_old_file_when_it_fails(tmp_path, monkey
     with pytest.raises(MediaError, match="no space left"):
         media.write_video(FRAMES, old, metadata={"seed": 2})
     assert listing(tmp_path) == before
+
+
+def test_frames_are_counted_without_progress_frame_lines(tmp_path, monkeypatch):
+    # ffmpeg 7.0 (imageio-ffmpeg 0.6-0.7) prints no "frame=" progress line for a stream copy; a video it wrote
+    # whole must still be counted and kept (it was refused as "truncated or unreadable" on such a machine).
+    exe = fake_encoder(tmp_path, '"$REAL" "$@" | grep -v "^frame="\nexit 0')
+    monkeypatch.setattr(media, "ffmpeg_exe", lambda: exe)
+    out = tmp_path / "out"
+    out.mkdir()
+    path = media.write_video(FRAMES, out / "clip.mp4", metadata={"seed": 1})
+    assert media._count_frames(path, path) == len(FRAMES)
