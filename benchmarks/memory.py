@@ -32,13 +32,20 @@ it (``.md``), with the GPU named.  ``--tiny`` runs a tiny architecture (CPU or G
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+# Growable segments instead of fixed-size ones: under a cap, activations of several sizes (bf16 and fp32
+# hidden-state temporaries of 0.7 / 1.4 GiB at 14B 720p) otherwise fragment the reserved memory past the cap
+# (measured 2026-12-06 on an H100: every streamed case ran out of memory at its cap without it).  Set before
+# CUDA starts; a value the caller set wins.
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -128,6 +135,7 @@ def measure(fn, device, warmup: int, steps: int) -> dict[str, Any]:
          "peak_host_bytes": peak_host_bytes(), "output": out}
     if device.type == "cuda":
         r["peak_gpu_bytes"] = int(torch.cuda.max_memory_allocated(device))
+        r["peak_gpu_reserved_bytes"] = int(torch.cuda.max_memory_reserved(device))  # what the cap limits
     return r
 
 
@@ -154,13 +162,16 @@ def stream_run(model, x, cond, uncond, device, cap_gb, warmup, steps) -> dict[st
         probe = measure(lambda: guided_step(model, x, cond, uncond, False), device, 0, 1)
     slots = 2
     if probe["fits"] and device.type == "cuda" and cap_gb:
-        room = int(cap_gb * GB * 0.97) - probe["peak_gpu_bytes"]  # 3%: allocator rounding
+        # The cap limits reserved memory (allocations plus the allocator's cached, fragmented blocks), so the
+        # room for more slots is what the probe step left unreserved, less 3% for rounding.
+        room = int(cap_gb * GB * 0.97) - probe["peak_gpu_reserved_bytes"]
         slots = max(2, min(len(streamer.packed), 2 + room // block))
         streamer.set_slots(slots)
     with torch.no_grad(), streamer.use(model):
         r = measure(lambda: guided_step(model, x, cond, uncond, False), device, warmup, steps)
     r.update(slots=slots, block_bytes=block, host_pinned_bytes=streamer.host_bytes(),
-             probe_peak_gpu_bytes=probe.get("peak_gpu_bytes"))
+             probe_peak_gpu_bytes=probe.get("peak_gpu_bytes"), probe_peak_gpu_reserved_bytes=probe.get(
+                 "peak_gpu_reserved_bytes"), probe_error=probe.get("error"))
     set_cap(device, None)  # lifted before the blocks go back on the device
     streamer.uninstall()
     chunk_dit(model, None)
@@ -256,7 +267,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="results JSON (the table goes next to it as .md)")
     args = ap.parse_args(argv)
     device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    results: dict[str, Any] = {"environment": environment(), "cases": {}}
+    results: dict[str, Any] = {"environment": environment(), "cases": {},
+                               "allocator": os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")}
     for name in (["tiny"] if args.tiny else args.cases):
         run_case(name, args.warmup, args.steps, device, results, args.json)
     print(table(results))
