@@ -295,3 +295,21 @@ def test_auto_replans_a_request_its_mode_cannot_run():
     assert replan(ctx, Request(5, 64, 64), Budget(int(20 * G), 64 * G, "cuda")) is None  # fits: no switch
     asked = MemoryContext(GEOM_14B, SIZES_14B, plan(80, requested="resident"), _config(memory_mode="resident"))
     assert replan(asked, REQ_480, tight) is None  # an explicit mode is never changed
+
+
+def test_growable_allocator_segments_for_non_resident_modes(monkeypatch):
+    """Streaming/offload switch the CUDA allocator to growable segments (fixed ones fragmented past a 12 GB cap
+    on an H100); never on the CPU, never over a PYTORCH_CUDA_ALLOC_CONF the user set."""
+    import torch
+
+    from fastvideo.pipelines.memory_modes import growable_segments
+
+    calls = []
+    monkeypatch.setattr(torch._C, "_accelerator_setAllocatorSettings", calls.append, raising=False)
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    assert growable_segments(torch.device("cpu")) is False and calls == []
+    logged = []
+    assert growable_segments(torch.device("cuda", 0), logged.append) is True
+    assert calls == ["expandable_segments:True"] and "growable" in logged[0]
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False")
+    assert growable_segments(torch.device("cuda", 0)) is False and len(calls) == 1
