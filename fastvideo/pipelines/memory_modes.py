@@ -44,8 +44,12 @@ _BLOCK = re.compile(r"(?:^|\.)blocks?\.(\d+)\.")  # a DiT's blocks.N, a T5's enc
 # Token chunk of the DiT's FFN and head when activations must shrink: at 8192 tokens the 14B FFN's hidden
 # pair is 2 x 8192 x 13824 x 2 bytes = 432 MiB instead of 4 GiB at 720p.
 FFN_CHUNK_TOKENS = 8192
-# Slack kept free on the device besides the estimate (allocator fragmentation between the slots and the rest).
+# Slack kept free on the device besides the estimate (allocator fragmentation between the slots and the rest):
+# 512 MiB or a tenth of the peak stage, whichever is larger.  Measured on an H100 (docs/memory.md, run 47):
+# 14B 720p streamed with 2 slots held 9.9 GiB allocated but 10.7 GiB reserved even with growable segments,
+# 8% above the allocations; the 1.3B at 480p 3.2 / 3.4 GiB.
 DEVICE_MARGIN = 512 * 2**20
+DEVICE_MARGIN_FRACTION = 0.10
 _COMPONENTS = {"text_encoder": "text_encoder_precision", "image_encoder": "image_encoder_precision",
                "vae": "vae_precision"}
 
@@ -277,7 +281,8 @@ def _estimate(g: ModelGeometry, req: Request, sizes: WeightSizes, mode: str, slo
     if "denoising" in stages:
         stages["denoising"] -= _fused_qk_saving(g, req)
     stage = max(stages, key=stages.get)
-    return stages[stage] + resident + DEVICE_MARGIN, e.host + host_weights, stage
+    peak = stages[stage] + resident
+    return peak + max(DEVICE_MARGIN, int(peak * DEVICE_MARGIN_FRACTION)), e.host + host_weights, stage
 
 
 def _fused_qk_saving(g: ModelGeometry, req: Request) -> int:
@@ -313,6 +318,9 @@ def mode_need(g: ModelGeometry, req: Request, sizes: WeightSizes, budget: Budget
                 base, _, _ = _estimate(g, req, sizes, mode, 0, batch_cfg=batch_cfg, chunk=chunk, tiling=tiling)
                 n = choose_slots(device_budget, block, base, max(blocks, 1), MIN_SLOTS)
         dev, host, stage = _estimate(g, req, sizes, mode, n or 0, batch_cfg=batch_cfg, chunk=chunk, tiling=tiling)
+        while slots is None and n is not None and n > MIN_SLOTS and dev > device_budget:
+            n -= 1  # the margin grows with the peak: one slot fewer may be what fits
+            dev, host, stage = _estimate(g, req, sizes, mode, n, batch_cfg=batch_cfg, chunk=chunk, tiling=tiling)
         fits = dev <= device_budget and host <= budget.host
         last = ModeNeed(mode, dev, host, fits, n, batch_cfg, chunk, tiling, stage)
         if fits:

@@ -313,3 +313,19 @@ def test_growable_allocator_segments_for_non_resident_modes(monkeypatch):
     assert calls == ["expandable_segments:True"] and "growable" in logged[0]
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False")
     assert growable_segments(torch.device("cuda", 0)) is False and len(calls) == 1
+
+
+def test_streamed_720p_14b_fits_small_cards_with_the_measured_margin():
+    """A tenth of the peak stays free (14B 720p streamed held 8% more reserved than allocated on an H100): the
+    slot count comes down until the estimate with that margin fits, so 12 / 16 / 24 GiB cards all get a plan."""
+    req = Request(81, 720, 1280)
+    slots = []
+    for gib in (12, 16, 24):
+        p = plan(gib, req=req)
+        need = next(n for n in p.needs if n["mode"] == "block_stream")
+        assert p.mode == "block_stream" and need["fits"] and need["device"] <= gib * G, (gib, p.reason)
+        slots.append(p.slots)
+    assert slots == sorted(slots) and slots[0] >= 2 and slots[-1] > slots[0]
+    # The margin counts: with 2 slots the 14B step needs more than 10% above its bare estimate.
+    two = plan(12, req=req, requested="block_stream", slots=2)
+    assert next(n for n in two.needs if n["mode"] == "block_stream")["device"] > 10.5 * G
