@@ -54,7 +54,7 @@ from fastvideo.pipelines.memory_modes import (  # noqa: E402
     peak_host_bytes,
     peak_host_reset,
 )
-from fastvideo.pipelines.streaming import BlockStreamer, block_nbytes  # noqa: E402
+from fastvideo.pipelines.streaming import BlockStreamer, block_nbytes, choose_slots  # noqa: E402
 
 GB = 10**9  # card sizes are sold in GB
 CASES: dict[str, dict[str, Any]] = {
@@ -175,10 +175,11 @@ def stream_run(model, x, cond, uncond, device, cap_gb, warmup, steps, ffn_chunk:
         probe = probe_step()
     slots = 2
     if probe["fits"] and device.type == "cuda" and cap_gb:
-        # The cap limits reserved memory (allocations plus the allocator's cached blocks), so the room for more
-        # slots is what the probe step left unreserved, less 8% (run 46: 3% left the 1.3B case 192 MiB short).
-        room = int(cap_gb * GB * 0.92) - probe["peak_gpu_reserved_bytes"]
-        slots = max(2, min(len(streamer.packed), 2 + room // block))
+        # The cap limits reserved memory (allocations plus the allocator's cached blocks): the probe's reserved
+        # peak less its 2 slots is the rest of the step; 8% of the cap stays free (run 46: 3% left the 1.3B case
+        # 192 MiB short).
+        slots = choose_slots(int(cap_gb * GB * 0.92), block, probe["peak_gpu_reserved_bytes"] - 2 * block,
+                             len(streamer.packed))
         streamer.set_slots(slots)
     with torch.no_grad(), streamer.use(model):
         r = measure(lambda: guided_step(model, x, cond, uncond, False), device, warmup, steps)

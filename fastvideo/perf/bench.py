@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import gc
+import math
 import platform
 import re
 from pathlib import Path
@@ -271,7 +272,7 @@ def bench_vae(results, frames, height, width, compare, device, arch: str = "wan2
     z = torch.randn(arch_geometry(arch).latent_shape(frames, height, width), generator=g).to(device)
     # Larger than 1.3B's 480x832x81 latent (e.g. 720p, TI2V-5B at 704x1280x121, ~10 s a decode): only the
     # variant the pipeline runs (bf16, channels-last) and two timed decodes, so a run fits a 10-minute command.
-    large = z.numel() > 16 * 21 * 60 * 104
+    large = z.numel() > math.prod(arch_geometry("wan2.1-t2v-1.3b").latent_shape(81, 480, 832))
     results["vae_variants"] = "bf16 channels-last only (large shape)" if large else "bf16/fp32 x ncdhw/channels-last"
     iters = 2 if large else 3
     variants = [("bf16", torch.bfloat16, "channels_last")] if large else [

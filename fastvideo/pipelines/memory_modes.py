@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import struct
 from dataclasses import asdict, dataclass, field, replace
@@ -478,8 +479,6 @@ def growable_segments(device: Any, log=None) -> bool:
     hidden-state temporaries, 0.7 and 1.4 GiB at 14B 720p) leave cached blocks no later request fits.  On an
     H100 (run 46 in docs/benchmarks) every streamed step ran out of memory at its cap with 2.5-3.2 GiB reserved
     and unused.  Streaming and offload switch them on; a resident run keeps the default allocator."""
-    import os
-
     import torch
 
     if getattr(device, "type", None) != "cuda" or os.environ.get("PYTORCH_CUDA_ALLOC_CONF"):
